@@ -1,0 +1,14 @@
+"""irframe plugin: ipt. Importing this package registers nothing; irframe calls :func:register."""
+
+from __future__ import annotations
+
+import importlib
+
+# Modules whose decorators register this plugin's components.
+MODULES: tuple[str, ...] = ()
+
+
+def register() -> None:
+    """Entry point (group `irframe.plugins`): import the modules that register components."""
+    for name in MODULES:
+        importlib.import_module(f"{__name__}.{name}")
