@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
-from irframe.errors import OptionsError, PluginError, RegistryError
+from irframe.errors import OptionsError, RegistryError
 
 ENTRY_POINT_GROUP = "irframe.plugins"
 CORE_PROVIDER = "irframe"
+_CORE_VALUE = "irframe.builtins:register"
 
 T = TypeVar("T")
 
@@ -72,15 +73,27 @@ class _PluginLoader:
 
     def ensure_loaded(self) -> None:
         """Load built-ins and plugins unless already done (re-entrant calls are no-ops)."""
-        if self._loaded or self._loading:
+        if not self._loaded:
+            self._load_new()
+
+    def refresh(self) -> None:
+        """Load plugins installed since the first load (e.g. ``pip install`` in a running notebook)."""
+        self._load_new()
+
+    def _load_new(self) -> None:
+        if self._loading:
             return
         with self._lock:
-            if self._loaded or self._loading:
+            if self._loading:
                 return
             self._loading = True
             try:
-                self._run(CORE_PROVIDER, "irframe.builtins:register", None, _import_callable)
+                known = {(p.name, p.value) for p in self.plugins.values()}
+                if (CORE_PROVIDER, _CORE_VALUE) not in known:
+                    self._run(CORE_PROVIDER, _CORE_VALUE, None, _import_callable)
                 for ep in _plugin_entry_points():
+                    if (ep.name, ep.value) in known:
+                        continue
                     dist = getattr(getattr(ep, "dist", None), "name", None)
                     self._run(ep.name, ep.value, dist, lambda _v, ep=ep: ep.load())
             finally:
@@ -121,13 +134,19 @@ class _PluginLoader:
     def failed(self) -> list[PluginInfo]:
         return [p for p in self.plugins.values() if p.error]
 
-    def reset(self) -> None:
-        """Forget everything loaded (for tests that install plugins at run time)."""
-        with self._lock:
-            self._loaded = False
+    def snapshot(self) -> Callable[[], None]:
+        """Save the loader and registry state; return a function restoring it (for tests)."""
+        state = (self._loaded, dict(self.plugins), {k: (dict(r._entries), dict(r._conflicts)) for k, r in REGISTRIES.items()})
+
+        def restore() -> None:
+            self._loaded, plugins, regs = state[0], state[1], state[2]
             self.plugins.clear()
-            for reg in REGISTRIES.values():
-                reg._entries.clear()
+            self.plugins.update(plugins)
+            for kind, (entries, conflicts) in regs.items():
+                REGISTRIES[kind]._entries = dict(entries)
+                REGISTRIES[kind]._conflicts = dict(conflicts)
+
+        return restore
 
 
 def _import_callable(value: str) -> Callable[[], Any]:
@@ -162,6 +181,8 @@ class Registry:
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, Entry] = {}
+        # name -> the entries of two or more plugins that both registered it (lookups then fail)
+        self._conflicts: dict[str, list[Entry]] = {}
         REGISTRIES[kind] = self
 
     # -- registration -------------------------------------------------------------------------
@@ -189,16 +210,24 @@ class Registry:
         if not isinstance(name, str) or not name:
             raise RegistryError(f"{self.kind} registry: a name must be a non-empty string, got {name!r}")
         provider = LOADER.current or _provider_of(obj)
+        new = Entry(name, obj, provider)
+        if name in self._conflicts:
+            self._conflicts[name].append(new)
+            return
         old = self._entries.get(name)
         if old is not None:
             if old.obj is obj or _same_definition(old.obj, obj):
                 return
+            if LOADER.current is not None and old.provider != provider:
+                # Two plugins claim one name: neither wins silently; a lookup names both.
+                self._conflicts[name] = [self._entries.pop(name), new]
+                warnings.warn(self._conflict_message(name), RuntimeWarning, stacklevel=3)
+                return
             raise RegistryError(
-                f"{self.kind} {name!r} is registered twice: by plugin {old.provider!r} "
-                f"({_where(old.obj)}) and by plugin {provider!r} ({_where(obj)}); "
-                "rename one of them or uninstall one plugin"
+                f"{self.kind} {name!r} is registered twice: by {old.provider!r} "
+                f"({_where(old.obj)}) and by {provider!r} ({_where(obj)}); rename one of them"
             )
-        self._entries[name] = Entry(name, obj, provider)
+        self._entries[name] = new
         info = LOADER.plugins.get(provider)
         if info is not None:
             info.components.append((self.kind, name))
@@ -206,6 +235,18 @@ class Registry:
     def _drop_provider(self, provider: str) -> None:
         for key in [k for k, e in self._entries.items() if e.provider == provider]:
             del self._entries[key]
+        for key, entries in list(self._conflicts.items()):
+            entries[:] = [e for e in entries if e.provider != provider]
+            if len(entries) == 1:
+                self._entries[key] = entries[0]
+                del self._conflicts[key]
+
+    def _conflict_message(self, name: str) -> str:
+        who = " and ".join(f"plugin {e.provider!r} ({_where(e.obj)})" for e in self._conflicts[name])
+        return (
+            f"{self.kind} {name!r} is registered by two plugins: {who}; "
+            "uninstall one of them (or ask its author to rename it)"
+        )
 
     # -- lookup -------------------------------------------------------------------------------
     def get(self, name: str) -> Any:
@@ -218,6 +259,8 @@ class Registry:
         try:
             return self._entries[name]
         except KeyError:
+            if name in self._conflicts:
+                raise RegistryError(self._conflict_message(name)) from None
             raise RegistryError(self._unknown_message(name)) from None
 
     def _unknown_message(self, name: Any) -> str:
@@ -228,7 +271,7 @@ class Registry:
         suggestions = lower + [c for c in close if c not in lower]
         if suggestions:
             msg += f"; did you mean {suggestions[0]!r}?"
-        msg += f" Registered {self.kind}s: {', '.join(names) if names else '(none)'}"
+        msg += f" Registered ({self.kind}): {', '.join(names) if names else '(none)'}"
         failed = LOADER.failed()
         if failed:
             msg += ". Plugins that failed to load: " + "; ".join(
@@ -386,3 +429,9 @@ def list_components() -> dict[str, list[Entry]]:
     """Every registered component, by registry kind."""
     LOADER.ensure_loaded()
     return {kind: reg.entries() for kind, reg in REGISTRIES.items()}
+
+
+def conflicts() -> dict[str, dict[str, list[Entry]]]:
+    """Names claimed by two or more plugins, by registry kind."""
+    LOADER.ensure_loaded()
+    return {kind: dict(reg._conflicts) for kind, reg in REGISTRIES.items() if reg._conflicts}

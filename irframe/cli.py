@@ -1,0 +1,87 @@
+"""The ``irframe`` console command.
+
+Subcommands:
+    irframe list                       every registered component, by kind, with its plugin
+    irframe show-options FILE [--set]  the resolved options (``_base_`` merged, overrides applied)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from irframe.errors import IrframeError
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from irframe.registry import LOADER, conflicts, list_components
+
+    components = list_components()
+    kinds = [args.kind] if args.kind else list(components)
+    for kind in kinds:
+        entries = components.get(kind)
+        if entries is None:
+            print(f"irframe list: unknown kind {kind!r}; kinds: {', '.join(components)}", file=sys.stderr)
+            return 2
+        print(f"{_plural(kind)} ({len(entries)}):")
+        width = max((len(e.name) for e in entries), default=0)
+        for e in entries:
+            print(f"  {e.name:<{width}}  [{e.provider}]")
+    print("plugins:")
+    for info in LOADER.plugins.values():
+        dist = f" ({info.distribution})" if info.distribution else ""
+        state = f"FAILED: {info.error}" if info.error else f"{len(info.components)} components"
+        print(f"  {info.name}{dist} -> {info.value}: {state}")
+    for kind, names in conflicts().items():
+        for name, entries in names.items():
+            who = ", ".join(e.provider for e in entries)
+            print(f"CONFLICT: {kind} {name!r} is registered by several plugins: {who}")
+    return 0
+
+
+def _plural(kind: str) -> str:
+    return kind + ("es" if kind.endswith("s") else "s")
+
+
+def _cmd_show_options(args: argparse.Namespace) -> int:
+    from irframe.options import check_components, dump_options, load_options
+
+    opts = load_options(args.file, args.set or [])
+    if args.check:
+        check_components(opts)
+    sys.stdout.write(dump_options(opts))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``irframe`` command."""
+    parser = argparse.ArgumentParser(prog="irframe", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list registered components and plugins")
+    p.add_argument("kind", nargs="?", help="only this kind (arch, loss, dataset, degradation, metric, ...)")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("show-options", help="print the resolved options of an option file")
+    p.add_argument("file")
+    p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="overrides, e.g. train.optim.lr=2e-4")
+    p.add_argument(
+        "--no-check", dest="check", action="store_false", help="skip checking components against the registries"
+    )
+    p.set_defaults(func=_cmd_show_options)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``irframe`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except IrframeError as exc:
+        print(f"irframe {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

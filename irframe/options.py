@@ -1,0 +1,440 @@
+"""Option files: safe YAML loading, ``_base_`` inheritance, ``--set`` overrides, strict validation.
+
+The one path from a file to validated options::
+
+    opts = load_options("options/demo.yml", overrides=["train.optim.lr=2e-4"])
+
+* YAML is parsed with a safe loader (a ``!!python/object`` tag is refused) that also rejects
+  duplicate keys.
+* ``_base_: [a.yml, b.yml]`` (paths relative to the file) are loaded first and deep-merged in order,
+  then the file's own keys on top; mappings merge, everything else replaces. Cycles are errors.
+* ``--set a.b.c=VALUE`` overrides take YAML-typed values (``2e-4`` is a float, ``[1,2]`` a list,
+  ``null`` is None).
+* The top-level schema is strict: an unknown or misspelled key is an error naming its dotted path
+  with the closest valid key; a wrong type likewise. Component mappings (``{type: Name, ...}``) are
+  checked against the registered component's signature by :func:`check_components`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from irframe.errors import OptionsError
+
+# ----------------------------------------------------------------------------------------------
+# YAML loading
+# ----------------------------------------------------------------------------------------------
+
+
+class _StrictSafeLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (a silent overwrite hides typos)."""
+
+
+def _construct_mapping(loader: _StrictSafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    out: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in out:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark, f"found duplicate key {key!r}", key_node.start_mark
+            )
+        out[key] = loader.construct_object(value_node, deep=deep)
+    return out
+
+
+_StrictSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# YAML 1.1 (PyYAML) reads "2e-4" as a string; every researcher writes learning rates that way.
+_StrictSafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def _yaml_load(text: str, source: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_StrictSafeLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        if "could not determine a constructor" in str(exc):
+            problem += " (tags that construct Python objects are refused: option files are data only)"
+        raise OptionsError(f"{where}: invalid YAML: {problem}") from None
+
+
+def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load one YAML file (no ``_base_`` resolution) as a mapping."""
+    p = Path(path)
+    if not p.is_file():
+        raise OptionsError(f"{p}: option file not found")
+    data = _yaml_load(p.read_text(encoding="utf-8"), str(p))
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise OptionsError(f"{p}: the top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``override`` into a copy of ``base``: mappings merge recursively, other values replace."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_with_bases(path: str | os.PathLike[str], _stack: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Load ``path`` and resolve its ``_base_`` chain (depth first, in list order)."""
+    p = Path(path).resolve()
+    if p in _stack:
+        cycle = " -> ".join(str(s) for s in (*_stack, p))
+        raise OptionsError(f"{p}: _base_ cycle: {cycle}")
+    data = load_yaml(p)
+    bases = data.pop("_base_", [])
+    if isinstance(bases, (str, os.PathLike)):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise OptionsError(f"{p}: _base_ must be a file name or a list of file names, got {bases!r}")
+    merged: dict[str, Any] = {}
+    for base in bases:
+        base_path = (p.parent / base) if not os.path.isabs(base) else Path(base)
+        if not base_path.is_file():
+            raise OptionsError(f"{p}: _base_ file {base!r} not found (looked for {base_path})")
+        merged = deep_merge(merged, load_with_bases(base_path, (*_stack, p)))
+    return deep_merge(merged, data)
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (YAML-typed values) to a copy of ``data``."""
+    out = deep_merge({}, data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise OptionsError(f"--set {item!r}: expected KEY.PATH=VALUE, e.g. train.optim.lr=2e-4")
+        value = _yaml_load(raw, f"--set {item!r}") if raw.strip() else None
+        node: Any = out
+        parts = key.split(".")
+        for depth, part in enumerate(parts[:-1]):
+            if isinstance(node, list):
+                node = node[_list_index(node, part, parts[: depth + 1], item)]
+                continue
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif isinstance(child, Mapping):
+                child = node[part] = dict(child)
+            elif not isinstance(child, list):
+                raise OptionsError(
+                    f"--set {item!r}: {'.'.join(parts[: depth + 1])} is a {type(child).__name__}, not a mapping"
+                )
+            node = child
+        if isinstance(node, list):
+            node[_list_index(node, parts[-1], parts, item)] = value
+        else:
+            node[parts[-1]] = value
+    return out
+
+
+def _list_index(node: list, part: str, parts: list[str], item: str) -> int:
+    if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
+        raise OptionsError(f"--set {item!r}: {'.'.join(parts)}: {part!r} is not an index of a list of {len(node)}")
+    return int(part)
+
+
+# ----------------------------------------------------------------------------------------------
+# Schema
+# ----------------------------------------------------------------------------------------------
+
+Component = dict[str, Any]  # {type: Name, **kwargs}; checked against the registry by check_components
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _require_type(value: Any) -> Any:
+    if value is not None and (not isinstance(value, dict) or "type" not in value):
+        raise ValueError("expected a mapping with a 'type' key naming a registered component")
+    return value
+
+
+class LoaderOptions(BaseModel):
+    """A dataset plus its DataLoader settings. Keys other than the loader's are the dataset's kwargs."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    batch_size: int = Field(1, ge=1, description="per process (BasicSR's batch_size_per_gpu)")
+    num_workers: int = Field(0, ge=0)
+    shuffle: bool | None = None  # default: True for train, False otherwise
+    pin_memory: bool = False
+    persistent_workers: bool = False
+    prefetch_factor: int | None = None
+
+    def dataset_cfg(self) -> dict[str, Any]:
+        """The ``{type, **kwargs}`` mapping that builds the dataset."""
+        return {"type": self.type, **(self.model_extra or {})}
+
+
+class ProgressiveOptions(_Strict):
+    """Restormer's progressive learning: patch and batch size per stage (iterations per stage)."""
+
+    iters: list[int]
+    patch_sizes: list[int]
+    batch_sizes: list[int]
+
+    @field_validator("patch_sizes", "batch_sizes")
+    @classmethod
+    def _same_length(cls, v: list[int], info: Any) -> list[int]:
+        iters = info.data.get("iters")
+        if iters is not None and len(v) != len(iters):
+            raise ValueError(f"needs {len(iters)} entries (one per stage in 'iters'), got {len(v)}")
+        return v
+
+
+class LossOptions(BaseModel):
+    """One term of the weighted loss sum; keys other than ``weight`` are the loss's kwargs."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    weight: float = 1.0
+
+    def loss_cfg(self) -> dict[str, Any]:
+        return {"type": self.type, **(self.model_extra or {})}
+
+
+class PretrainOptions(_Strict):
+    """Start from a pre-trained checkpoint (fine-tuning)."""
+
+    path: str
+    strict: bool = True
+    key: str = "auto"  # params / params_ema / state_dict / auto
+    drop: list[str] = Field(default_factory=list, description="glob patterns of keys not loaded (e.g. 'head.*')")
+
+
+class TrainOptions(_Strict):
+    """The training loop's settings."""
+
+    total_iter: int = Field(..., ge=1)
+    optim: Component
+    scheduler: Component | None = None
+    warmup_iter: int = Field(0, ge=0)
+    losses: list[LossOptions] = Field(..., min_length=1)
+    ema_decay: float = Field(0.0, ge=0.0, lt=1.0, description="0 disables EMA")
+    grad_clip: float | None = Field(None, gt=0)
+    grad_accum: int = Field(1, ge=1)
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    progressive: ProgressiveOptions | None = None
+    nan_policy: Literal["stop", "skip"] = "stop"
+    pretrain: PretrainOptions | None = None
+
+    @field_validator("optim", "scheduler")
+    @classmethod
+    def _components(cls, v: Any) -> Any:
+        return _require_type(v)
+
+
+class ValOptions(_Strict):
+    """Validation during training."""
+
+    freq: int = Field(1000, ge=1)
+    metrics: list[Component] = Field(default_factory=list)
+    save_images: bool = False
+    max_images: int | None = Field(None, ge=1, description="save at most this many images per validation")
+    best_metric: str | None = Field(None, description="metric name tracked for the best checkpoint")
+
+
+class LoggerOptions(_Strict):
+    print_freq: int = Field(100, ge=1)
+    checkpoint_freq: int = Field(1000, ge=1)
+    keep_checkpoints: int = Field(3, ge=1)
+    tensorboard: bool = True
+
+
+class PathOptions(_Strict):
+    experiments_root: str = "experiments"
+    resume: str | None = Field(None, description="'auto' or a checkpoint folder")
+
+
+class InferenceOptions(_Strict):
+    """How tools/test.py and validation run the model (the model's spec gives the defaults)."""
+
+    tile: int | None = Field(None, ge=1)
+    tile_overlap: int | None = Field(None, ge=0)
+    self_ensemble: bool = False
+    task: str | int | None = None
+
+
+class TestOptions(_Strict):
+    """Benchmarks run by tools/test.py."""
+
+    datasets: dict[str, LoaderOptions] = Field(default_factory=dict)
+    metrics: list[Component] = Field(default_factory=list)
+    save_images: bool = True
+    checkpoint: str | None = None
+    results_root: str = "results"
+
+
+class Options(_Strict):
+    """The whole option file."""
+
+    name: str
+    seed: int = 0
+    deterministic: bool = False
+    model: Component
+    datasets: dict[str, LoaderOptions] = Field(default_factory=dict)
+    train: TrainOptions | None = None
+    val: ValOptions | None = None
+    logger: LoggerOptions = Field(default_factory=LoggerOptions)
+    path: PathOptions = Field(default_factory=PathOptions)
+    inference: InferenceOptions = Field(default_factory=InferenceOptions)
+    test: TestOptions | None = None
+
+    # where the options came from (not a YAML key)
+    _source: str = PrivateAttr("<options>")
+
+    @field_validator("model")
+    @classmethod
+    def _component(cls, v: Any) -> Any:
+        return _require_type(v)
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, as saved beside an experiment (round-trips through :func:`validate_options`)."""
+        return self.model_dump(mode="json", exclude_none=False)
+
+
+def _model_fields(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
+    """Field names of the schema class that owns ``loc`` (for suggestions)."""
+    cls: Any = model
+    for part in loc:
+        if isinstance(part, int) or cls is None:
+            continue
+        field = getattr(cls, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        cls = _schema_class(ann)
+    return list(getattr(cls, "model_fields", {}))
+
+
+def _schema_class(ann: Any) -> Any:
+    import typing
+
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in typing.get_args(ann):
+        found = _schema_class(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _format_error(err: Mapping[str, Any], source: str) -> str:
+    loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "lax-", "json-")))]
+    dotted = ".".join(str(p) for p in loc)
+    if err["type"] == "extra_forbidden":
+        key = str(loc[-1])
+        choices = _model_fields(Options, loc[:-1])
+        close = difflib.get_close_matches(key, choices, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"{source}: {dotted}: unknown key{hint} Valid keys here: {', '.join(choices)}"
+    if err["type"] == "missing":
+        return f"{source}: {dotted}: missing required key"
+    value = err.get("input")
+    return f"{source}: {dotted}: {err['msg']} (got {value!r})"
+
+
+def validate_options(data: Mapping[str, Any], source: str = "<options>") -> Options:
+    """Validate a plain mapping against the schema; raise :class:`OptionsError` with dotted paths."""
+    try:
+        opts = Options.model_validate(dict(data))
+    except ValidationError as exc:
+        errors = [_format_error(e, source) for e in exc.errors()]
+        msg = errors[0] if len(errors) == 1 else f"{len(errors)} problems:\n  " + "\n  ".join(errors)
+        raise OptionsError(msg) from None
+    opts._source = source
+    return opts
+
+
+def load_options(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> Options:
+    """Load, merge ``_base_`` files, apply ``--set`` overrides and validate one option file."""
+    data = apply_overrides(load_with_bases(path), overrides)
+    return validate_options(data, source=str(path))
+
+
+def save_options(opts: Options, path: str | os.PathLike[str]) -> None:
+    """Write the resolved options as YAML (atomically: temp file + rename)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(dump_options(opts), encoding="utf-8")
+    os.replace(tmp, p)
+
+
+def dump_options(opts: Options) -> str:
+    """The resolved options as YAML text."""
+    return yaml.safe_dump(opts.to_dict(), sort_keys=False, default_flow_style=None, width=100)
+
+
+def check_components(opts: Options) -> None:
+    """Check every ``{type: ...}`` mapping against its registry (names, keys, value types).
+
+    Runs before any work starts so that a typo in a dataset or loss key fails at once.
+    """
+    from irframe.registry import ARCHS, DATASETS, LOSSES, METRICS, OPTIMIZERS, SCHEDULERS, check_kwargs
+
+    src = opts.source
+
+    def check(registry: Any, cfg: Mapping[str, Any], where: str, skip: set[str] = set()) -> None:
+        try:
+            obj = registry.get(cfg["type"])
+        except KeyError as exc:
+            raise OptionsError(f"{src}: {where}.type: {exc}") from None
+        kwargs = {k: v for k, v in cfg.items() if k != "type"}
+        try:
+            check_kwargs(obj, kwargs, where=where, skip=skip)
+        except OptionsError as exc:
+            raise OptionsError(f"{src}: {exc}") from None
+
+    check(ARCHS, opts.model, "model")
+    for name, loader in opts.datasets.items():
+        check(DATASETS, loader.dataset_cfg(), f"datasets.{name}")
+    if opts.test:
+        for name, loader in opts.test.datasets.items():
+            check(DATASETS, loader.dataset_cfg(), f"test.datasets.{name}")
+        for i, m in enumerate(opts.test.metrics):
+            check(METRICS, m, f"test.metrics.{i}")
+    if opts.train:
+        check(OPTIMIZERS, opts.train.optim, "train.optim", skip={"params"})
+        if opts.train.scheduler:
+            check(SCHEDULERS, opts.train.scheduler, "train.scheduler", skip={"optimizer"})
+        for i, loss in enumerate(opts.train.losses):
+            check(LOSSES, loss.loss_cfg(), f"train.losses.{i}")
+    if opts.val:
+        for i, m in enumerate(opts.val.metrics):
+            check(METRICS, m, f"val.metrics.{i}")

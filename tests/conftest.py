@@ -1,0 +1,33 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("IRFRAME_SHARED", ROOT.parent / "shared"))
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    """../shared when present (real images, official files); skips the test otherwise."""
+    if not SHARED.is_dir():
+        pytest.skip(f"{SHARED} not present")
+    return SHARED
+
+
+@pytest.fixture
+def registry_sandbox():
+    """Lets a test load extra plugins; restores the registries and loader afterwards."""
+    from irframe.registry import LOADER
+
+    LOADER.ensure_loaded()
+    restore = LOADER.snapshot()
+    try:
+        yield LOADER
+    finally:
+        restore()
