@@ -1,0 +1,202 @@
+"""Restormer plugin: official state_dict layout, golden parity, detector, options, training step."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from irframe.errors import CheckpointError, OptionsError
+from irframe.nn.spec import get_spec
+from irframe.registry import ARCHS, DETECTORS
+from irframe_restormer.arch import Restormer
+from irframe_restormer.detect import detect_restormer
+from irframe_restormer.keys import read_ffn_expansion
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+SHARED_GOLDEN = Path("/work/shared/golden/golden.json")
+
+# Official configurations (tests/fixtures/official/<name>.txt): build options.
+OFFICIAL = {
+    "restormer_withbias": {},
+    "restormer_biasfree": {"LayerNorm_type": "BiasFree"},
+    "restormer_gray_biasfree": {"LayerNorm_type": "BiasFree", "inp_channels": 1, "out_channels": 1},
+    "restormer_dualpixel": {"inp_channels": 6, "dual_pixel_task": True},
+}
+_TINY = {"type": "Restormer", "dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1, "heads": [1, 2, 4, 8]}
+# The configurations of golden.json (copied so the tests run without ../shared).
+GOLDEN = {
+    "restormer_tiny_withbias.npz": {**_TINY, "LayerNorm_type": "WithBias"},
+    "restormer_tiny_biasfree.npz": {**_TINY, "LayerNorm_type": "BiasFree"},
+    "restormer_tiny_dualpixel.npz": {**_TINY, "inp_channels": 6, "dual_pixel_task": True},
+}
+
+
+def read_official(name: str) -> tuple[list[tuple[str, tuple[int, ...]]], int]:
+    """(name, shape) entries of an official shape list and its declared floating-point value count."""
+    entries, total = [], -1
+    for line in (FIXTURES / "official" / f"{name}.txt").read_text().splitlines():
+        if line.startswith("#"):
+            if "floating-point values" in line:
+                total = int(line.split(",")[1].split()[0])
+            continue
+        key, shape = line.split("\t")
+        entries.append((key, tuple(int(v) for v in shape.strip("()").split(",") if v.strip())))
+    return entries, total
+
+
+def golden_fill(model: torch.nn.Module) -> None:
+    """Fill every floating state_dict entry with 0.1*sin(0.7*i + len(name)) (golden/README.md)."""
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point():
+                i = np.arange(tensor.numel(), dtype=np.float64)
+                values = (0.1 * np.sin(0.7 * i + len(name))).astype(np.float32)
+                tensor.copy_(torch.from_numpy(values).reshape(tensor.shape))
+
+
+def shapes(model: torch.nn.Module) -> list[tuple[str, tuple[int, ...]]]:
+    return [(k, tuple(v.shape)) for k, v in model.state_dict().items()]
+
+
+def meta_build(cfg: dict) -> torch.nn.Module:
+    with torch.device("meta"):  # full-size models without allocating their weights
+        return Restormer(**{k: v for k, v in cfg.items() if k != "type"})
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL))
+def test_state_dict_matches_official(name: str) -> None:
+    expected, total = read_official(name)
+    model = meta_build(OFFICIAL[name])
+    assert shapes(model) == expected  # names, shapes and order
+    assert sum(v.numel() for v in model.state_dict().values()) == total
+
+
+def test_registered_and_built_from_options() -> None:
+    assert ARCHS.entry("Restormer").provider == "restormer"
+    assert DETECTORS.entry("Restormer").provider == "restormer"
+    # Values as a YAML loader may give them (strings) are coerced from the type hints.
+    model = ARCHS.build({**_TINY, "ffn_expansion_factor": "2.66", "bias": "false"}, path="network_g")
+    assert isinstance(model, Restormer)
+    assert model.output.bias is None  # "false" -> False
+    assert model.spec == get_spec(model)
+    assert (model.spec.size_multiple, model.spec.value_range, model.spec.tileable) == (8, 1.0, True)
+
+
+@pytest.mark.parametrize("fname", sorted(GOLDEN))
+def test_golden_parity(fname: str) -> None:
+    data = np.load(FIXTURES / "golden" / fname)
+    model = ARCHS.build(GOLDEN[fname]).eval()
+    golden_fill(model)
+    with torch.no_grad():
+        out = model(torch.from_numpy(data["input"]))
+    assert out.shape == data["output"].shape
+    assert np.abs(out.numpy() - data["output"]).max() < 1e-4
+
+
+def test_golden_configs_match_shared_index() -> None:
+    if not SHARED_GOLDEN.is_file():
+        pytest.skip("../shared/golden/golden.json not present")
+    archs = json.loads(SHARED_GOLDEN.read_text())["archs"]
+    for fname, cfg in GOLDEN.items():
+        assert archs[fname]["config"] == cfg, fname
+
+
+@pytest.mark.parametrize("size", [(8, 8), (24, 40)])
+def test_forward_shapes_and_residual(size: tuple[int, int]) -> None:
+    torch.manual_seed(0)
+    gray = Restormer(inp_channels=1, out_channels=1, dim=8, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1)
+    x = torch.rand(2, 1, *size)
+    assert gray(x).shape == x.shape
+    torch.nn.init.zeros_(gray.output.weight)  # a zero output conv leaves only the global residual
+    assert torch.equal(gray(x), x)
+
+
+def test_input_size_not_multiple_of_8_is_a_clear_error() -> None:
+    model = ARCHS.build(_TINY)
+    with pytest.raises(ValueError, match="multiples of 8.*12x16"):
+        model(torch.rand(1, 3, 12, 16))
+
+
+def test_one_training_step_gives_finite_grads_to_every_parameter() -> None:
+    torch.manual_seed(0)
+    model = ARCHS.build({**_TINY, "LayerNorm_type": "BiasFree", "bias": True}).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    lq, gt = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    loss = torch.nn.functional.l1_loss(model(lq), gt)
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+    assert any(p.grad.abs().sum() > 0 for p in model.parameters())
+    opt.step()
+    assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"LayerNorm_type": "Withbias"}, "LayerNorm_type"),
+        ({"heads": [1, 2, 3, 8]}, r"heads\[2\]=3"),
+        ({"num_blocks": [1, 1, 1]}, "num_blocks"),
+        ({"out_channels": 1}, "inp_channels == out_channels"),
+        ({"dimm": 8}, "did you mean 'dim'"),
+    ],
+)
+def test_bad_options_name_the_key(bad: dict, match: str) -> None:
+    with pytest.raises(OptionsError, match=match):
+        ARCHS.build({**_TINY, **bad}, path="network_g")
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL))
+def test_detector_on_official_shape_lists(name: str) -> None:
+    expected, _ = read_official(name)
+    fake = {key: torch.zeros(shape, device="meta") for key, shape in expected}
+    cfg = detect_restormer(fake)
+    assert cfg is not None and cfg["type"] == "Restormer"
+    for key, value in OFFICIAL[name].items():
+        assert cfg[key] == value, key
+    assert shapes(meta_build(cfg)) == expected
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {**_TINY, "ffn_expansion_factor": 2.0, "bias": True, "heads": [2, 2, 4, 4]},
+        {**_TINY, "dim": 12, "num_blocks": [2, 1, 3, 1], "num_refinement_blocks": 0, "ffn_expansion_factor": 1.5},
+        {**_TINY, "inp_channels": 6, "out_channels": 3, "dual_pixel_task": True, "LayerNorm_type": "BiasFree"},
+    ],
+)
+def test_detector_round_trip(cfg: dict) -> None:
+    model = meta_build(cfg)
+    detected = detect_restormer(model.state_dict())
+    assert detected is not None
+    assert shapes(meta_build(detected)) == shapes(model)
+    for key, value in cfg.items():
+        assert detected[key] == value, key
+
+
+def test_detector_rejects_other_state_dicts() -> None:
+    promptir, _ = read_official("promptir")
+    assert detect_restormer({k: torch.zeros(s, device="meta") for k, s in promptir}) is None
+    assert detect_restormer({"conv.weight": torch.zeros(3, 3, 3, 3)}) is None
+    assert detect_restormer({}) is None
+
+
+def test_detector_reports_inconsistent_block_counts() -> None:
+    sd = dict(meta_build(_TINY).state_dict())
+    sd = {k: v for k, v in sd.items() if not k.startswith("decoder_level2.")}
+    with pytest.raises(CheckpointError, match="decoder levels 1-3 have \\[1, 0, 1\\]"):
+        detect_restormer(sd)
+
+
+def test_ffn_expansion_is_recovered_from_widths() -> None:
+    for factor in (2.66, 2.0, 4.0, 1.3):
+        sd = meta_build({**_TINY, "ffn_expansion_factor": factor}).state_dict()
+        recovered = read_ffn_expansion(sd)
+        assert all(
+            int(w * recovered) == int(w * factor) for w in (8, 16, 32, 64)
+        ), (factor, recovered)
