@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 # Modules whose decorators register this plugin's components.
-MODULES: tuple[str, ...] = ()
+MODULES: tuple[str, ...] = ("ipt_arch", "losses", "detect")
 
 
 def register() -> None:
