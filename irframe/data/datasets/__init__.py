@@ -1,1 +1,32 @@
-"""(filled in by its issue)"""
+"""Datasets registered in ``DATASETS`` (imported by the core's builtins on the first registry lookup).
+
+================================  ==============================================================
+``PairedImageDataset``            GT/LQ folders or LMDBs matched by file stem (SR-aware crops)
+``SingleImageDataset``            LQ-only inputs (no ground truth)
+``OnlineDegradationDataset``      GT folder + ``degradation`` pipeline -> LQ on the fly
+``AllInOneDataset``               PromptIR/IPT multi-task mixer; samples carry ``"task"``
+================================  ==============================================================
+
+Samples: ``{"lq": FloatTensor[C,h,w], "gt": FloatTensor[C,H,W] (absent for LQ-only data),
+"lq_path": str, "gt_path": str, "name": str (file stem), "task": str (when set)}``, values in
+``[0, 1]``. ``dataset[i]`` also accepts the batch samplers' ``(index, patch_size, seed)`` keys.
+"""
+
+from __future__ import annotations
+
+from irframe.data.datasets.allinone import PROMPTIR_TASKS, AllInOneDataset
+from irframe.data.datasets.base import ImageDataset, parse_key, sample_rng
+from irframe.data.datasets.paired import PairedImageDataset, match_keys
+from irframe.data.datasets.single import OnlineDegradationDataset, SingleImageDataset
+
+__all__ = [
+    "PROMPTIR_TASKS",
+    "AllInOneDataset",
+    "ImageDataset",
+    "OnlineDegradationDataset",
+    "PairedImageDataset",
+    "SingleImageDataset",
+    "match_keys",
+    "parse_key",
+    "sample_rng",
+]

@@ -1,0 +1,132 @@
+"""Single-folder datasets: LQ-only test inputs, and GT images degraded on the fly."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+from irframe.data.datasets.base import ImageDataset, build_pipeline, check_dataroot, open_backend
+from irframe.data.transforms import augment, mod_crop, random_crop
+from irframe.errors import DataError, OptionsError
+from irframe.registry import DATASETS
+
+
+@DATASETS.register()
+class SingleImageDataset(ImageDataset):
+    """LQ images without ground truth (inference, Kaggle test sets): samples carry no ``gt``.
+
+    Args:
+        dataroot_lq: folder / ``.lmdb`` of inputs.
+        io_backend: ``{type: disk}`` (default) or ``{type: lmdb}``.
+        channels: 3 (RGB) or 1 (gray).
+        skip_bad: warn and use the next image instead of raising on an unreadable file.
+        recursive: list images in sub-folders too.
+        task: task name put into every sample.
+    """
+
+    def __init__(
+        self,
+        dataroot_lq: str,
+        io_backend: dict[str, Any] | None = None,
+        channels: Literal[1, 3] = 3,
+        skip_bad: bool = False,
+        recursive: bool = False,
+        task: str | None = None,
+    ) -> None:
+        super().__init__(
+            gt_size=None, use_flip=False, use_rot=False, scale=1,
+            channels=channels, skip_bad=skip_bad, seed=None, task=task,
+        )
+        owner = type(self).__name__
+        root = check_dataroot(dataroot_lq, "dataroot_lq", owner)
+        self.backend = open_backend(io_backend, root, "dataroot_lq", owner, recursive)
+        self.keys = self.backend.keys()
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def load(self, index: int, patch_size: int | None, rng: np.random.Generator) -> dict[str, Any]:
+        key = self.keys[index]
+        lq = self.backend.read(key, self.channels)
+        if patch_size is not None:
+            lq = random_crop(lq, patch_size, rng, self.backend.describe(key))
+        return self.to_sample(None, lq, None, self.backend.describe(key), key.rsplit("/", 1)[-1])
+
+
+@DATASETS.register()
+class OnlineDegradationDataset(ImageDataset):
+    """Clean GT images; the LQ input is synthesised on the fly by a degradation pipeline.
+
+    Order per sample: read GT -> random crop (``gt_size`` or the sampler's patch size) and
+    flips/rotations -> mod-crop to a multiple of ``scale`` -> ``degradation(gt, rng)`` -> LQ. All
+    randomness comes from one per-sample generator, so validation with ``seed`` set gets the same
+    LQ for the same image every time (seed + index), and batch-sampler keys make training
+    reproducible too.
+
+    Args:
+        dataroot_gt: folder / ``.lmdb`` of clean images.
+        degradation: ``{type: Name, ...}`` or a list (a ``Compose``) of degradations.
+        io_backend: ``{type: disk}`` (default) or ``{type: lmdb}``.
+        scale: GT size / LQ size the pipeline produces (e.g. 4 with ``BicubicDownsample``); checked.
+        gt_size: GT patch side for random crops; ``None`` keeps whole images.
+        use_flip: random horizontal flips; use_rot: random vertical flips and transposes.
+        channels: 3 (RGB) or 1 (gray).
+        skip_bad: warn and use the next image instead of raising on an unreadable file.
+        recursive: list images in sub-folders too.
+        seed: per-sample seed (``default_rng([seed, index])``) when indexed with plain ints.
+        task: task name put into every sample.
+    """
+
+    def __init__(
+        self,
+        dataroot_gt: str,
+        degradation: dict[str, Any] | list[dict[str, Any]],
+        io_backend: dict[str, Any] | None = None,
+        scale: int = 1,
+        gt_size: int | None = None,
+        use_flip: bool = False,
+        use_rot: bool = False,
+        channels: Literal[1, 3] = 3,
+        skip_bad: bool = False,
+        recursive: bool = False,
+        seed: int | None = None,
+        task: str | None = None,
+    ) -> None:
+        super().__init__(
+            gt_size=gt_size, use_flip=use_flip, use_rot=use_rot, scale=scale,
+            channels=channels, skip_bad=skip_bad, seed=seed, task=task,
+        )
+        owner = type(self).__name__
+        root = check_dataroot(dataroot_gt, "dataroot_gt", owner)
+        self.degradation = build_pipeline(degradation, owner)
+        self.backend = open_backend(io_backend, root, "dataroot_gt", owner, recursive)
+        self.keys = self.backend.keys()
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def load(self, index: int, patch_size: int | None, rng: np.random.Generator) -> dict[str, Any]:
+        key = self.keys[index]
+        src = self.backend.describe(key)
+        gt = self.backend.read(key, self.channels)
+        if patch_size is not None:
+            gt = random_crop(gt, patch_size, rng, src)
+        if self.use_flip or self.use_rot:
+            gt = augment([gt], rng, self.use_flip, self.use_rot)[0]
+        gt = np.ascontiguousarray(mod_crop(gt, self.scale))
+        try:
+            lq = self.degradation(gt, rng)
+        except DataError as exc:
+            # The file was read fine: a pipeline that rejects it is misconfigured (skip_bad must not
+            # hide that), e.g. a BicubicDownsample scale that differs from the dataset's `scale`.
+            raise OptionsError(f"{type(self).__name__}.degradation failed on {src}: {exc}") from None
+        expected = (gt.shape[0] // self.scale, gt.shape[1] // self.scale, gt.shape[2])
+        if lq.shape != expected:
+            # A configuration error (wrong scale), not bad data: skip_bad must not swallow it.
+            raise OptionsError(
+                f"{type(self).__name__}: the degradation turned {src} ({gt.shape[0]}x{gt.shape[1]}) into "
+                f"{lq.shape[0]}x{lq.shape[1]}x{lq.shape[2]}, expected {expected[0]}x{expected[1]}x{expected[2]} "
+                f"for scale {self.scale}"
+            )
+        return self.to_sample(gt, lq, src, src, key.rsplit("/", 1)[-1])

@@ -1,0 +1,250 @@
+"""Image reading and writing on OpenCV, in the engine's convention (float32, HWC, RGB, [0,1]).
+
+Conventions (the whole data layer follows them):
+
+* Arrays are ``np.float32``, ``H x W x C`` (``C`` is 1 for gray, 3 for RGB), values in ``[0, 1]``.
+  8-bit files are divided by 255, 16-bit files by 65535; float files (32-bit TIFF) are kept as stored.
+* Colour order is RGB (OpenCV decodes BGR; we convert once, here).
+* Alpha is composited **over white** (``rgb * a + (1 - a)``) instead of being dropped: dropping it
+  would expose whatever colour an encoder left under transparent pixels (often black or noise), while
+  white is what viewers show for a transparent background. Both GT and LQ go through the same rule.
+* Gray <-> colour: ``channels=3`` replicates a gray image; ``channels=1`` converts colour to luma with
+  BT.601 weights (0.299 R + 0.587 G + 0.114 B, OpenCV's ``RGB2GRAY``), *not* the studio-range Y
+  channel that metrics use.
+* Writing is lossless (PNG, TIFF, BMP, PPM/PGM): floats are quantised by rounding (not truncation) and
+  clipped to the format's range; a warning says when more than a tiny fraction of values were outside
+  ``[0, 1]`` (that usually means an un-clamped model output or a wrong value range).
+
+Every failure raises :class:`~irframe.errors.DataError` naming the file (or record) at fault.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Sequence
+
+import cv2
+import numpy as np
+
+from irframe.errors import DataError
+
+if TYPE_CHECKING:  # torch is imported where tensors are made, so tools that only pack data start fast
+    import torch
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
+LOSSLESS_EXTENSIONS = {".png": (8, 16), ".tif": (8, 16), ".tiff": (8, 16), ".bmp": (8,), ".ppm": (8, 16), ".pgm": (8, 16), ".pnm": (8, 16)}
+
+# When quantising, values outside [0, 1] are clipped silently only if they are few and near: bicubic
+# or model overshoot at sharp edges touches a few tenths of a percent of the values by a few
+# percent of the range; a wrong value range ([0, 255], [-1, 1]) or a diverged model is far beyond.
+OUT_OF_RANGE_WARN_FRACTION = 0.01
+OUT_OF_RANGE_WARN_DISTANCE = 0.25
+
+Channels = Literal[1, 3] | None
+
+
+def imread(path: str | os.PathLike[str], channels: Channels = 3) -> np.ndarray:
+    """Read an image file as float32 ``HWC`` RGB in ``[0, 1]``.
+
+    Args:
+        path: image file (PNG 8/16-bit, JPEG, BMP, TIFF, WebP, PNM).
+        channels: 3 (RGB; gray is replicated), 1 (gray; colour becomes BT.601 luma) or ``None``
+            (as stored: 1 for gray, 3 for colour; alpha is always composited over white).
+
+    Raises:
+        DataError: the file is missing, empty, truncated, not an image, or of an unsupported type.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: image file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not an image file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read image file ({exc.strerror or exc})") from None
+    return decode_image(data, str(path), channels)
+
+
+def decode_image(data: bytes | memoryview, source: str, channels: Channels = 3) -> np.ndarray:
+    """Decode encoded image bytes (a file's content or an LMDB record) like :func:`imread`.
+
+    Args:
+        data: the encoded bytes.
+        source: what the bytes are (a path, ``db:key``), used in error messages.
+        channels: see :func:`imread`.
+    """
+    if channels not in (1, 3, None):
+        raise ValueError(f"channels must be 1, 3 or None, got {channels!r}")
+    if len(data) == 0:
+        raise DataError(f"{source}: empty image data (0 bytes)")
+    buf = np.frombuffer(data, dtype=np.uint8)
+    if buf[:3].tobytes() == b"\xff\xd8\xff" and buf.tobytes().rfind(b"\xff\xd9") < 3:
+        # Some decoders fill a truncated JPEG with gray instead of failing; every JPEG has an EOI.
+        raise DataError(f"{source}: truncated JPEG (no end-of-image marker)")
+    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise DataError(f"{source}: cannot decode image ({len(data)} bytes): truncated, corrupt or not an image")
+    return _to_float_rgb(img, source, channels)
+
+
+def _to_float_rgb(img: np.ndarray, source: str, channels: Channels) -> np.ndarray:
+    """OpenCV's decoded array (HW / HWC BGR[A], uint8/uint16/float) -> float32 HWC RGB [0,1]."""
+    if img.dtype == np.uint8:
+        out = img.astype(np.float32) / 255.0
+    elif img.dtype == np.uint16:
+        out = img.astype(np.float32) / 65535.0
+    elif img.dtype in (np.float32, np.float64):
+        out = img.astype(np.float32)
+    else:
+        raise DataError(f"{source}: unsupported pixel type {img.dtype} (expected 8/16-bit integer or float)")
+    if out.ndim == 2:
+        out = out[:, :, None]
+    if out.ndim != 3 or out.shape[2] not in (1, 2, 3, 4):
+        raise DataError(f"{source}: unsupported image layout {img.shape}")
+    c = out.shape[2]
+    if c == 2:  # gray + alpha
+        gray, alpha = out[:, :, :1], out[:, :, 1:]
+        out = gray * alpha + (1.0 - alpha)
+    elif c == 3:
+        out = out[:, :, ::-1]  # BGR -> RGB
+    elif c == 4:
+        bgr, alpha = out[:, :, :3], out[:, :, 3:]
+        out = (bgr * alpha + (1.0 - alpha))[:, :, ::-1]
+    out = convert_channels(out, channels)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def convert_channels(img: np.ndarray, channels: Channels) -> np.ndarray:
+    """Convert an ``HWC`` RGB/gray float image to ``channels`` (3: replicate gray, 1: BT.601 luma)."""
+    c = img.shape[2]
+    if channels is None or channels == c:
+        return img
+    if channels == 3 and c == 1:
+        return np.repeat(img, 3, axis=2)
+    if channels == 1 and c == 3:
+        luma = img[:, :, 0] * 0.299 + img[:, :, 1] * 0.587 + img[:, :, 2] * 0.114
+        return luma[:, :, None].astype(img.dtype, copy=False)
+    raise ValueError(f"cannot convert a {c}-channel image to {channels} channels")
+
+
+def quantize(img: np.ndarray, bit_depth: Literal[8, 16] = 8, *, source: str = "image") -> np.ndarray:
+    """Round a ``[0, 1]`` float image to ``uint8``/``uint16`` (round to nearest, then clip).
+
+    Out-of-range values are clipped; a warning says so when more than
+    :data:`OUT_OF_RANGE_WARN_FRACTION` of the values lie outside ``[0, 1]`` (by more than half a
+    quantisation step) or any lies farther than :data:`OUT_OF_RANGE_WARN_DISTANCE` outside.
+    NaN/inf raise :class:`DataError`.
+    """
+    if bit_depth not in (8, 16):
+        raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
+    arr = np.asarray(img)
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise DataError(f"{source}: expected a float image in [0, 1], got dtype {arr.dtype}")
+    if not np.isfinite(arr).all():
+        raise DataError(f"{source}: image contains NaN or infinite values ({int((~np.isfinite(arr)).sum())} of {arr.size})")
+    peak = 255.0 if bit_depth == 8 else 65535.0
+    half_step = 0.5 / peak
+    outside = np.count_nonzero((arr < -half_step) | (arr > 1.0 + half_step))
+    far = arr.size and (float(arr.min()) < -OUT_OF_RANGE_WARN_DISTANCE or float(arr.max()) > 1.0 + OUT_OF_RANGE_WARN_DISTANCE)
+    if arr.size and (outside / arr.size > OUT_OF_RANGE_WARN_FRACTION or far):
+        warnings.warn(
+            f"{source}: {outside / arr.size:.2%} of the values are outside [0, 1] "
+            f"(min {float(arr.min()):.4g}, max {float(arr.max()):.4g}); they are clipped when quantising "
+            "(is the value range right?)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    out = np.clip(np.rint(arr.astype(np.float64) * peak), 0, peak)
+    return out.astype(np.uint8 if bit_depth == 8 else np.uint16)
+
+
+def imwrite(path: str | os.PathLike[str], img: np.ndarray, bit_depth: Literal[8, 16] = 8, *, compress_level: int = 3) -> None:
+    """Write a float ``[0, 1]`` image (``HWC`` RGB, ``HW1`` or ``HW`` gray) losslessly.
+
+    The format follows the extension (PNG by default for the project; TIFF, BMP, PNM also
+    lossless); lossy formats (JPEG, WebP) are refused. The file is written under a temporary name and
+    renamed, so a reader never sees half a file. Parent folders are created.
+
+    Args:
+        path: destination file.
+        img: float image in ``[0, 1]``; values outside are clipped (see :func:`quantize`).
+        bit_depth: 8 (default) or 16 (PNG/TIFF/PNM only).
+        compress_level: PNG zlib level 0-9 (does not change the pixels).
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in LOSSLESS_EXTENSIONS:
+        raise DataError(
+            f"{path}: cannot write {ext or 'a file without extension'}; imwrite writes lossless formats only "
+            f"({', '.join(sorted(LOSSLESS_EXTENSIONS))})"
+        )
+    if bit_depth not in LOSSLESS_EXTENSIONS[ext]:
+        raise DataError(f"{path}: {ext} cannot hold {bit_depth}-bit images")
+    arr = np.asarray(img)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)):
+        raise DataError(f"{path}: expected an HxWx3 RGB or HxW(x1) gray image, got shape {np.shape(img)}")
+    q = quantize(arr, bit_depth, source=str(path))
+    if q.ndim == 3:
+        q = np.ascontiguousarray(q[:, :, ::-1])  # RGB -> BGR for OpenCV
+    params = [cv2.IMWRITE_PNG_COMPRESSION, int(compress_level)] if ext == ".png" else []
+    ok, encoded = cv2.imencode(ext, q, params)
+    if not ok:
+        raise DataError(f"{path}: OpenCV could not encode the image as {ext}")
+    atomic_write(path, encoded.tobytes())
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and a rename (readers never see half a file).
+
+    Parent folders are created; the file gets the usual permissions (0666 minus the umask).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates files readable by the owner only
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def img2tensor(img: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor | list[torch.Tensor]:
+    """``HWC`` float image(s) -> ``CHW`` float32 tensor(s) (no value change; a list maps to a list)."""
+    if isinstance(img, (list, tuple)):
+        return [img2tensor(i) for i in img]  # type: ignore[misc]
+    arr = np.asarray(img)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3:
+        raise ValueError(f"img2tensor expects an HxWxC or HxW array, got shape {arr.shape}")
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32))
+
+
+def tensor2img(tensor: torch.Tensor) -> np.ndarray:
+    """``CHW`` or ``1CHW`` tensor -> float32 ``HWC`` array (no clamping; quantise with :func:`quantize`)."""
+    t = tensor.detach()
+    if t.ndim == 4:
+        if t.shape[0] != 1:
+            raise ValueError(f"tensor2img takes one image; got a batch of {t.shape[0]} (index it first)")
+        t = t[0]
+    if t.ndim != 3:
+        raise ValueError(f"tensor2img expects CHW or 1CHW, got shape {tuple(tensor.shape)}")
+    return np.ascontiguousarray(t.float().cpu().numpy().transpose(1, 2, 0))
+
+
+def is_image_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` has an image extension this module reads."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS

@@ -1,0 +1,229 @@
+"""Pack a folder of images into an LMDB database in BasicSR's layout (see :mod:`.backends`).
+
+* Records are the images re-encoded as PNG (``cv2.IMREAD_UNCHANGED`` in, so 16-bit and gray stay
+  as they are) at a chosen zlib level, under the file stem as key: lossless, and what BasicSR's
+  scripts write, so BasicSR can read our databases and we read BasicSR's.
+* Resumable: records are committed in batches; a rerun after an interruption skips the keys already
+  committed (LMDB transactions are atomic: a batch is either fully there or absent), so nothing is
+  written twice and nothing is lost. ``meta_info.txt`` is written last; a database without it is
+  incomplete and :class:`~irframe.data.backends.LMDBBackend` refuses it.
+* The map size is estimated from the data (encoded sizes of a few sample images) and doubled
+  whenever a batch does not fit.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from irframe.data.backends import META_INFO, close_env, list_image_files, open_env, read_meta_info
+from irframe.data.io import atomic_write, decode_image
+from irframe.errors import DataError
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # PNG colour type -> channels as OpenCV decodes
+_MIN_MAP_SIZE = 64 << 20
+_BATCH_BYTES = 64 << 20  # commit at least this often (bytes) ...
+_BATCH_RECORDS = 256  # ... or every this many records
+
+
+@dataclass
+class PackReport:
+    """What :func:`create_lmdb` did."""
+
+    path: str
+    total: int  # images in the folder (= records in the database at the end)
+    written: int  # records written by this run
+    skipped: int  # records already committed by an earlier, interrupted run
+    verified: bool
+
+
+def png_shape(data: bytes, source: str) -> tuple[int, int, int]:
+    """``(h, w, c)`` of a PNG from its IHDR header, without decoding the pixels."""
+    if len(data) < 26 or data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
+        raise DataError(f"{source}: record is not a PNG image")
+    width, height = struct.unpack(">II", data[16:24])
+    color_type = data[25]
+    if color_type not in _PNG_CHANNELS:
+        raise DataError(f"{source}: PNG has an invalid colour type {color_type}")
+    return height, width, _PNG_CHANNELS[color_type]
+
+
+def encode_png(path: Path, compress_level: int) -> bytes:
+    """Read an image file as stored (bit depth, channels) and re-encode it as PNG."""
+    data = np.fromfile(path, dtype=np.uint8) if path.is_file() else None
+    if data is None:
+        raise DataError(f"{path}: image file not found")
+    if data.size == 0:
+        raise DataError(f"{path}: empty image file (0 bytes)")
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise DataError(f"{path}: cannot decode image ({data.size} bytes): truncated, corrupt or not an image")
+    if img.dtype not in (np.uint8, np.uint16):
+        raise DataError(f"{path}: PNG records hold 8/16-bit images; this file has {img.dtype} pixels")
+    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, int(compress_level)])
+    if not ok:
+        raise DataError(f"{path}: OpenCV could not encode the image as PNG")
+    return buf.tobytes()
+
+
+def _estimate_map_size(paths: list[Path], compress_level: int) -> int:
+    """Bytes to reserve: mean encoded size of up to 4 sample images x count, with headroom."""
+    if not paths:
+        return _MIN_MAP_SIZE
+    picks = sorted({round(i * (len(paths) - 1) / 3) for i in range(4)})
+    mean = sum(len(encode_png(paths[i], compress_level)) for i in picks) / len(picks)
+    # x2 for size variation between images and LMDB's page overhead; the writer grows it if short.
+    return max(_MIN_MAP_SIZE, int(mean * len(paths) * 2))
+
+
+def _write_batch(env: Any, batch: list[tuple[str, bytes]]) -> None:
+    import lmdb
+
+    while True:
+        try:
+            with env.begin(write=True) as txn:
+                for key, value in batch:
+                    txn.put(key.encode("utf-8"), value, overwrite=False)
+            return
+        except lmdb.MapFullError:  # the transaction was aborted: grow the map and retry it
+            env.set_mapsize(env.info()["map_size"] * 2)
+
+
+def _committed_keys(env: Any) -> set[str]:
+    with env.begin(write=False) as txn:
+        return {k.decode("utf-8") for k in txn.cursor().iternext(keys=True, values=False)}
+
+
+def _write_meta_info(out: Path, env: Any, keys: list[str], compress_level: int) -> None:
+    lines = []
+    with env.begin(write=False) as txn:
+        for key in keys:
+            value = txn.get(key.encode("utf-8"))
+            if value is None:  # cannot happen after a complete run; guards against silent loss
+                raise DataError(f"{out}: record {key!r} is missing after packing")
+            h, w, c = png_shape(bytes(value[:32]), f"{out}:{key}")
+            lines.append(f"{key}.png ({h},{w},{c}) {compress_level}\n")
+    atomic_write(out / META_INFO, "".join(lines).encode("utf-8"))
+
+
+def create_lmdb(
+    in_folder: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    *,
+    compress_level: int = 1,
+    verify: bool = False,
+    recursive: bool = False,
+    progress: bool = True,
+) -> PackReport:
+    """Pack every image of ``in_folder`` into the LMDB ``out_path`` (BasicSR layout), resumably.
+
+    Args:
+        in_folder: folder of images; keys are their stems (relative paths without extension when
+            ``recursive``).
+        out_path: the database folder; must end with ``.lmdb`` (BasicSR's convention). If it exists
+            (an interrupted or earlier run), committed keys are kept and skipped.
+        compress_level: PNG zlib level 0-9 (1 is BasicSR's default: fast to decode).
+        verify: decode every record afterwards (see :func:`verify_lmdb`).
+        recursive: include images in sub-folders.
+        progress: show a tqdm progress bar.
+
+    Raises:
+        DataError: unreadable input images (named), or an existing database holding keys that are
+            not in ``in_folder`` (a different folder's database).
+    """
+    import lmdb
+    from tqdm import tqdm
+
+    out = Path(out_path)
+    if out.suffix != ".lmdb":
+        raise DataError(f"{out}: the LMDB path must end with '.lmdb'")
+    if not 0 <= int(compress_level) <= 9:
+        raise DataError(f"compress_level must be 0-9, got {compress_level!r}")
+    files = list_image_files(in_folder, recursive=recursive)
+    if not files:
+        raise DataError(f"{in_folder}: no images found")
+
+    out.mkdir(parents=True, exist_ok=True)
+    close_env(out)  # a reader handle of this process would block the writer (one env per process)
+    env = lmdb.open(str(out), map_size=_MIN_MAP_SIZE)
+    try:
+        done = _committed_keys(env)
+        foreign = sorted(done - set(files))
+        if foreign:
+            raise DataError(
+                f"{out}: the database holds {len(foreign)} key(s) that are not images of {in_folder} "
+                f"(e.g. {', '.join(foreign[:5])}); it was made from another folder: choose a new output path"
+            )
+        pending = [k for k in files if k not in done]
+        if pending:
+            (out / META_INFO).unlink(missing_ok=True)  # incomplete until the end of this run
+            want = _estimate_map_size([files[k] for k in pending], compress_level) + env.info()["last_pgno"] * env.stat()["psize"]
+            if want > env.info()["map_size"]:
+                env.set_mapsize(want)
+        batch: list[tuple[str, bytes]] = []
+        batch_bytes = 0
+        with tqdm(total=len(files), initial=len(files) - len(pending), unit="img", desc=f"packing {out.name}", disable=not progress) as bar:
+            for key in pending:
+                value = encode_png(files[key], compress_level)
+                batch.append((key, value))
+                batch_bytes += len(value)
+                if len(batch) >= _BATCH_RECORDS or batch_bytes >= _BATCH_BYTES:
+                    _write_batch(env, batch)
+                    bar.update(len(batch))
+                    batch, batch_bytes = [], 0
+            if batch:
+                _write_batch(env, batch)
+                bar.update(len(batch))
+        _write_meta_info(out, env, list(files), int(compress_level))
+    finally:
+        env.close()
+    if verify:
+        verify_lmdb(out, progress=progress)
+    return PackReport(str(out), total=len(files), written=len(pending), skipped=len(files) - len(pending), verified=verify)
+
+
+def verify_lmdb(path: str | os.PathLike[str], *, progress: bool = True) -> int:
+    """Decode every record of a BasicSR-layout LMDB and check it against ``meta_info.txt``.
+
+    Returns the number of records checked. Raises :class:`DataError` listing the keys that are
+    missing, undecodable or of another shape than recorded, or records absent from ``meta_info``.
+    """
+    from tqdm import tqdm
+
+    db = Path(path)
+    if not (db / META_INFO).is_file():
+        raise DataError(f"{db}: no {META_INFO} (incomplete database? rerun create_lmdb to finish it)")
+    meta = read_meta_info(db)
+    problems: list[str] = []
+    env = open_env(db)  # the process's shared read-only handle (a second one would be refused)
+    stored = env.stat()["entries"]
+    with env.begin(write=False) as txn:
+        for key, (shape, _level) in tqdm(meta.items(), unit="img", desc=f"verifying {db.name}", disable=not progress):
+            value = txn.get(key.encode("utf-8"))
+            if value is None:
+                problems.append(f"{key}: missing")
+                continue
+            try:
+                img = decode_image(value, f"{db}:{key}", channels=None)
+            except DataError as exc:
+                problems.append(f"{key}: {exc}")
+                continue
+            h, w, c = shape
+            # decode_image composites alpha, so a 4-channel record decodes to 3 channels.
+            got_c = {2: 1, 4: 3}.get(c, c)
+            if img.shape != (h, w, got_c):
+                problems.append(f"{key}: decoded shape {img.shape}, meta_info says ({h},{w},{c})")
+    if stored != len(meta):
+        problems.append(f"the database holds {stored} records but {META_INFO} lists {len(meta)}")
+    if problems:
+        shown = "\n  ".join(problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise DataError(f"{db}: {len(problems)} problem(s):\n  {shown}{more}")
+    return len(meta)

@@ -1,0 +1,47 @@
+#!/usr/bin/env python
+"""Pack a folder of images into an LMDB database (BasicSR layout), resumably.
+
+Usage:
+    python tools/create_lmdb.py IN_FOLDER OUT.lmdb [--compress-level N] [--verify] [--recursive]
+
+Rerunning the same command after an interruption finishes the database without writing any image
+twice. See :mod:`irframe.data.lmdb_pack` for the layout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from irframe.data.lmdb_pack import create_lmdb
+from irframe.errors import DataError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("in_folder", help="folder of images (keys = file stems)")
+    parser.add_argument("out", help="output database folder, ending with .lmdb")
+    parser.add_argument("--compress-level", type=int, default=1, choices=range(10), metavar="N", help="PNG zlib level 0-9 (default 1)")
+    parser.add_argument("--verify", action="store_true", help="decode every record after packing")
+    parser.add_argument("--recursive", action="store_true", help="include images in sub-folders (keys = relative paths)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        report = create_lmdb(
+            args.in_folder,
+            args.out,
+            compress_level=args.compress_level,
+            verify=args.verify,
+            recursive=args.recursive,
+            progress=not args.no_progress,
+        )
+    except DataError as exc:
+        print(f"create_lmdb: error: {exc}", file=sys.stderr)
+        return 1
+    verified = ", all records verified" if report.verified else ""
+    print(f"{report.path}: {report.total} images ({report.written} written, {report.skipped} already there){verified}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
