@@ -76,7 +76,7 @@ def tiny(**options: object) -> IPT:
 def test_registered_components() -> None:
     assert ARCHS.get("IPT") is IPT
     assert LOSSES.get("IPTContrastiveLoss") is IPTContrastiveLoss
-    assert DETECTORS.get("detect_ipt") is detect_ipt
+    assert DETECTORS.get("IPT") is detect_ipt
     model = ARCHS.build({"type": "IPT", **TINY, "scale": [2, "3"]}, path="model")
     assert model.scale == [2, 3] and model.tasks == ["sr_x2", "sr_x3"]
 

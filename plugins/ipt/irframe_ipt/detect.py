@@ -59,7 +59,7 @@ def _tail_scale(sd: Mapping[str, Any], index: int, n_feats: int) -> int:
     )
 
 
-@DETECTORS.register()
+@DETECTORS.register("IPT")
 def detect_ipt(state_dict: Mapping[str, Any]) -> dict[str, Any] | None:
     """The ``{"type": "IPT", ...}`` build config of an IPT state_dict, or ``None`` if it is not IPT's.
 
