@@ -422,7 +422,7 @@ DEGRADATIONS = Registry("degradation")
 METRICS = Registry("metric")
 OPTIMIZERS = Registry("optimizer")
 SCHEDULERS = Registry("scheduler")
-DETECTORS = Registry("detector")  # checkpoint -> (arch name, config) detectors, one per arch family
+DETECTORS = Registry("detector")  # fn(unwrapped state_dict) -> build config {type: Arch, ...} or None
 
 
 def list_components() -> dict[str, list[Entry]]:

@@ -1,0 +1,307 @@
+"""Reading, unwrapping, loading and saving model weights, safely.
+
+- Official ``.pth/.pt/.ckpt/.bin`` files are read with ``torch.load(weights_only=True)`` only: a
+  pickle that needs to run code is refused as unsafe, never executed.
+- Our own weights are ``.safetensors`` files carrying metadata (``{"arch": name, "config": json}``).
+- Released files wrap their weights in different ways (BasicSR ``params`` / ``params_ema``, Lightning
+  ``state_dict`` with ``net.`` prefixes, DDP ``module.``, ``torch.compile`` ``_orig_mod.``):
+  :func:`unwrap_state_dict` reduces them all to a plain ``{name: tensor}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import uuid
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+import torch.nn as nn
+
+from irframe.errors import CheckpointError
+
+__all__ = [
+    "TORCH_SUFFIXES",
+    "WRAPPER_KEYS",
+    "STRIP_PREFIXES",
+    "LoadResult",
+    "read_checkpoint",
+    "unwrap_state_dict",
+    "strip_prefixes",
+    "unwrap_model",
+    "load_weights",
+    "save_weights",
+]
+
+TORCH_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
+# Wrapper keys tried, in order, when key="auto". BasicSR files may hold both ``params`` and
+# ``params_ema``; like BasicSR's loader we take ``params`` unless told otherwise.
+WRAPPER_KEYS = ("params", "params_ema", "state_dict", "model_state_dict", "model", "net")
+# Prefixes removed when *every* key carries them: DDP, torch.compile, Lightning's ``self.net``.
+STRIP_PREFIXES = ("module.", "_orig_mod.", "net.")
+_MAX_LISTED = 10
+
+
+def _listing(items: Iterable[str], limit: int = _MAX_LISTED) -> str:
+    items = list(items)
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> tuple[Mapping[str, Any], dict[str, str]]:
+    """Read a weights file without executing code.
+
+    Returns ``(content, metadata)``: for ``.safetensors`` the tensors and the file's metadata; for
+    torch files the top-level mapping as stored (possibly a wrapper such as ``{"params": ...}``; pass
+    it to :func:`unwrap_state_dict`) and ``{}``.
+
+    Raises:
+        CheckpointError: missing file, unknown suffix, unreadable content, or a pickle that would
+            need to run code (refused as unsafe).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint file not found: {p}")
+    suffix = p.suffix.lower()
+    if suffix == ".safetensors":
+        return _read_safetensors(p)
+    if suffix in TORCH_SUFFIXES:
+        return _read_torch(p), {}
+    raise CheckpointError(
+        f"{p}: unsupported checkpoint suffix {p.suffix!r}; expected .safetensors or one of "
+        f"{', '.join(TORCH_SUFFIXES)}"
+    )
+
+
+def _read_safetensors(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(p), framework="pt", device="cpu") as f:
+            metadata = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # the library raises its own (Rust) error types
+        raise CheckpointError(f"{p}: not a readable safetensors file: {exc}") from exc
+    return tensors, metadata
+
+
+def _read_torch(p: Path) -> Mapping[str, Any]:
+    try:
+        with warnings.catch_warnings():
+            # torch warns about plain-pickle protocols before refusing or loading; our error says more
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # weights_only's unpickler stops at the first global outside its allow-list, before calling it.
+        raise CheckpointError(
+            f"{p}: refused as unsafe: it holds Python objects that torch.load(weights_only=True) will not "
+            f"build, since unpickling them could run code from the file ({_unpickling_reason(exc)}). "
+            "Only plain tensor state dicts are accepted; re-save the weights (e.g. as safetensors) where "
+            "the file was made."
+        ) from None
+    except Exception as exc:  # corrupt zip, truncated file, not a torch file at all
+        raise CheckpointError(
+            f"{p}: cannot be read as a PyTorch checkpoint: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{p}: holds a {type(obj).__name__}, not a mapping of weights")
+    return obj
+
+
+def _unpickling_reason(exc: Exception) -> str:
+    """The informative line of torch's (long) weights_only error, e.g. the refused global."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if "GLOBAL" in line or "Unsupported" in line:
+            return line
+    return lines[0] if lines else type(exc).__name__
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and len(obj) > 0 and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def strip_prefixes(
+    state: Mapping[str, torch.Tensor], prefixes: Iterable[str] = STRIP_PREFIXES
+) -> dict[str, torch.Tensor]:
+    """Remove each prefix shared by *all* keys, repeatedly (``module._orig_mod.x`` -> ``x``).
+
+    A prefix only some keys carry is left alone: it is then part of the model's own names.
+    """
+    out = dict(state)
+    prefixes = tuple(prefixes)
+    changed = True
+    while changed and out:
+        changed = False
+        for prefix in prefixes:
+            if all(k.startswith(prefix) for k in out):
+                out = {k[len(prefix) :]: v for k, v in out.items()}
+                changed = True
+    return out
+
+
+def unwrap_state_dict(
+    obj: Mapping[str, Any],
+    key: str = "auto",
+    *,
+    prefixes: Iterable[str] = STRIP_PREFIXES,
+    source: str = "checkpoint",
+) -> dict[str, torch.Tensor]:
+    """Reduce a loaded checkpoint to a plain ``{name: tensor}`` state dict.
+
+    Args:
+        obj: what :func:`read_checkpoint` returned.
+        key: ``"auto"`` walks down the first wrapper found among :data:`WRAPPER_KEYS` (so BasicSR's
+            ``params`` is preferred over ``params_ema``); any other value picks that top-level key
+            (e.g. ``"params_ema"``) and then continues automatically.
+        prefixes: prefixes to strip when every key carries them (default DDP / compile / Lightning).
+        source: the file name, for messages.
+    """
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{source}: expected a mapping of weights, got {type(obj).__name__}")
+    current: Any = obj
+    if key != "auto":
+        if key not in current:
+            raise CheckpointError(f"{source}: no key {key!r}; top-level keys: {_listing(map(str, current))}")
+        current = current[key]
+    for _ in range(len(WRAPPER_KEYS) + 1):  # wrappers can nest (e.g. {"model": {"state_dict": ...}})
+        if _is_state_dict(current) or not isinstance(current, Mapping):
+            break
+        found = next((k for k in WRAPPER_KEYS if isinstance(current.get(k), Mapping)), None)
+        if found is None:
+            break
+        current = current[found]
+    if not _is_state_dict(current):
+        if isinstance(current, Mapping) and current:
+            bad = [f"{k} ({type(v).__name__})" for k, v in current.items() if not isinstance(v, torch.Tensor)]
+            raise CheckpointError(
+                f"{source}: no state dict found: entries that are not tensors: {_listing(bad)}; "
+                f"expected tensors or one of the wrappers {', '.join(WRAPPER_KEYS)} (choose with key=...)"
+            )
+        raise CheckpointError(f"{source}: no weights found (empty or not a mapping: {type(current).__name__})")
+    return strip_prefixes(current, prefixes)
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The module under DDP/DataParallel (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
+    for _ in range(4):
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):
+            model = model._orig_mod
+        else:
+            break
+    return model
+
+
+@dataclass
+class LoadResult:
+    """What :func:`load_weights` did: keys the model has but the file lacks, and the reverse."""
+
+    path: str
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def load_weights(
+    model: nn.Module, path: str | os.PathLike[str], strict: bool = True, key: str = "auto"
+) -> LoadResult:
+    """Load a weights file into ``model`` (DDP/compiled wrappers are looked through).
+
+    Shape mismatches are always an error; missing/unexpected keys are an error when ``strict``, and
+    reported in the returned :class:`LoadResult` otherwise. Messages name the file and list up to
+    ten keys of each kind.
+    """
+    own = unwrap_model(model).state_dict()
+    # A prefix every model key carries (a top-level submodule named ``net``) is part of the names.
+    prefixes = [p for p in STRIP_PREFIXES if not (own and all(k.startswith(p) for k in own))]
+    raw, metadata = read_checkpoint(path)
+    state = unwrap_state_dict(raw, key=key, prefixes=prefixes, source=str(path))
+    result = load_state(model, state, strict=strict, source=str(path))
+    result.metadata = metadata
+    return result
+
+
+def load_state(
+    model: nn.Module, state: Mapping[str, torch.Tensor], strict: bool = True, source: str = "checkpoint"
+) -> LoadResult:
+    """Load an unwrapped state dict into ``model`` with the checks and messages of :func:`load_weights`."""
+    target = unwrap_model(model)
+    own = target.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    name = type(target).__name__
+    if mismatched:
+        raise CheckpointError(
+            f"{source}: {len(mismatched)} tensor shape(s) do not match {name} (built with other options?): "
+            f"{_listing(mismatched)}"
+        )
+    if strict and (missing or unexpected):
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} key(s) of {name} missing from the file: {_listing(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s) in the file: {_listing(unexpected)}")
+        raise CheckpointError(f"{source}: does not match {name}: " + "; ".join(parts) + " (strict=True)")
+    target.load_state_dict(state, strict=False)  # everything was checked above, with better messages
+    return LoadResult(source, missing, unexpected)
+
+
+def save_weights(
+    model_or_state: nn.Module | Mapping[str, torch.Tensor],
+    path: str | os.PathLike[str],
+    metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write weights as safetensors, atomically (temporary file in the same folder + ``os.replace``).
+
+    Args:
+        model_or_state: a module (wrappers looked through) or a ``{name: tensor}`` mapping.
+        path: the ``.safetensors`` file to write.
+        metadata: string metadata, e.g. ``{"arch": "Restormer", "config": json}``; non-string values
+            are stored as JSON.
+    Returns:
+        The written path.
+    """
+    dest = Path(path)
+    if dest.suffix.lower() != ".safetensors":
+        raise CheckpointError(f"{dest}: save_weights writes safetensors; name the file *.safetensors")
+    if isinstance(model_or_state, nn.Module):
+        state: Mapping[str, Any] = unwrap_model(model_or_state).state_dict()
+    elif isinstance(model_or_state, Mapping):
+        state = model_or_state
+    else:
+        raise CheckpointError(f"{dest}: expected a module or a state dict, got {type(model_or_state).__name__}")
+    tensors: dict[str, torch.Tensor] = {}
+    for k, v in state.items():
+        if not isinstance(v, torch.Tensor):
+            raise CheckpointError(f"{dest}: entry {k!r} is a {type(v).__name__}, not a tensor")
+        # clone: safetensors refuses tensors that share memory (tied weights, views)
+        tensors[k] = v.detach().to("cpu").contiguous().clone()
+    meta = {}
+    for k, v in (metadata or {}).items():
+        meta[str(k)] = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+
+    from safetensors.torch import save_file
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        save_file(tensors, str(tmp), metadata=meta)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return dest
