@@ -218,7 +218,9 @@ class LossOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: str
-    weight: float = 1.0
+    weight: float | None = Field(
+        None, description="multiplier in the sum; default: the loss's default_weight (IPT contrastive 0.1) or 1"
+    )
 
     def loss_cfg(self) -> dict[str, Any]:
         return {"type": self.type, **(self.model_extra or {})}
@@ -248,6 +250,11 @@ class TrainOptions(_Strict):
     progressive: ProgressiveOptions | None = None
     nan_policy: Literal["stop", "skip"] = "stop"
     pretrain: PretrainOptions | None = None
+    find_unused_parameters: bool | None = Field(
+        None,
+        description="DDP: allow parameters without gradients in a step (IPT's other heads, PromptIR's unused "
+        "layers); default: what the model declares (has_unused_parameters, or several spec.tasks)",
+    )
 
     @field_validator("optim", "scheduler")
     @classmethod
@@ -262,14 +269,16 @@ class ValOptions(_Strict):
     metrics: list[Component] = Field(default_factory=list)
     save_images: bool = False
     max_images: int | None = Field(None, ge=1, description="save at most this many images per validation")
-    best_metric: str | None = Field(None, description="metric name tracked for the best checkpoint")
+    best_metric: str | None = Field(None, description="metric name tracked for the best checkpoint (default: the first)")
+    use_ema: bool = Field(True, description="validate the EMA weights when train.ema_decay > 0")
 
 
 class LoggerOptions(_Strict):
     print_freq: int = Field(100, ge=1)
     checkpoint_freq: int = Field(1000, ge=1)
-    keep_checkpoints: int = Field(3, ge=1)
+    keep_checkpoints: int = Field(3, ge=1, description="newest iter_* checkpoints kept (best/ is kept apart)")
     tensorboard: bool = True
+    progress_bar: bool = True
 
 
 class PathOptions(_Strict):
@@ -287,13 +296,23 @@ class InferenceOptions(_Strict):
 
 
 class TestOptions(_Strict):
-    """Benchmarks run by tools/test.py."""
+    """Benchmarks run by tools/test.py (results merge into one leaderboard under ``results_root``)."""
 
     datasets: dict[str, LoaderOptions] = Field(default_factory=dict)
     metrics: list[Component] = Field(default_factory=list)
-    save_images: bool = True
-    checkpoint: str | None = None
-    results_root: str = "results"
+    save_images: bool = Field(True, description="save every restored image (PNG, the input's bit depth)")
+    checkpoint: str | None = Field(None, description="weights file or checkpoint folder (--checkpoint wins)")
+    results_root: str = Field("results", description="leaderboard folder (--out wins)")
+    model_name: str | None = Field(None, description="leaderboard row name (default: the options' name)")
+    report_images: int = Field(3, ge=0, description="images per data set shown as crops in report.html")
+    report_crop: int = Field(128, ge=8, description="crop side (output pixels) in report.html")
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_components(cls, v: list[Any]) -> list[Any]:
+        for item in v:
+            _require_type(item)
+        return v
 
 
 class Options(_Strict):

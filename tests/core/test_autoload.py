@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import pytest
 import torch
 
 import irframe
 from irframe.errors import CheckpointError
+from tests.helpers import official_state_dict
 from irframe.nn.autoload import detect_config
 from irframe.nn.checkpoint import save_weights
 from irframe.registry import ARCHS, DETECTORS
 
-OFFICIAL = Path(__file__).resolve().parents[1] / "fixtures" / "official"
-
-
-def official_state(name: str) -> dict[str, torch.Tensor]:
-    """A zero-filled state dict with the official names and shapes of one released configuration."""
-    state = {}
-    for line in (OFFICIAL / f"{name}.txt").read_text().splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        key, shape = line.split("\t")
-        dims = tuple(int(d) for d in shape.strip("()").split(",") if d.strip())
-        dtype = torch.int64 if key.endswith("position_ids") else torch.float32
-        state[key] = torch.zeros(dims, dtype=dtype)
-    return state
 
 
 @pytest.mark.parametrize(
@@ -44,7 +29,7 @@ def official_state(name: str) -> dict[str, torch.Tensor]:
     ],
 )
 def test_official_layouts_are_detected(name, arch, expect):
-    config = detect_config(official_state(name))
+    config = detect_config(official_state_dict(name))
     assert config["type"] == arch
     for k, v in expect.items():
         assert config[k] == v, (k, config)
@@ -88,7 +73,7 @@ def test_no_match_and_several_matches_list_what_was_tried(registry_sandbox):
         detect_config({"foo.weight": torch.zeros(1)}, source="x.pth")
     DETECTORS.register("Greedy", lambda sd: {"type": "Restormer"})
     with pytest.raises(CheckpointError, match=r"several archs claim this checkpoint: (PromptIR, Greedy|Greedy, PromptIR)"):
-        detect_config(official_state("promptir"))
+        detect_config(official_state_dict("promptir"))
 
 
 def test_wrong_shapes_are_refused(tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.helpers import FIXTURES, golden_fill, official_state_dict, read_official
 from irframe.errors import CheckpointError, OptionsError
 from irframe.registry import ARCHS, DETECTORS, LOSSES
 from irframe_ipt.chop import axis_plan, kept_span, patch_starts
@@ -19,7 +19,6 @@ from irframe_ipt.finetune import load_multitask_weights, prune_tasks, select_tas
 from irframe_ipt.ipt_arch import IPT, default_task_names
 from irframe_ipt.losses import IPTContrastiveLoss
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 OFFICIAL = {  # fixture -> options that reproduce it
     "ipt_sr2": {"scale": [2]},
     "ipt_sr3": {"scale": [3]},
@@ -30,24 +29,6 @@ OFFICIAL = {  # fixture -> options that reproduce it
 TINY = {"n_feats": 16, "num_heads": 2, "num_layers": 1}
 
 
-def read_shapes(name: str) -> list[tuple[str, tuple[int, ...]]]:
-    """``name<TAB>shape`` lines of an official shape list (comments skipped)."""
-    path = FIXTURES / "official" / f"{name}.txt"
-    rows = []
-    for line in path.read_text().splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        key, shape = line.split("\t")
-        rows.append((key, tuple(int(v) for v in re.findall(r"\d+", shape))))
-    return rows
-
-
-def meta_state_dict(name: str) -> dict[str, torch.Tensor]:
-    """A state_dict with the official names/shapes (meta tensors: no memory)."""
-    dtype = {"body.position_encoding.position_ids": torch.int64}
-    return {k: torch.empty(s, device="meta", dtype=dtype.get(k, torch.float32)) for k, s in read_shapes(name)}
-
-
 def shapes_of(sd: dict[str, torch.Tensor]) -> list[tuple[str, tuple[int, ...]]]:
     return [(k, tuple(v.shape)) for k, v in sd.items()]
 
@@ -55,16 +36,6 @@ def shapes_of(sd: dict[str, torch.Tensor]) -> list[tuple[str, tuple[int, ...]]]:
 def build_meta(**options: object) -> IPT:
     with torch.device("meta"):
         return IPT(**options)  # type: ignore[arg-type]
-
-
-def fill_golden(model: torch.nn.Module) -> None:
-    """golden/README.md: value[i] = 0.1*sin(0.7*i + len(name)); ints and mean shifts unchanged."""
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if not t.is_floating_point() or name.startswith(("sub_mean.", "add_mean.")):
-                continue
-            i = np.arange(t.numel(), dtype=np.float64)
-            t.copy_(torch.from_numpy((0.1 * np.sin(0.7 * i + len(name))).astype(np.float32)).view_as(t))
 
 
 def tiny(**options: object) -> IPT:
@@ -84,7 +55,7 @@ def test_registered_components() -> None:
 @pytest.mark.parametrize("name", sorted(OFFICIAL))
 def test_state_dict_matches_official(name: str) -> None:
     sd = build_meta(**OFFICIAL[name]).state_dict()
-    assert shapes_of(sd) == read_shapes(name)
+    assert shapes_of(sd) == read_official(name)[0]
     assert sd["body.position_encoding.position_ids"].dtype == torch.int64
 
 
@@ -93,7 +64,7 @@ def test_golden_parity(case: str) -> None:
     cfg = dict(json.loads((FIXTURES / "golden" / "ipt_golden.json").read_text())[case]["config"])
     task = cfg.pop("task_index")
     model = ARCHS.build(cfg).eval()
-    fill_golden(model)
+    golden_fill(model, keep=("sub_mean.", "add_mean."))
     data = np.load(FIXTURES / "golden" / case)
     x = torch.from_numpy(data["input"])  # [0, 255], as the official model takes it
     with torch.no_grad():
@@ -277,7 +248,7 @@ def test_chop_matches_official_fixture() -> None:
     cfg = dict(json.loads((FIXTURES / "golden" / "ipt_golden.json").read_text())["ipt_chop_official.npz"]["config"])
     task = cfg.pop("task_index")
     model = ARCHS.build(cfg).eval()
-    fill_golden(model)
+    golden_fill(model, keep=("sub_mean.", "add_mean."))
     data = np.load(FIXTURES / "golden" / "ipt_chop_official.npz")
     with torch.no_grad():
         out = model(torch.from_numpy(data["input"]) / 255.0, task=task) * 255.0
@@ -375,7 +346,7 @@ def test_contrastive_loss_values() -> None:
 @pytest.mark.parametrize("keep, target", [(["sr_x2"], "ipt_sr2"), ([2], "ipt_sr4"), (["derain"], "ipt_denoise_derain")])
 def test_prune_pretrained_to_single_task(keep: list[object], target: str) -> None:
     model = prune_tasks(build_meta(**OFFICIAL["ipt_pretrain"]), keep)  # type: ignore[arg-type]
-    assert shapes_of(model.state_dict()) == read_shapes(target)
+    assert shapes_of(model.state_dict()) == read_official(target)[0]
     assert model.config["num_queries"] == 1 and len(model.config["scale"]) == 1
 
 
@@ -395,8 +366,8 @@ def test_prune_keeps_outputs() -> None:
 
 @pytest.mark.parametrize("index, target", [(0, "ipt_sr2"), (1, "ipt_sr3"), (2, "ipt_sr4"), (5, "ipt_denoise_derain")])
 def test_select_tasks_from_pretrained_checkpoint(index: int, target: str) -> None:
-    selected = select_tasks_state_dict(meta_state_dict("ipt_pretrain"), [index])
-    assert shapes_of(selected) == read_shapes(target)
+    selected = select_tasks_state_dict(official_state_dict("ipt_pretrain", device="meta"), [index])
+    assert shapes_of(selected) == read_official(target)[0]
 
 
 def test_load_multitask_weights_into_single_task_model() -> None:
@@ -422,13 +393,13 @@ def test_load_multitask_weights_into_single_task_model() -> None:
 # -- detector ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(OFFICIAL))
 def test_detector_on_official_layouts(name: str) -> None:
-    cfg = detect_ipt(meta_state_dict(name))
+    cfg = detect_ipt(official_state_dict(name, device="meta"))
     assert cfg is not None and cfg["type"] == "IPT"
     assert cfg["scale"] == OFFICIAL[name]["scale"]
     assert (cfg["n_feats"], cfg["patch_size"], cfg["patch_dim"], cfg["num_layers"], cfg["num_heads"]) == (64, 48, 3, 12, 12)
     assert cfg["num_queries"] == OFFICIAL[name].get("num_queries", 1)
     cfg.pop("type")
-    assert shapes_of(build_meta(**cfg).state_dict()) == read_shapes(name)
+    assert shapes_of(build_meta(**cfg).state_dict()) == read_official(name)[0]
 
 
 @pytest.mark.parametrize(
@@ -454,7 +425,7 @@ def test_detector_on_our_state_dicts(options: dict[str, object], heads: int) -> 
 
 def test_detector_rejects_other_state_dicts() -> None:
     assert detect_ipt({"conv_first.weight": torch.zeros(1)}) is None
-    sd = meta_state_dict("ipt_sr2")
+    sd = official_state_dict("ipt_sr2", device="meta")
     sd["tail.0.0.0.weight"] = torch.empty(100, 64, 3, 3, device="meta")
     with pytest.raises(CheckpointError, match="tail 0"):
         detect_ipt(sd)

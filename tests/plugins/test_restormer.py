@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from tests.helpers import FIXTURES, SHARED, golden_fill, read_official
 from irframe.errors import CheckpointError, OptionsError
 from irframe.nn.spec import get_spec
 from irframe.registry import ARCHS, DETECTORS
@@ -16,8 +16,7 @@ from irframe_restormer.arch import Restormer
 from irframe_restormer.detect import detect_restormer
 from irframe_restormer.keys import read_ffn_expansion
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-SHARED_GOLDEN = Path("/work/shared/golden/golden.json")
+SHARED_GOLDEN = SHARED / "golden" / "golden.json"
 
 # Official configurations (tests/fixtures/official/<name>.txt): build options.
 OFFICIAL = {
@@ -33,29 +32,6 @@ GOLDEN = {
     "restormer_tiny_biasfree.npz": {**_TINY, "LayerNorm_type": "BiasFree"},
     "restormer_tiny_dualpixel.npz": {**_TINY, "inp_channels": 6, "dual_pixel_task": True},
 }
-
-
-def read_official(name: str) -> tuple[list[tuple[str, tuple[int, ...]]], int]:
-    """(name, shape) entries of an official shape list and its declared floating-point value count."""
-    entries, total = [], -1
-    for line in (FIXTURES / "official" / f"{name}.txt").read_text().splitlines():
-        if line.startswith("#"):
-            if "floating-point values" in line:
-                total = int(line.split(",")[1].split()[0])
-            continue
-        key, shape = line.split("\t")
-        entries.append((key, tuple(int(v) for v in shape.strip("()").split(",") if v.strip())))
-    return entries, total
-
-
-def golden_fill(model: torch.nn.Module) -> None:
-    """Fill every floating state_dict entry with 0.1*sin(0.7*i + len(name)) (golden/README.md)."""
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if tensor.is_floating_point():
-                i = np.arange(tensor.numel(), dtype=np.float64)
-                values = (0.1 * np.sin(0.7 * i + len(name))).astype(np.float32)
-                tensor.copy_(torch.from_numpy(values).reshape(tensor.shape))
 
 
 def shapes(model: torch.nn.Module) -> list[tuple[str, tuple[int, ...]]]:

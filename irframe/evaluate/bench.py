@@ -1,0 +1,172 @@
+"""What ``tools/test.py`` does: models x benchmark sets -> images, metrics, leaderboard, report.
+
+Everything is built through the registries from validated options (no object is made by hand
+from a dict): ``model:`` (+ a checkpoint), ``test.datasets``, ``test.metrics``, ``inference:``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import inspect
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from irframe.errors import OptionsError
+from irframe.evaluate.leaderboard import MetricInfo, ModelRun, update_leaderboard
+from irframe.evaluate.models import load_for_eval
+from irframe.evaluate.runner import EvalSettings, evaluate_dataset
+from irframe.options import Options, check_components, load_options
+
+__all__ = ["Job", "plan_jobs", "build_metrics", "build_test_sets", "run_job", "run_benchmarks"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One model to evaluate: its options, checkpoint and leaderboard row name."""
+
+    opts: Options
+    checkpoint: str | None
+    name: str
+
+
+def plan_jobs(opts_list: Sequence[Options], checkpoints: Sequence[str]) -> list[Job]:
+    """Pair option files with checkpoints.
+
+    * no ``--checkpoint``: each option file with its own ``test.checkpoint``;
+    * as many checkpoints as option files: pairwise;
+    * one option file and several checkpoints: that model with each checkpoint (rows are named
+      ``name@checkpoint``).
+    """
+    if not opts_list:
+        raise OptionsError("no option file given (-opt FILE)")
+    for opts in opts_list:
+        if opts.test is None:
+            raise OptionsError(f"{opts.source}: no 'test:' section (test.datasets and test.metrics are needed)")
+        if not opts.test.datasets:
+            raise OptionsError(f"{opts.source}: test.datasets is empty: name at least one benchmark set")
+    if not checkpoints:
+        return [Job(o, o.test.checkpoint, o.test.model_name or o.name) for o in opts_list]  # type: ignore[union-attr]
+    if len(checkpoints) == len(opts_list):
+        return [Job(o, c, o.test.model_name or o.name) for o, c in zip(opts_list, checkpoints)]  # type: ignore[union-attr]
+    if len(opts_list) == 1:
+        o = opts_list[0]
+        base = o.test.model_name or o.name  # type: ignore[union-attr]
+        return [Job(o, c, f"{base}@{_checkpoint_label(c)}") for c in checkpoints]
+    raise OptionsError(
+        f"{len(checkpoints)} checkpoints for {len(opts_list)} option files: give one checkpoint per option "
+        "file, or several checkpoints with a single option file"
+    )
+
+
+def _checkpoint_label(path: str) -> str:
+    p = Path(path)
+    return p.name if p.is_dir() else p.stem
+
+
+def build_metrics(opts: Options) -> list[Any]:
+    """The ``test.metrics`` objects (at least one unless every set lacks ground truth)."""
+    from irframe.registry import METRICS
+
+    assert opts.test is not None
+    return [METRICS.build(cfg, path=f"{opts.source}: test.metrics.{i}") for i, cfg in enumerate(opts.test.metrics)]
+
+
+def build_test_sets(opts: Options) -> dict[str, tuple[Any, EvalSettings]]:
+    """The ``test.datasets`` (name -> (dataset, settings)), seeded with the options' seed.
+
+    Sets degraded on the fly get ``seed`` from the options unless they set their own, so every
+    run (and every model) sees the very same degraded inputs.
+    """
+    from irframe.registry import DATASETS
+
+    assert opts.test is not None
+    out: dict[str, tuple[Any, EvalSettings]] = {}
+    for name, loader in opts.test.datasets.items():
+        cfg = loader.dataset_cfg()
+        cls = DATASETS.get(cfg["type"])
+        if "seed" not in cfg and "seed" in inspect.signature(cls).parameters:
+            cfg["seed"] = opts.seed
+        dataset = DATASETS.build(cfg, path=f"{opts.source}: test.datasets.{name}")
+        settings = EvalSettings(
+            tile=opts.inference.tile,
+            tile_overlap=opts.inference.tile_overlap,
+            self_ensemble=opts.inference.self_ensemble,
+            task=opts.inference.task,
+            save_images=opts.test.save_images,
+            report_images=opts.test.report_images,
+            report_crop=opts.test.report_crop,
+            batch_size=loader.batch_size,
+            num_workers=loader.num_workers,
+        )
+        out[name] = (dataset, settings)
+    return out
+
+
+def run_job(
+    job: Job,
+    out_dir: str | os.PathLike[str],
+    *,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> dict[str, Path]:
+    """Evaluate one model on its option file's sets and merge the results into ``out_dir``."""
+    from irframe.nn.stats import count_params
+
+    opts = job.opts
+    check_components(opts)
+    metrics = build_metrics(opts)
+    sets = build_test_sets(opts)
+    loaded = load_for_eval(opts.model, job.checkpoint, name=job.name, device=device, source=opts.source)
+    run = ModelRun(
+        name=loaded.name,
+        arch=loaded.arch,
+        checkpoint=loaded.checkpoint,
+        params=count_params(loaded.model),
+        device=_device_label(torch.device(device)),
+        options=opts.source,
+        inference=opts.inference.model_dump(mode="json"),
+        updated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    report: dict[str, dict[str, Any]] = {}
+    for set_name, (dataset, settings) in sets.items():
+        result, crops = evaluate_dataset(
+            loaded, set_name, dataset, metrics, out_dir, settings, device=device, progress=progress
+        )
+        run.datasets[set_name] = result
+        report[set_name] = crops
+    return update_leaderboard(out_dir, [run], [MetricInfo.of(m) for m in metrics], report)
+
+
+def _device_label(device: torch.device) -> str:
+    if device.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(device)
+    return device.type
+
+
+def run_benchmarks(
+    option_files: Sequence[str],
+    checkpoints: Sequence[str] = (),
+    overrides: Sequence[str] = (),
+    out_dir: str | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> dict[str, Path]:
+    """Load the option files, evaluate every model and return the leaderboard files written.
+
+    Each model's results are merged as soon as it finishes, so an interrupted run keeps the models
+    already measured. Without ``out_dir`` each option file's ``test.results_root`` is used.
+    """
+    opts_list = [load_options(path, overrides) for path in option_files]
+    jobs = plan_jobs(opts_list, checkpoints)
+    for opts in opts_list:  # a typo in the last file fails before the first model runs
+        check_components(opts)
+    paths: dict[str, Path] = {}
+    for job in jobs:
+        assert job.opts.test is not None
+        paths = run_job(job, out_dir or job.opts.test.results_root, device=device, progress=progress)
+    return paths

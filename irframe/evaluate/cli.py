@@ -1,0 +1,202 @@
+"""Command lines of the evaluation tools (the ``tools/*.py`` scripts call these ``main`` functions).
+
+* ``tools/test.py``: benchmark models, merge into a leaderboard (+ ``report.html``);
+* ``tools/infer.py``: restore an image or a folder;
+* ``tools/model_stats.py``: params and FLOPs next to the papers' figures;
+* ``tools/make_submission.py``: a Kaggle pixel submission from restored pages.
+
+Errors in options, data or checkpoints print one ``error: ...`` line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from irframe.errors import IrframeError
+
+__all__ = ["benchmark_main", "infer_main", "stats_main", "submission_main"]
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+        help="override an option, e.g. --set inference.tile=256 test.report_images=5",
+    )
+
+
+def _fail(exc: Exception) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return 2
+
+
+# -- tools/test.py -------------------------------------------------------------------------------
+def benchmark_main(argv: Sequence[str] | None = None) -> int:
+    """``tools/test.py -opt FILE [FILE ...] [--checkpoint CKPT ...] [--set k=v] [--out DIR]``."""
+    parser = argparse.ArgumentParser(
+        prog="test.py",
+        description="Run models over the benchmark sets of their option files (test.datasets), save the "
+        "restored images, compute test.metrics and merge the results into a leaderboard "
+        "(leaderboard.md/.csv/.json, per_image.csv, report.html).",
+    )
+    parser.add_argument("-opt", "--opt", dest="opts", nargs="+", required=True, metavar="FILE", help="option file(s)")
+    parser.add_argument(
+        "--checkpoint", nargs="+", default=[], metavar="CKPT",
+        help="weights file(s) or checkpoint folder(s): one per option file, or several for one option file "
+        "(default: each file's test.checkpoint)",
+    )
+    _add_set(parser)
+    parser.add_argument("--out", default=None, metavar="DIR", help="leaderboard folder (default: test.results_root)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+
+    from irframe.evaluate.bench import run_benchmarks
+
+    try:
+        paths = run_benchmarks(
+            args.opts, args.checkpoint, args.overrides, args.out,
+            device=args.device or _default_device(), progress=not args.no_progress,
+        )
+    except IrframeError as exc:
+        return _fail(exc)
+    print(paths["md"].read_text(encoding="utf-8"))
+    for kind, path in paths.items():
+        print(f"{kind:>9}: {path}")
+    return 0
+
+
+# -- tools/infer.py ------------------------------------------------------------------------------
+def infer_main(argv: Sequence[str] | None = None) -> int:
+    """``tools/infer.py --checkpoint CKPT | -opt FILE --input IMG_OR_DIR --output DIR [...]``."""
+    parser = argparse.ArgumentParser(
+        prog="infer.py",
+        description="Restore one image or every image of a folder. Outputs keep the input's bit depth and "
+        "channels; input files are never overwritten.",
+    )
+    parser.add_argument("--checkpoint", default=None, metavar="CKPT", help="weights file or checkpoint folder")
+    parser.add_argument("-opt", "--opt", default=None, metavar="FILE", help="option file naming the model (and test.checkpoint)")
+    _add_set(parser)
+    parser.add_argument("--input", required=True, metavar="IMG_OR_DIR")
+    parser.add_argument("--output", required=True, metavar="DIR")
+    parser.add_argument("--task", default=None, help="task of a multi-task model (IPT: e.g. sr2, denoise30)")
+    parser.add_argument("--tile", type=int, default=None, help="tile side in input pixels (default: whole image)")
+    parser.add_argument("--tile-overlap", type=int, default=None, help="overlap between tiles (default: the model's)")
+    parser.add_argument("--self-ensemble", action="store_true", help="average the x8 flips/rotations")
+    parser.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    if args.checkpoint is None and args.opt is None:
+        parser.error("give --checkpoint CKPT or -opt FILE (or both)")
+
+    from irframe.evaluate.infer import check_task, infer_files, plan_outputs
+    from irframe.errors import OptionsError
+    from irframe.evaluate.models import load_for_eval
+    from irframe.options import load_options
+
+    device = args.device or _default_device()
+    try:
+        pairs = plan_outputs(args.input, args.output)  # refuse unsafe outputs before loading a model
+        model_cfg, checkpoint, inference = None, args.checkpoint, None
+        if args.opt is not None:
+            opts = load_options(args.opt, args.overrides)
+            model_cfg, inference = opts.model, opts.inference
+            if checkpoint is None:
+                checkpoint = opts.test.checkpoint if opts.test else None
+            if checkpoint is None:
+                raise OptionsError(f"{args.opt}: no checkpoint: pass --checkpoint or set test.checkpoint")
+        loaded = load_for_eval(model_cfg, checkpoint, device=device, source=args.opt or "checkpoint")
+        task = args.task if args.task is not None else (inference.task if inference else None)
+        task = check_task(loaded.model, task)
+        result = infer_files(
+            loaded.model,
+            pairs,
+            tile=args.tile if args.tile is not None else (inference.tile if inference else None),
+            tile_overlap=args.tile_overlap if args.tile_overlap is not None else (inference.tile_overlap if inference else None),
+            self_ensemble=args.self_ensemble or bool(inference and inference.self_ensemble),
+            task=task,
+            device=device,
+            progress=not args.no_progress,
+            log=lambda msg: print(msg, file=sys.stderr),
+        )
+    except IrframeError as exc:
+        return _fail(exc)
+    print(f"wrote {len(result.written)} image(s) to {args.output}")
+    if result.failed:
+        print(f"error: {len(result.failed)} image(s) could not be read:", file=sys.stderr)
+        for path, reason in result.failed:
+            print(f"  {reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# -- tools/model_stats.py ------------------------------------------------------------------------
+def stats_main(argv: Sequence[str] | None = None) -> int:
+    """``tools/model_stats.py -opt FILE [FILE ...] | --arch NAME [...] [--size 256]``."""
+    parser = argparse.ArgumentParser(
+        prog="model_stats.py",
+        description="Parameters and FLOPs per model (computed), beside the papers' figures (quoted).",
+    )
+    parser.add_argument("-opt", "--opt", dest="opts", nargs="+", default=[], metavar="FILE", help="option file(s)")
+    parser.add_argument("--arch", nargs="+", default=[], metavar="NAME", help="registered arch(s), default options")
+    _add_set(parser)
+    parser.add_argument("--size", type=int, default=256, help="square input side for FLOPs (default 256)")
+    parser.add_argument("--task", default=None, help="task of a multi-task model")
+    parser.add_argument("--no-flops", action="store_true", help="count parameters only")
+    args = parser.parse_args(argv)
+    if not args.opts and not args.arch:
+        parser.error("give -opt FILE or --arch NAME")
+    if args.size < 1:
+        parser.error(f"--size must be positive, got {args.size}")
+
+    from irframe.evaluate.model_stats import build_on_meta, measure, stats_table
+    from irframe.options import load_options
+
+    try:
+        targets = [(name, {"type": name}, f"--arch {name}") for name in args.arch]
+        for path in args.opts:
+            opts = load_options(path, args.overrides)
+            targets.append((opts.name, opts.model, f"{path}: model"))
+        rows = []
+        for name, cfg, where in targets:
+            model = build_on_meta(cfg, path=where)
+            rows.append(measure(model, name, str(cfg["type"]), args.size, task=args.task, flops=not args.no_flops))
+    except IrframeError as exc:
+        return _fail(exc)
+    print(stats_table(rows))
+    return 0
+
+
+# -- tools/make_submission.py --------------------------------------------------------------------
+def submission_main(argv: Sequence[str] | None = None) -> int:
+    """``tools/make_submission.py --pred DIR --input DIR --out submission.csv [--sample FILE]``."""
+    parser = argparse.ArgumentParser(
+        prog="make_submission.py",
+        description="Write a Kaggle pixel submission (Denoising Dirty Documents format: id=image_row_col, "
+        "value in [0,1]) from restored pages named <id>.png.",
+    )
+    parser.add_argument("--pred", required=True, metavar="DIR", help="restored pages (<id>.png)")
+    parser.add_argument("--input", required=True, metavar="DIR", help="the competition's test pages (size check)")
+    parser.add_argument("--out", required=True, metavar="FILE", help="submission .csv (or .csv.gz)")
+    parser.add_argument("--sample", default=None, metavar="FILE", help="sample submission giving the row order")
+    parser.add_argument(
+        "--order", choices=("column", "row"), default="column",
+        help="pixel order without --sample: column (the competition's: 1_1_1, 1_2_1, ...) or row",
+    )
+    args = parser.parse_args(argv)
+
+    from irframe.evaluate.submission import write_submission
+
+    try:
+        info = write_submission(args.pred, args.input, args.out, order=args.order, sample=args.sample)
+    except IrframeError as exc:
+        return _fail(exc)
+    print(f"wrote {info.rows} pixel rows of {info.images} image(s) to {info.path}")
+    return 0

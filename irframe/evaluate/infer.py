@@ -1,0 +1,152 @@
+"""Restore one image or a folder of images (what ``tools/infer.py`` does).
+
+Safety first: an input file is never overwritten. The output folder may not be the input's folder,
+and a destination that is an input file (a hard link, a symlinked folder) or a byte-identical copy
+of its input (an output folder that is a copy of the inputs) is refused before any work starts.
+Outputs keep the input's bit depth and channels (gray stays gray; 16-bit stays 16-bit).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from irframe.data.io import imread, img2tensor
+from irframe.errors import DataError, OptionsError
+from irframe.evaluate.images import list_images, output_suffix, probe_image, save_restored
+from irframe.evaluate.models import select_task
+from irframe.nn.spec import get_spec
+
+__all__ = ["plan_outputs", "check_task", "InferResult", "infer_files"]
+
+
+def _same_content(a: Path, b: Path) -> bool:
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            ca, cb = fa.read(1 << 20), fb.read(1 << 20)
+            if ca != cb:
+                return False
+            if not ca:
+                return True
+
+
+def plan_outputs(input_path: str | os.PathLike[str], output_dir: str | os.PathLike[str]) -> list[tuple[Path, Path]]:
+    """``(source, destination)`` pairs for an image or a folder of images, after the safety checks.
+
+    Raises:
+        DataError: no input, an output folder equal to the input folder (or holding the input files
+            or copies of them), an output path that is a file, or two inputs with the same output name.
+    """
+    src = Path(input_path)
+    out = Path(output_dir)
+    if src.is_dir():
+        sources = list_images(src)
+        if not sources:
+            raise DataError(f"{src}: no image files in the input folder")
+        input_folder = src
+    elif src.is_file():
+        sources = [src]
+        input_folder = src.parent
+    else:
+        raise DataError(f"input not found: {src}")
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: the output path exists and is not a folder")
+    if out.resolve() == input_folder.resolve():
+        raise DataError(
+            f"{out}: the output folder is the input folder {input_folder}; choose another folder so that "
+            "no input image can be overwritten"
+        )
+    # (device, inode) catches hard links and symlinked folders that path comparison misses
+    input_ids = {(st.st_dev, st.st_ino) for st in (s.stat() for s in sources)}
+    pairs: list[tuple[Path, Path]] = []
+    taken: dict[Path, Path] = {}
+    for s in sources:
+        dest = out / f"{s.stem}{output_suffix(s)}"
+        if dest in taken:
+            raise DataError(f"{s} and {taken[dest]} would both be written to {dest}; rename one of them")
+        taken[dest] = s
+        if dest.exists():
+            st = dest.stat()
+            if (st.st_dev, st.st_ino) in input_ids:
+                raise DataError(f"{dest}: is an input file; refusing to overwrite it (choose another output folder)")
+            if _same_content(dest, s):
+                raise DataError(
+                    f"{out}: holds the same files as the input folder ({dest.name} is a copy of {s}); refusing "
+                    "to overwrite what looks like the inputs; choose an empty output folder"
+                )
+        pairs.append((s, dest))
+    return pairs
+
+
+def check_task(model: torch.nn.Module, task: str | int | None) -> str | int | None:
+    """The task to run: required (by name) for multi-task models, refused for single-task ones."""
+    tasks = get_spec(model).tasks
+    if task is None:
+        if len(tasks) > 1:
+            raise OptionsError(f"this model is multi-task: choose one with --task ({', '.join(tasks)})")
+        return None
+    if not tasks:
+        raise OptionsError(f"--task {task!r}: this model has no tasks to choose from")
+    if isinstance(task, str) and task not in tasks:
+        if task.isdigit() and int(task) < len(tasks):
+            return tasks[int(task)]
+        raise OptionsError(f"--task {task!r}: unknown task; the model's tasks are {', '.join(tasks)}")
+    return task
+
+
+@dataclass
+class InferResult:
+    """Files written and files that could not be read (with the reason)."""
+
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def infer_files(
+    model: torch.nn.Module,
+    pairs: list[tuple[Path, Path]],
+    *,
+    tile: int | None = None,
+    tile_overlap: int | None = None,
+    self_ensemble: bool = False,
+    task: str | int | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    log: Callable[[str], Any] = print,
+) -> InferResult:
+    """Restore each ``(source, destination)`` pair.
+
+    An unreadable image is reported (naming the file) and skipped; the others are still written.
+    """
+    from tqdm import tqdm
+
+    from irframe.nn.inference import restore
+
+    select_task(model, task)
+    spec = get_spec(model)
+    if spec.in_channels not in (1, 3):
+        raise OptionsError(
+            f"infer works on gray or RGB images; this model takes {spec.in_channels} channels (e.g. dual-pixel "
+            "pairs): run it from Python with irframe.nn.inference.restore"
+        )
+    device = torch.device(device)
+    result = InferResult()
+    for src, dest in tqdm(pairs, desc="infer", unit="img", disable=not progress):
+        try:
+            fmt = probe_image(src)
+            image = imread(src, channels=spec.in_channels)
+        except DataError as exc:
+            result.failed.append((src, str(exc)))
+            log(f"error: {exc}")
+            continue
+        x = img2tensor(image).unsqueeze(0).to(device)
+        y = restore(model, x, tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble, task=task)
+        save_restored(dest, y[0].cpu(), fmt)
+        result.written.append(dest)
+    return result

@@ -1,0 +1,164 @@
+"""Build a model for evaluation from options and/or a checkpoint, and load its weights.
+
+One function, :func:`load_for_eval`, used by ``tools/test.py``, ``tools/infer.py`` and
+``tools/model_stats.py``:
+
+* options ``model:`` given -> the arch is built from it (through ``ARCHS.build``) and the checkpoint,
+  if any, is loaded into it (``strict`` key/shape checks);
+* no ``model:`` -> the checkpoint alone decides: our safetensors metadata (``arch`` + ``config``)
+  or the registered checkpoint detectors (:func:`irframe.nn.autoload.load_model`).
+
+A checkpoint is a weights file (``.safetensors``, ``.pth``, ...) or one of our experiment
+checkpoint folders (``ema.safetensors`` preferred over ``model.safetensors``, as BasicSR validates
+the EMA network when there is one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import torch.nn as nn
+
+from irframe.errors import CheckpointError, OptionsError
+
+__all__ = ["LoadedModel", "load_for_eval", "select_task", "slugify"]
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference and what is known about where it came from.
+
+    Attributes:
+        model: the module, in eval mode, on the requested device.
+        name: the row name used in leaderboards.
+        arch: registered arch name (``config["type"]``).
+        config: the build config ``{type: Arch, **kwargs}``.
+        checkpoint: the weights file actually read (``None`` for random weights).
+        missing, unexpected: keys reported by a non-strict load.
+    """
+
+    model: nn.Module
+    name: str
+    arch: str
+    config: dict[str, Any]
+    checkpoint: str | None = None
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+
+def slugify(name: str) -> str:
+    """A file-system-safe version of a model or data set name (for output folders)."""
+    slug = re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip("._")
+    return slug or "model"
+
+
+def _metadata_config(file: Path) -> dict[str, Any] | None:
+    """The build config stored in one of our safetensors files, or ``None`` (other files)."""
+    if file.suffix.lower() != ".safetensors":
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(file), framework="pt", device="cpu") as f:
+            meta = dict(f.metadata() or {})
+    except Exception as exc:  # the library raises its own (Rust) error types
+        raise CheckpointError(f"{file}: not a readable safetensors file: {exc}") from exc
+    if "arch" not in meta or "config" not in meta:
+        return None
+    try:
+        config = json.loads(meta["config"])
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{file}: metadata 'config' is not valid JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{file}: metadata 'config' must be a mapping, got {config!r}")
+    config.setdefault("type", meta["arch"])
+    return config
+
+
+def load_for_eval(
+    model_cfg: Mapping[str, Any] | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    *,
+    name: str | None = None,
+    strict: bool = True,
+    key: str = "auto",
+    prefer_ema: bool = True,
+    device: str | torch.device = "cpu",
+    source: str = "options",
+) -> LoadedModel:
+    """Build the model and load its weights.
+
+    Args:
+        model_cfg: the options' ``model:`` mapping (``{type: Arch, ...}``), or ``None`` to take the
+            arch and its config from the checkpoint.
+        checkpoint: weights file or experiment checkpoint folder; ``None`` keeps the built model's
+            initial weights (only allowed with ``model_cfg``; useful for smoke tests and stats).
+        name: leaderboard row name (default: the arch name, or the checkpoint's stem).
+        strict: refuse missing/unexpected keys.
+        key: wrapper key for official files (``"auto"``, ``"params"``, ``"params_ema"``, ...).
+        prefer_ema: for a checkpoint folder, read ``ema.safetensors`` when present.
+        device: where the model goes.
+        source: what ``model_cfg`` came from (an option file name), for messages.
+
+    Raises:
+        OptionsError: neither a model config nor a checkpoint, or an arch that differs from the
+            one recorded in the checkpoint.
+        CheckpointError: unreadable checkpoint, or weights that do not fit the model.
+    """
+    from irframe.nn.autoload import load_model, resolve_weights_file
+    from irframe.nn.checkpoint import load_weights
+    from irframe.registry import ARCHS
+
+    if model_cfg is None and checkpoint is None:
+        raise OptionsError("no model to evaluate: give an option file with 'model:' or a checkpoint")
+    file = resolve_weights_file(checkpoint, prefer_ema) if checkpoint is not None else None
+    default_name = file.parent.name if file is not None and file.name in ("model.safetensors", "ema.safetensors") else None
+    if file is not None and default_name is None:
+        default_name = file.stem
+    missing: list[str] = []
+    unexpected: list[str] = []
+    if model_cfg is None:
+        assert file is not None
+        model = load_model(file, key=key, strict=strict, device=device)
+        config = dict(getattr(model, "irframe_config", {}) or {"type": type(model).__name__})
+    else:
+        config = dict(model_cfg)
+        recorded = _metadata_config(file) if file is not None else None
+        if recorded is not None and recorded.get("type") != config.get("type"):
+            raise OptionsError(
+                f"{source}: model.type is {config.get('type')!r} but checkpoint {file} was saved from "
+                f"{recorded.get('type')!r}; fix model.type or drop 'model:' to use the checkpoint's own config"
+            )
+        model = ARCHS.build(config, path=f"{source}: model")
+        if file is not None:
+            result = load_weights(model, file, strict=strict, key=key)
+            missing, unexpected = result.missing, result.unexpected
+        model = model.to(device).eval()
+    arch = str(config.get("type", type(model).__name__))
+    return LoadedModel(
+        model=model,
+        name=name or default_name or arch,
+        arch=arch,
+        config=config,
+        checkpoint=str(file) if file is not None else None,
+        missing=missing,
+        unexpected=unexpected,
+    )
+
+
+def select_task(model: nn.Module, task: str | int | None) -> None:
+    """Make ``model``'s spec describe ``task`` before inference reads it.
+
+    A multi-task model's spec can depend on the task (IPT: ``scale`` 2 for ``sr_x2``, 1 for
+    ``denoise30``) and :func:`~irframe.nn.inference.restore` reads the spec before calling the
+    model, so a model that offers ``set_task`` is switched first. Models without it are untouched.
+    """
+    setter = getattr(model, "set_task", None)
+    if task is not None and callable(setter):
+        setter(task)

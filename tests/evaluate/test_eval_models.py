@@ -1,0 +1,60 @@
+"""load_for_eval: options + checkpoint, checkpoint alone, checkpoint folders, mismatches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from irframe.errors import CheckpointError, OptionsError
+from irframe.evaluate.models import load_for_eval, select_task, slugify
+from irframe.nn.checkpoint import save_weights
+
+
+def test_options_with_and_without_checkpoint(toy_arch, tmp_path: Path) -> None:
+    ckpt = tmp_path / "w.pth"
+    torch.save({"params": {"offset": torch.tensor(0.25)}}, ckpt)  # a BasicSR-style official file
+    loaded = load_for_eval({"type": "EvalToyNet"}, ckpt, device="cpu")
+    assert loaded.name == "w" and loaded.arch == "EvalToyNet" and loaded.checkpoint == str(ckpt)
+    assert loaded.model.offset.item() == 0.25 and not loaded.model.training
+    fresh = load_for_eval({"type": "EvalToyNet", "offset": 0.5}, None, name="row")
+    assert fresh.name == "row" and fresh.checkpoint is None and fresh.model.offset.item() == 0.5
+    with pytest.raises(OptionsError, match="no model to evaluate"):
+        load_for_eval(None, None)
+
+
+def test_checkpoint_folder_prefers_ema_and_metadata_builds_the_arch(toy_arch, tmp_path: Path) -> None:
+    folder = tmp_path / "iter_000010"
+    meta = {"arch": "EvalToyNet", "config": {"type": "EvalToyNet", "scale": 2}}
+    save_weights(toy_arch(offset=0.1), folder / "model.safetensors", meta)
+    save_weights(toy_arch(offset=0.2), folder / "ema.safetensors", meta)
+    loaded = load_for_eval(None, folder)
+    assert loaded.name == "iter_000010" and loaded.checkpoint == str(folder / "ema.safetensors")
+    assert loaded.model.offset.item() == pytest.approx(0.2) and loaded.model.spec.scale == 2
+    assert loaded.config == {"type": "EvalToyNet", "scale": 2}
+
+
+def test_arch_mismatch_and_bad_weights_are_clear(toy_arch, tmp_path: Path) -> None:
+    ckpt = tmp_path / "r.safetensors"
+    save_weights({"offset": torch.tensor(0.0)}, ckpt, {"arch": "Restormer", "config": {"type": "Restormer"}})
+    with pytest.raises(OptionsError, match="saved from 'Restormer'"):
+        load_for_eval({"type": "EvalToyNet"}, ckpt, source="a.yml")
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"other": torch.zeros(2)}, wrong)
+    with pytest.raises(CheckpointError, match="wrong.pth"):
+        load_for_eval({"type": "EvalToyNet"}, wrong)
+    loaded = load_for_eval({"type": "EvalToyNet"}, wrong, strict=False)
+    assert loaded.missing == ["offset"] and loaded.unexpected == ["other"]
+
+
+def test_select_task_and_slugify(toy_arch) -> None:
+    class Switchable(toy_arch):
+        def set_task(self, task: str) -> None:
+            self.chosen = task
+
+    model = Switchable(tasks=["a", "b"])
+    select_task(model, "b")
+    assert model.chosen == "b"
+    select_task(toy_arch(), "a")  # models without set_task are left alone
+    assert slugify("Restormer (x4) / EMA") == "Restormer_x4_EMA" and slugify("..") == "model"

@@ -1,0 +1,52 @@
+"""Helpers shared by the test modules (reference files, golden weight fill)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
+# ../shared beside the checkout (CI and developers have it; a plain clone may not).
+SHARED = Path(os.environ.get("IRFRAME_SHARED", ROOT.parent / "shared"))
+
+
+def read_official(name: str) -> tuple[list[tuple[str, tuple[int, ...]]], int]:
+    """``(name, shape)`` entries of ``fixtures/official/<name>.txt`` and its declared float-value count."""
+    entries, total = [], -1
+    for line in (FIXTURES / "official" / f"{name}.txt").read_text().splitlines():
+        if line.startswith("#"):
+            if "floating-point values" in line:
+                total = int(line.split(",")[1].split()[0])
+            continue
+        if line.strip():
+            key, shape = line.split("\t")
+            entries.append((key, tuple(int(v) for v in re.findall(r"\d+", shape))))
+    return entries, total
+
+
+def official_state_dict(name: str, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """A zero state dict (meta tensors with ``device="meta"``) with an official layout's names and shapes."""
+    entries, _ = read_official(name)
+    make = torch.empty if device == "meta" else torch.zeros
+    return {
+        k: make(s, device=device, dtype=torch.int64 if k.endswith("position_ids") else torch.float32)
+        for k, s in entries
+    }
+
+
+def golden_fill(model: torch.nn.Module, keep: tuple[str, ...] = ()) -> None:
+    """Fill floating state_dict entries with ``0.1*sin(0.7*i + len(name))`` (shared/golden/README.md).
+
+    Integer buffers and entries whose name starts with one of ``keep`` keep their values.
+    """
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if not t.is_floating_point() or name.startswith(keep):
+                continue
+            i = np.arange(t.numel(), dtype=np.float64)
+            t.copy_(torch.from_numpy((0.1 * np.sin(0.7 * i + len(name))).astype(np.float32)).view_as(t))
