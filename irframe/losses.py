@@ -1,1 +1,190 @@
-"""(filled in by its issue)"""
+"""Generic training losses, registered in ``LOSSES`` (arch-specific losses live in their plugins).
+
+The loss protocol the trainer relies on:
+
+* A loss is an ``nn.Module`` returning a scalar tensor. Its weight is not its business: the
+  trainer multiplies by ``train.losses[i].weight`` (default: the class attribute
+  ``default_weight`` if the loss defines one, else 1).
+* A *pixel* loss is called as ``loss(pred, gt)``; a *feature* loss (class attribute
+  ``uses_features = True``, e.g. IPT's contrastive loss) as ``loss(features)``, and the trainer
+  then asks the model for them (``model(x, ..., return_features=True)`` returns ``(out, features)``).
+* Further keyword parameters of ``forward`` name batch entries the loss wants (``lq``, ``task``,
+  ``image_ids``, ...): the trainer passes those the batch has (see :func:`loss_signature`).
+* Inputs are float tensors in [0, 1] (NCHW); no loss clamps them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from irframe.registry import LOSSES
+
+Reduction = Literal["mean", "sum"]
+
+# BT.601 luma from RGB in [0, 1], as BasicSR / HINet compute it (on the 0..255 scale, then / 255).
+_Y_COEF = (65.481, 128.553, 24.966)
+
+
+@dataclass(frozen=True)
+class LossSignature:
+    """How the trainer calls a loss: on features or on (pred, gt), plus which batch entries."""
+
+    uses_features: bool
+    required: tuple[str, ...]  # batch entries the loss cannot do without
+    optional: tuple[str, ...]  # batch entries passed when the batch has them
+
+
+def loss_signature(loss: nn.Module) -> LossSignature:
+    """Read a loss's calling convention from ``uses_features`` and ``forward``'s parameters."""
+    feature_loss = bool(getattr(loss, "uses_features", False))
+    params = [
+        p
+        for p in inspect.signature(loss.forward).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    extra = params[1 if feature_loss else 2 :]
+    return LossSignature(
+        uses_features=feature_loss,
+        required=tuple(p.name for p in extra if p.default is p.empty),
+        optional=tuple(p.name for p in extra if p.default is not p.empty),
+    )
+
+
+def _check_shapes(name: str, pred: torch.Tensor, gt: torch.Tensor) -> None:
+    if pred.shape != gt.shape:
+        raise ValueError(f"{name}: prediction {tuple(pred.shape)} and target {tuple(gt.shape)} differ in shape")
+
+
+def _reduce(value: torch.Tensor, reduction: Reduction) -> torch.Tensor:
+    return value.mean() if reduction == "mean" else value.sum()
+
+
+@LOSSES.register("L1Loss")
+class L1Loss(nn.Module):
+    """Mean (or summed) absolute error."""
+
+    def __init__(self, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        _check_shapes("L1Loss", pred, gt)
+        return F.l1_loss(pred, gt, reduction=self.reduction)
+
+
+@LOSSES.register("MSELoss")
+class MSELoss(nn.Module):
+    """Mean (or summed) squared error."""
+
+    def __init__(self, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        _check_shapes("MSELoss", pred, gt)
+        return F.mse_loss(pred, gt, reduction=self.reduction)
+
+
+@LOSSES.register("CharbonnierLoss")
+class CharbonnierLoss(nn.Module):
+    """``sqrt((pred - gt)^2 + eps^2)``, a differentiable L1 (MPRNet's form, eps 1e-3)."""
+
+    def __init__(self, eps: float = 1e-3, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        if eps <= 0:
+            raise ValueError(f"CharbonnierLoss.eps must be > 0, got {eps}")
+        self.eps = eps
+        self.reduction = reduction
+
+    def forward(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        _check_shapes("CharbonnierLoss", pred, gt)
+        diff = pred - gt
+        return _reduce(torch.sqrt(diff * diff + self.eps * self.eps), self.reduction)
+
+
+@LOSSES.register("PSNRLoss")
+class PSNRLoss(nn.Module):
+    """Negative PSNR as a loss (HINet / Restormer style): ``10/ln10 * mean_n log(MSE_n + 1e-8)``.
+
+    Minimising it maximises the mean per-image PSNR (up to a constant). With ``toY`` the MSE is
+    taken on BT.601 luma (RGB input, BasicSR's coefficients, not rounded).
+    """
+
+    def __init__(self, toY: bool = False) -> None:
+        super().__init__()
+        self.toY = toY
+        self.register_buffer("coef", torch.tensor(_Y_COEF).reshape(1, 3, 1, 1), persistent=False)
+
+    def forward(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        _check_shapes("PSNRLoss", pred, gt)
+        if pred.ndim != 4:
+            raise ValueError(f"PSNRLoss: expected NCHW tensors, got shape {tuple(pred.shape)}")
+        if self.toY:
+            if pred.shape[1] != 3:
+                raise ValueError(f"PSNRLoss(toY=True): expected 3 RGB channels, got {pred.shape[1]}")
+            coef = self.coef.to(pred.dtype)
+            # Y = 16 + coef . RGB (0..255 scale); the 16 cancels in pred - gt, so it is left out.
+            pred = (pred * coef).sum(dim=1, keepdim=True) / 255.0
+            gt = (gt * coef).sum(dim=1, keepdim=True) / 255.0
+        mse = ((pred - gt) ** 2).mean(dim=(1, 2, 3))
+        return (10.0 / math.log(10.0)) * torch.log(mse + 1e-8).mean()
+
+
+@LOSSES.register("FFTLoss")
+class FFTLoss(nn.Module):
+    """L1 distance between the 2-D Fourier transforms (real and imaginary parts) of pred and gt."""
+
+    def __init__(self, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        _check_shapes("FFTLoss", pred, gt)
+        # FFT in float32: half-precision FFTs need power-of-two sizes and lose the low bits.
+        pred_f = torch.view_as_real(torch.fft.fft2(pred.float(), dim=(-2, -1)))
+        gt_f = torch.view_as_real(torch.fft.fft2(gt.float(), dim=(-2, -1)))
+        return F.l1_loss(pred_f, gt_f, reduction=self.reduction)
+
+
+@LOSSES.register("LPIPSLoss")
+class LPIPSLoss(nn.Module):
+    """Perceptual distance (LPIPS, Zhang et al. 2018) via :func:`irframe.metrics.lpips.build_lpips_net`.
+
+    The network is frozen (and stays in eval mode); gradients flow to the prediction only.
+    Inputs in [0, 1].
+
+    Args:
+        net: the backbone; ``vgg`` is the usual choice for a loss, ``alex`` for the metric.
+        backbone_weights: torchvision weight file of the backbone (default: the torch hub cache).
+        random_backbone: random backbone weights instead of the pretrained ones (tests only;
+            useless for real training).
+    """
+
+    def __init__(
+        self,
+        net: Literal["alex", "vgg", "squeeze"] = "vgg",
+        backbone_weights: str | None = None,
+        random_backbone: bool = False,
+    ) -> None:
+        super().__init__()
+        from irframe.metrics.lpips import (
+            build_lpips_net,  # heavy (torchvision); only when used
+        )
+
+        self.net = build_lpips_net(net=net, backbone_weights=backbone_weights, random_backbone=random_backbone)
+
+    def train(self, mode: bool = True) -> LPIPSLoss:
+        super().train(mode)
+        self.net.eval()  # frozen: never switch its dropout on
+        return self
+
+    def forward(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        _check_shapes("LPIPSLoss", pred, gt)
+        return self.net(pred, gt, normalize=True).mean()

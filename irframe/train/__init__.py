@@ -1,0 +1,13 @@
+"""The training engine (on accelerate). Importing this package imports nothing else.
+
+One room per job:
+
+* :mod:`.cli` - ``tools/train.py``'s command line; :mod:`.build` - options -> a running trainer
+  (:func:`~.build.run_training`);
+* :mod:`.trainer` - the thin loop; :mod:`.loss` - the weighted loss sum; :mod:`.ema` - weight EMA;
+* :mod:`.optim` / :mod:`.schedulers` - registered optimizers and learning-rate schedules;
+* :mod:`.data` - datasets and batch samplers from the options; :mod:`.validation` - scoring;
+* :mod:`.checkpoint` (files) / :mod:`.checkpointer` (all processes) - checkpoints and resume;
+* :mod:`.experiment` - the run folder; :mod:`.logger` - log file, TensorBoard, progress bar;
+* :mod:`.finetune` - loading pre-trained weights; :mod:`.demo` / :mod:`.synthetic` - the CPU demo.
+"""

@@ -1,0 +1,314 @@
+"""From validated options to a running :class:`~irframe.train.trainer.Trainer`.
+
+:func:`run_training` is what ``tools/train.py`` (and ``irframe.train.cli``) call, under plain
+``python`` or ``accelerate launch`` / ``torchrun``. Everything is built through the registries:
+the arch, losses, optimizer, scheduler, datasets and metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from irframe.errors import OptionsError
+from irframe.nn.spec import get_spec
+from irframe.options import Options, check_components, save_options
+from irframe.registry import ARCHS, METRICS
+from irframe.train.checkpointer import Checkpointer
+from irframe.train.data import (
+    Shard,
+    build_val_datasets,
+    train_batches,
+    validation_options,
+)
+from irframe.train.ema import ModelEMA
+from irframe.train.experiment import Experiment, resolve_experiment
+from irframe.train.finetune import load_pretrained
+from irframe.train.logger import TrainLogger
+from irframe.train.loss import WeightedLoss
+from irframe.train.optim import build_optimizer, build_scheduler
+from irframe.train.trainer import LoopSettings, Trainer
+from irframe.train.validation import Validator, ValResult
+from irframe.utils import seed_everything
+
+
+@dataclass
+class TrainResult:
+    """What a finished run leaves behind."""
+
+    experiment: Path
+    iteration: int
+    last_checkpoint: Path | None
+    val: ValResult | None
+    is_main: bool = True  # whether this process is the one that reports
+
+
+def build_model(opts: Options) -> nn.Module:
+    """The arch of ``opts.model``, seeded so that every process starts from the same weights."""
+    seed_everything(opts.seed, deterministic=opts.deterministic)
+    return ARCHS.build(opts.model, path="model")
+
+
+def needs_unused_parameters(model: nn.Module, opts: Options) -> bool:
+    """Whether DDP must allow parameters that get no gradient in a step.
+
+    The option ``train.find_unused_parameters`` decides when set; otherwise the model does: a true
+    ``has_unused_parameters`` attribute or a non-empty ``unused_parameter_prefixes`` (PromptIR keeps
+    layers its forward never uses), or several ``spec.tasks`` (IPT: the other tasks' heads and
+    tails are idle in a one-task batch).
+    """
+    assert opts.train is not None
+    if opts.train.find_unused_parameters is not None:
+        return opts.train.find_unused_parameters
+    declared = bool(getattr(model, "has_unused_parameters", False)) or bool(getattr(model, "unused_parameter_prefixes", ()))
+    return declared or len(get_spec(model).tasks) > 1
+
+
+def make_accelerator(opts: Options, find_unused: bool) -> Any:
+    """The :class:`accelerate.Accelerator` for this run (device, DDP settings, mixed precision)."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    assert opts.train is not None
+    return Accelerator(
+        cpu=_cpu_only_distributed(),
+        mixed_precision=opts.train.mixed_precision,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=find_unused)],
+        # The trainer steps the scheduler itself, once per optimizer step.
+        step_scheduler_with_optimizer=False,
+    )
+
+
+def _cpu_only_distributed() -> bool:
+    """A multi-process launch (torchrun / accelerate launch) on a machine without CUDA.
+
+    accelerate only sets up its CPU (gloo) process group when asked for the CPU explicitly.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    return world > 1 and not torch.cuda.is_available()
+
+
+def prepare_experiment(opts: Options, resume: str | None, accelerator: Any) -> Experiment:
+    """Decide and create the experiment folder on the main process; every process learns it."""
+    from accelerate.utils import broadcast_object_list
+
+    holder: list[Any] = [None]
+    if accelerator.is_main_process:
+        exp = resolve_experiment(opts.path.experiments_root, opts.name, resume)
+        exp.root.mkdir(parents=True, exist_ok=True)
+        exp.checkpoints.mkdir(exist_ok=True)
+        saved = opts.model_copy(deep=True)
+        saved.name = exp.name
+        stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
+        target = exp.root / "options.yml"
+        save_options(saved, target if not target.exists() else exp.root / f"options_{stamp}.yml")
+        holder[0] = exp
+    if accelerator.num_processes > 1:
+        broadcast_object_list(holder)
+    return holder[0]
+
+
+def build_validator(opts: Options, accelerator: Any, exp: Experiment) -> Validator | None:
+    """The validator, if the options ask for validation (``val`` and a validation dataset)."""
+    if opts.val is None or not validation_options(opts):
+        return None
+    from accelerate.utils import gather_object
+
+    from irframe.nn.inference import restore
+
+    metrics = [METRICS.build(cfg, path=f"val.metrics.{i}") for i, cfg in enumerate(opts.val.metrics)]
+    inf = opts.inference
+
+    def run(model: nn.Module, lq: torch.Tensor, task: Any) -> torch.Tensor:
+        return restore(
+            model, lq, tile=inf.tile, tile_overlap=inf.tile_overlap, self_ensemble=inf.self_ensemble,
+            task=task if task is not None else inf.task,
+        )
+
+    workers = max((loader.num_workers for loader in validation_options(opts).values()), default=0)
+    return Validator(
+        build_val_datasets(opts),
+        metrics,
+        run,
+        rank=accelerator.process_index,
+        world_size=accelerator.num_processes,
+        gather=gather_object if accelerator.num_processes > 1 else (lambda records: records),
+        save_dir=exp.visualization if opts.val.save_images else None,
+        max_images=opts.val.max_images,
+        num_workers=workers,
+        device=accelerator.device,
+    )
+
+
+def loop_settings(opts: Options, multitask: bool) -> LoopSettings:
+    """The loop's numbers from the ``train``, ``val`` and ``logger`` sections."""
+    train, val = opts.train, opts.val
+    assert train is not None
+    return LoopSettings(
+        total_iter=train.total_iter,
+        grad_accum=train.grad_accum,
+        grad_clip=train.grad_clip,
+        nan_policy=train.nan_policy,
+        print_freq=opts.logger.print_freq,
+        val_freq=val.freq if val is not None else None,
+        checkpoint_freq=opts.logger.checkpoint_freq,
+        best_metric=val.best_metric if val is not None else None,
+        val_use_ema=val.use_ema if val is not None else True,
+        multitask=multitask,
+    )
+
+
+def build_trainer(opts: Options, accelerator: Any, model: nn.Module, exp: Experiment) -> Trainer:
+    """Build every collaborator and the trainer (resuming from ``exp.resume_from`` if set)."""
+    train = opts.train
+    assert train is not None
+    losses = WeightedLoss.from_options(train.losses).to(accelerator.device)
+    ema = ModelEMA(model, train.ema_decay) if train.ema_decay > 0 else None  # before prepare() wraps it
+    optimizer = build_optimizer(model, train.optim)
+    scheduler = build_scheduler(optimizer, train.scheduler, train.warmup_iter)
+    checkpointer = Checkpointer(
+        exp.checkpoints,
+        opts.logger.keep_checkpoints,
+        opts.model,
+        is_main=accelerator.is_main_process,
+        gather=_gather_one if accelerator.num_processes > 1 else (lambda obj: [obj]),
+        barrier=accelerator.wait_for_everyone,
+    )
+    notes = [exp.message]
+    state: dict[str, Any] | None = None
+    if exp.resume_from is not None:
+        # Order matters: the scheduler was built (it set the initial rate); now both get their state.
+        state = checkpointer.restore(exp.resume_from, model, ema)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if state.get("world_size") != accelerator.num_processes:
+            notes.append(
+                f"the checkpoint was written by {state.get('world_size')} processes, this run has "
+                f"{accelerator.num_processes}: the global batch and the random streams differ from the original run"
+            )
+    elif train.pretrain is not None:
+        notes.append(load_pretrained(model, train.pretrain).summary())
+        if ema is not None:
+            ema.model.load_state_dict(model.state_dict())
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if ema is not None:
+        ema.model.to(accelerator.device)
+    if state is not None and state.get("scaler") is not None and getattr(accelerator, "scaler", None) is not None:
+        accelerator.scaler.load_state_dict(state["scaler"])
+
+    multitask = len(get_spec(model).tasks) > 1
+    shard = Shard(accelerator.process_index, accelerator.num_processes)
+    batches = train_batches(opts, shard, start=int(state["micro_step"]) if state else 0, multitask=multitask)
+    validator = build_validator(opts, accelerator, exp)
+    settings = loop_settings(opts, multitask)
+    if validator is not None and settings.best_metric is not None:
+        validator.higher_is_better(settings.best_metric)  # an unknown name fails now, not at the first validation
+    logger = TrainLogger(
+        exp.root / "train.log",
+        exp.tensorboard if opts.logger.tensorboard else None,
+        train.total_iter,
+        int(state["iteration"]) if state else 0,
+        accelerator.is_main_process,
+        progress_bar=opts.logger.progress_bar,
+    )
+    for note in [*notes, _batch_note(opts, accelerator)]:
+        logger.info(note)
+    trainer = Trainer(
+        accelerator, model, optimizer, scheduler, losses, batches, settings, checkpointer, logger,
+        validator=validator, ema=ema, state=state,
+    )
+    # Last, so that nothing built above consumes random numbers of the restored streams.
+    if state is not None and not Checkpointer.apply_rng(state, accelerator.process_index):
+        logger.warning(
+            f"{exp.resume_from}: no RNG state for process {accelerator.process_index}; "
+            "its random stream restarts from the seed"
+        )
+    return trainer
+
+
+def _gather_one(obj: Any) -> list[Any]:
+    from accelerate.utils import gather_object
+
+    return gather_object([obj])
+
+
+def _batch_note(opts: Options, accelerator: Any) -> str:
+    """The global batch: per-process batch x processes x accumulation steps (per stage if progressive)."""
+    assert opts.train is not None
+    n, accum = accelerator.num_processes, opts.train.grad_accum
+    prog = opts.train.progressive
+    per_process = prog.batch_sizes if prog is not None else [opts.datasets["train"].batch_size]
+    stages = ", ".join(f"{b * n * accum} = {b} x {n} x {accum}" for b in per_process)
+    return (
+        f"global batch (per process x processes x accumulation): {stages}"
+        + (" (per progressive stage)" if prog is not None else "")
+        + f"; device {accelerator.device}, mixed precision {opts.train.mixed_precision}"
+        + (f", DDP find_unused_parameters {_ddp_find_unused(accelerator)}" if n > 1 else "")
+    )
+
+
+def _ddp_find_unused(accelerator: Any) -> bool:
+    handler = getattr(accelerator, "ddp_handler", None)
+    return bool(getattr(handler, "find_unused_parameters", False))
+
+
+def run_training(opts: Options, resume: str | None = None) -> TrainResult:
+    """Train with ``opts`` (validated); ``resume`` is ``None``, ``"auto"`` or a checkpoint folder.
+
+    Ends the distributed process group (``accelerator.end_training``) whatever happens, since a
+    process group left open makes some runs abort at exit.
+    """
+    if opts.train is None:
+        raise OptionsError(f"{opts.source}: no train section; nothing to train")
+    check_components(opts)
+    resume = resume if resume is not None else opts.path.resume
+    with _restored_torch_flags():
+        model = build_model(opts)
+        accelerator = make_accelerator(opts, needs_unused_parameters(model, opts))
+        trainer = None
+        try:
+            exp = prepare_experiment(opts, resume, accelerator)
+            trainer = build_trainer(opts, accelerator, model, exp)
+            val = trainer.fit()
+            return TrainResult(exp.root, trainer.iteration, trainer.last_checkpoint, val, accelerator.is_main_process)
+        finally:
+            if trainer is not None:
+                trainer.logger.close()
+            _shutdown(accelerator)
+
+
+@contextlib.contextmanager
+def _restored_torch_flags() -> Iterator[None]:
+    """Put back the process-wide determinism flags a run changed (``deterministic: true``), so
+    training from a notebook or a test leaves torch as it found it."""
+    saved = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.deterministic,
+    )
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = saved[2], saved[3]
+
+
+def _shutdown(accelerator: Any) -> None:
+    accelerator.end_training()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    # Forget accelerate's process-wide singletons so another run in this process (tests, notebooks)
+    # can choose other settings (mixed precision, DDP kwargs).
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()

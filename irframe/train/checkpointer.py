@@ -1,0 +1,130 @@
+"""Saving and restoring the whole training state across processes (see :mod:`.checkpoint`).
+
+Every process calls :meth:`Checkpointer.save` / :meth:`Checkpointer.restore` at the same
+iteration: RNG states are gathered from all processes, the main process writes, the others wait.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from irframe.nn.checkpoint import load_weights, save_weights, unwrap_model
+from irframe.train.checkpoint import (
+    BEST_DIR,
+    EMA_FILE,
+    MODEL_FILE,
+    STATE_FILE,
+    check_finite,
+    iter_dirname,
+    load_state,
+    prune,
+    save_state,
+    write_best_info,
+    write_folder,
+)
+from irframe.train.ema import ModelEMA
+from irframe.utils import get_rng_state, set_rng_state
+
+
+class Checkpointer:
+    """Writes ``checkpoints/iter_N`` and ``checkpoints/best`` for one experiment.
+
+    Args:
+        root: the experiment's ``checkpoints`` folder.
+        keep: how many ``iter_*`` checkpoints to keep (the newest).
+        model_cfg: the model's build options ``{type, ...}`` (safetensors metadata).
+        is_main: whether this process writes.
+        gather: collects one object from every process (identity on a single process).
+        barrier: waits for every process.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        keep: int,
+        model_cfg: Mapping[str, Any],
+        *,
+        is_main: bool = True,
+        gather: Callable[[Any], list[Any]] = lambda obj: [obj],
+        barrier: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.root = root
+        self.keep = keep
+        self.metadata = {"arch": str(model_cfg["type"]), "config": json.dumps(dict(model_cfg), sort_keys=True)}
+        self.is_main = is_main
+        self.gather = gather
+        self.barrier = barrier
+
+    def _weights(self, model: nn.Module, ema: ModelEMA | None) -> dict[str, dict[str, torch.Tensor]]:
+        out = {MODEL_FILE: unwrap_model(model).state_dict()}
+        if ema is not None:
+            out[EMA_FILE] = ema.model.state_dict()
+        for name, state in out.items():
+            check_finite(state, f"checkpoint {name}")  # every rank checks: all raise together
+        return out
+
+    def save(self, iteration: int, model: nn.Module, ema: ModelEMA | None, state: dict[str, Any]) -> Path:
+        """Write ``iter_<iteration>`` (weights, EMA, ``state`` + every process's RNG states)."""
+        weights = self._weights(model, ema)
+        rng = self.gather(get_rng_state())
+        folder = self.root / iter_dirname(iteration)
+        if self.is_main:
+
+            def write(tmp: Path) -> None:
+                for name, tensors in weights.items():
+                    save_weights(tensors, tmp / name, self.metadata)
+                save_state(tmp / STATE_FILE, {**state, "rng": rng})
+
+            write_folder(folder, write)
+            prune(self.root, self.keep)
+        self.barrier()
+        return folder
+
+    def save_best(
+        self, iteration: int, model: nn.Module, ema: ModelEMA | None, info: Mapping[str, Any]
+    ) -> Path:
+        """Write ``best/`` (weights and ``best.json``) for a new best validation score."""
+        weights = self._weights(model, ema)
+        folder = self.root / BEST_DIR
+        if self.is_main:
+
+            def write(tmp: Path) -> None:
+                for name, tensors in weights.items():
+                    save_weights(tensors, tmp / name, self.metadata)
+                write_best_info(tmp, {**info, "iteration": iteration})
+
+            write_folder(folder, write)
+        self.barrier()
+        return folder
+
+    def restore(
+        self,
+        folder: Path,
+        model: nn.Module,
+        ema: ModelEMA | None,
+    ) -> dict[str, Any]:
+        """Load weights (and EMA) from ``folder``; return the trainer state (RNG not yet applied)."""
+        state = load_state(folder)
+        load_weights(model, folder / MODEL_FILE, strict=True)
+        if ema is not None:
+            ema_path = folder / EMA_FILE
+            # A run that turned EMA on while resuming starts the average from the current weights.
+            load_weights(ema.model, ema_path if ema_path.is_file() else folder / MODEL_FILE, strict=True)
+            if state.get("ema") is not None:
+                ema.load_state_dict(state["ema"])
+        return state
+
+    @staticmethod
+    def apply_rng(state: Mapping[str, Any], rank: int) -> bool:
+        """Restore this process's RNG states; ``False`` if the checkpoint has none for ``rank``."""
+        rng = state.get("rng") or []
+        if rank < len(rng):
+            set_rng_state(rng[rank])
+            return True
+        return False

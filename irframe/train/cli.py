@@ -1,0 +1,49 @@
+"""``tools/train.py``: train from an option file (plain python, ``accelerate launch`` or ``torchrun``).
+
+Examples::
+
+    python tools/train.py -opt options/demo.yml
+    python tools/train.py -opt options/restormer_derain.yml --set train.total_iter=1000 --resume auto
+    accelerate launch --num_processes 8 tools/train.py -opt options/restormer_derain.yml
+    torchrun --nproc_per_node 2 tools/train.py -opt options/demo.yml
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from irframe.errors import IrframeError
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line of ``tools/train.py``."""
+    parser = argparse.ArgumentParser(prog="train.py", description="Train an irframe model from an option file.")
+    parser.add_argument("-opt", "--opt", required=True, metavar="FILE", help="option file (YAML)")
+    parser.add_argument(
+        "--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+        help="override an option, e.g. --set train.optim.lr=2e-4 datasets.train.batch_size=4",
+    )
+    parser.add_argument(
+        "--resume", default=None, metavar="auto|PATH",
+        help="'auto': continue the experiment's latest checkpoint; PATH: a checkpoint or experiment folder",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (errors in options/data/checkpoints print one clear line)."""
+    args = parse_args(argv)
+    from irframe.options import load_options
+    from irframe.train.build import run_training
+
+    try:
+        opts = load_options(args.opt, overrides=args.overrides)
+        result = run_training(opts, resume=args.resume)
+    except IrframeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if result.is_main:
+        print(f"finished at iteration {result.iteration}; experiment {result.experiment}")
+    return 0

@@ -1,0 +1,123 @@
+"""Training output: a log file, TensorBoard scalars and a tqdm progress bar (main process only).
+
+Every process may call every method; only the main process writes anything, so the trainer does
+not sprinkle ``if is_main`` around.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+LOGGER_NAME = "irframe.train"
+
+
+class TrainLogger:
+    """Log lines (console + ``<experiment>/train.log``), scalars and the progress bar.
+
+    Args:
+        log_file: the text log (appended to, so a resumed run continues it).
+        tensorboard_dir: where scalars go (``None``: no TensorBoard).
+        total_iter: iterations of the whole run (the bar's total).
+        start_iter: iteration the run starts at (resuming).
+        is_main: whether this is the process that writes.
+        progress_bar: show the tqdm bar (it/s, loss, ETA).
+    """
+
+    def __init__(
+        self,
+        log_file: Path | None,
+        tensorboard_dir: Path | None,
+        total_iter: int,
+        start_iter: int,
+        is_main: bool,
+        progress_bar: bool = True,
+    ) -> None:
+        self.is_main = is_main
+        self._logger = logging.getLogger(LOGGER_NAME)
+        self._handlers: list[logging.Handler] = []
+        self._writer: Any = None
+        self._bar: tqdm | None = None
+        if not is_main:
+            return
+        self._logger.setLevel(logging.INFO)
+        self._logger.propagate = False
+        fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+        console = _TqdmHandler()
+        console.setFormatter(logging.Formatter("%(message)s"))
+        self._add(console)
+        if log_file is not None:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            file_handler = logging.FileHandler(log_file, encoding="utf-8")
+            file_handler.setFormatter(fmt)
+            self._add(file_handler)
+        if tensorboard_dir is not None:
+            from torch.utils.tensorboard import (
+                SummaryWriter,  # heavy import, only when used
+            )
+
+            self._writer = SummaryWriter(log_dir=str(tensorboard_dir))
+        if progress_bar:
+            self._bar = tqdm(
+                total=total_iter, initial=start_iter, desc="train", unit="it", dynamic_ncols=True,
+                file=sys.stderr, smoothing=0.1,
+            )
+
+    def _add(self, handler: logging.Handler) -> None:
+        self._logger.addHandler(handler)
+        self._handlers.append(handler)
+
+    def info(self, message: str) -> None:
+        """A log line (console and file)."""
+        if self.is_main:
+            self._logger.info(message)
+
+    def warning(self, message: str) -> None:
+        """A warning line (console and file)."""
+        if self.is_main:
+            self._logger.warning(message)
+
+    def step(self) -> None:
+        """Advance the bar by one iteration (it/s and ETA follow)."""
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def set_loss(self, loss: float) -> None:
+        """Show the latest reported loss on the bar (updated at every report, not every step,
+        so that a step never waits for the device)."""
+        if self._bar is not None:
+            self._bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+
+    def scalars(self, iteration: int, values: Mapping[str, float]) -> None:
+        """Write scalars (``train/loss``, ``val/PSNR``, ...) to TensorBoard."""
+        if self._writer is not None:
+            for key, value in values.items():
+                self._writer.add_scalar(key, value, iteration)
+
+    def close(self) -> None:
+        """Flush and close everything this logger opened."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        for handler in self._handlers:
+            self._logger.removeHandler(handler)
+            handler.close()
+        self._handlers.clear()
+
+
+class _TqdmHandler(logging.StreamHandler):
+    """Writes through ``tqdm.write`` so log lines do not break the progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stdout)
+        except Exception:  # noqa: BLE001 - logging must never crash training (as logging.StreamHandler)
+            self.handleError(record)

@@ -1,0 +1,412 @@
+"""The training loop: thin, on top of accelerate, with small collaborators doing the rest.
+
+The :class:`Trainer` owns only the loop: fetch ``grad_accum`` micro-batches, forward, weighted
+loss, backward, clip, step, schedule, EMA. Validation (:class:`~.validation.Validator`),
+checkpoints (:class:`~.checkpointer.Checkpointer`) and output (:class:`~.logger.TrainLogger`)
+are handed in ready-made; :func:`irframe.train.build.build_trainer` builds them from options.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import math
+import re
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from irframe.errors import IrframeError, OptionsError
+from irframe.train.checkpointer import Checkpointer
+from irframe.train.ema import ModelEMA
+from irframe.train.logger import TrainLogger
+from irframe.train.loss import WeightedLoss
+from irframe.train.validation import Validator, ValResult
+
+
+class TrainingDiverged(IrframeError, RuntimeError):
+    """The loss became NaN or infinite (``train.nan_policy: stop``)."""
+
+
+@dataclass
+class LoopSettings:
+    """The loop's numbers, taken from the options."""
+
+    total_iter: int
+    grad_accum: int = 1
+    grad_clip: float | None = None
+    nan_policy: str = "stop"
+    print_freq: int = 100
+    val_freq: int | None = None
+    checkpoint_freq: int = 1000
+    best_metric: str | None = None
+    val_use_ema: bool = True  # validate the EMA weights when there are some
+    multitask: bool = False  # pass each batch's task to the model
+
+
+@dataclass
+class BestScore:
+    """The best validation score so far."""
+
+    metric: str
+    value: float
+    iteration: int
+    higher_is_better: bool
+
+    def improved_by(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        return value > self.value if self.higher_is_better else value < self.value
+
+
+@dataclass
+class StepOutput:
+    """What one optimizer step produced, as device tensors (read them only when reporting)."""
+
+    loss: torch.Tensor  # the weighted total, averaged over the micro-batches
+    parts: dict[str, torch.Tensor]  # unweighted terms, averaged likewise
+    lr: float  # the rate this step used
+    skipped: bool = False
+
+
+class LossMeter:
+    """Sums step losses on the device between two reports, so a step never waits for the device.
+
+    It also keeps the earliest iteration whose loss was not finite: policy ``stop`` raises at the
+    next report, validation or checkpoint, before anything is written.
+    """
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.lr = float("nan")  # the rate of the last step
+        self._sums: torch.Tensor | None = None  # [loss, *terms, finite steps] since the last report
+        self._first_bad: torch.Tensor | None = None  # earliest non-finite iteration, -1: none
+
+    def add(self, out: StepOutput, iteration: int) -> None:
+        """Account one step (iteration numbers start at 1)."""
+        self.lr = out.lr
+        if out.skipped:
+            return
+        values = torch.stack([out.loss.float(), *(out.parts[n].float() for n in self.names)])
+        finite = torch.isfinite(values[0])
+        row = torch.cat([torch.where(finite, values, torch.zeros_like(values)), finite.float().reshape(1)])
+        self._sums = row if self._sums is None else self._sums + row
+        flag = torch.where(finite, -1, iteration)
+        self._first_bad = flag if self._first_bad is None else torch.where(self._first_bad >= 0, self._first_bad, flag)
+
+    def sync(self, combine: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[int, torch.Tensor]:
+        """Host copies of (earliest non-finite iteration or -1, the window's sums); ``combine``
+        merges the numbers of all processes."""
+        first = self._first_bad if self._first_bad is not None else torch.tensor(-1)
+        sums = self._sums if self._sums is not None else torch.zeros(len(self.names) + 2, device=first.device)
+        packed = torch.cat([first.reshape(1).double(), sums.double()])
+        if combine is not None:
+            packed = combine(packed)
+        packed = packed.cpu()
+        return int(packed[0]), packed[1:]
+
+    def report(
+        self, combine: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> tuple[int, float, dict[str, float], float]:
+        """(earliest non-finite iteration, mean loss, mean terms, last rate) of the window; starts a new one."""
+        first_bad, sums = self.sync(combine)
+        self._sums = None
+        count = float(sums[-1])
+        if count == 0:
+            return first_bad, float("nan"), {}, self.lr
+        values = (sums[:-1] / count).tolist()
+        return first_bad, values[0], dict(zip(self.names, values[1:])), self.lr
+
+
+class Trainer:
+    """Runs the loop from ``start_iter`` to ``settings.total_iter``.
+
+    Args:
+        accelerator: the :class:`accelerate.Accelerator` (device, DDP, mixed precision).
+        model, optimizer: already passed through ``accelerator.prepare``.
+        scheduler: steps once per optimizer step (not prepared: accelerate would step it once per
+            process).
+        losses: the weighted loss.
+        batches: endless iterator of training micro-batches (this process's share), positioned at
+            ``micro_step``.
+        settings: loop numbers.
+        checkpointer, logger: collaborators; ``validator`` and ``ema`` are optional.
+        state: the restored trainer state when resuming (``iteration``, ``micro_step``, ``best``).
+    """
+
+    def __init__(
+        self,
+        accelerator: Any,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        losses: WeightedLoss,
+        batches: Iterator[Mapping[str, Any]],
+        settings: LoopSettings,
+        checkpointer: Checkpointer,
+        logger: TrainLogger,
+        *,
+        validator: Validator | None = None,
+        ema: ModelEMA | None = None,
+        state: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.accelerator = accelerator
+        self.model = model
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.losses = losses
+        self.batches = batches
+        self.settings = settings
+        self.checkpointer = checkpointer
+        self.logger = logger
+        self.validator = validator
+        self.ema = ema
+        state = state or {}
+        self.iteration = int(state.get("iteration", 0))
+        self.micro_step = int(state.get("micro_step", 0))
+        best = state.get("best")
+        self.best = BestScore(**best) if best else None
+        self.skipped_steps = int(state.get("skipped_steps", 0))
+        self.last_checkpoint: Path | None = None
+        self.last_val: ValResult | None = None
+        self.meter = LossMeter([t.name for t in losses.terms])
+        self._raw_model = accelerator.unwrap_model(model)
+        self._forward_kwargs = forward_kwargs(self._raw_model, losses.needs_features)
+        self._window_start = time.perf_counter()
+        self._window_iters = 0
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def fit(self) -> ValResult | None:
+        """Train to ``total_iter``; return the last validation result (if any)."""
+        s = self.settings
+        if self.iteration >= s.total_iter:
+            self.logger.info(f"nothing to train: already at iteration {self.iteration} of train.total_iter {s.total_iter}")
+        self.model.train()
+        self._window_start = time.perf_counter()
+        while self.iteration < s.total_iter:
+            self.run_iteration()
+            last = self.iteration == s.total_iter
+            if self.iteration % s.print_freq == 0 or last:
+                self._report()
+            if self.validator is not None and s.val_freq and (self.iteration % s.val_freq == 0 or last):
+                self._check_diverged()
+                self.validate()
+            if self.iteration % s.checkpoint_freq == 0 or last:
+                self._check_diverged()
+                self.save_checkpoint()
+        return self.last_val
+
+    def run_iteration(self) -> StepOutput:
+        """Fetch ``grad_accum`` micro-batches, take one optimizer step, account it."""
+        out = self.train_step([next(self.batches) for _ in range(self.settings.grad_accum)])
+        self.iteration += 1
+        self.micro_step += self.settings.grad_accum
+        self.meter.add(out, self.iteration)
+        self.logger.step()
+        self._window_iters += 1
+        return out
+
+    def train_step(self, micro_batches: list[Mapping[str, Any]]) -> StepOutput:
+        """One optimizer step over ``grad_accum`` micro-batches."""
+        acc = self.accelerator
+        n = len(micro_batches)
+        total: torch.Tensor | None = None
+        parts: dict[str, torch.Tensor] = {}
+        for k, batch in enumerate(micro_batches):
+            # Gradients are all-reduced once, on the last micro-batch.
+            sync = contextlib.nullcontext() if k == n - 1 else acc.no_sync(self.model)
+            with sync:
+                loss, terms = self._loss(self._to_device(batch))
+                # Policy "skip" must decide before the step (a host sync); "stop" checks lazily.
+                if self.settings.nan_policy == "skip" and not self._all_finite(loss):
+                    return self._skip(terms)
+                acc.backward(loss / n)
+            value = loss.detach() / n
+            total = value if total is None else total + value
+            for name, term in terms.items():
+                parts[name] = parts[name] + term / n if name in parts else term / n
+        if self.settings.grad_clip is not None:
+            acc.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self._raw_model)
+        assert total is not None
+        return StepOutput(total, parts, lr)
+
+    # -- pieces of a step -------------------------------------------------------------------------
+    def _to_device(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        device = self.accelerator.device
+        return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+    def _loss(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        kwargs = dict(self._forward_kwargs)
+        if self.settings.multitask:
+            kwargs["task"] = batch_task(batch)
+        with self.accelerator.autocast():
+            out = self.model(batch["lq"], **kwargs)
+            pred, features = out if self.losses.needs_features else (out, None)
+            return self.losses(pred, batch.get("gt"), batch, features)
+
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        bad = (~torch.isfinite(loss.detach())).float().reshape(1)
+        if self.accelerator.num_processes > 1:  # every rank must take the same branch
+            bad = self.accelerator.reduce(bad, reduction="sum")
+        return not bool(bad.item())
+
+    def _skip(self, terms: Mapping[str, torch.Tensor]) -> StepOutput:
+        it = self.iteration + 1
+        shown = ", ".join(f"{k} {float(v):.4g}" for k, v in terms.items())
+        self.optimizer.zero_grad(set_to_none=True)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.skipped_steps += 1
+        self.logger.warning(f"iteration {it}: non-finite loss ({shown}); step skipped (train.nan_policy: skip)")
+        with warnings.catch_warnings():  # torch warns when the first step of a run is skipped
+            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
+            self.scheduler.step()  # the schedule follows iterations, skipped or not
+        nan = torch.tensor(float("nan"))
+        return StepOutput(nan, {}, lr, skipped=True)
+
+    def _combine(self) -> Any:
+        """How the meter's numbers are combined over processes (``None`` on a single process)."""
+        if self.accelerator.num_processes == 1:
+            return None
+        return functools.partial(_reduce_packed, self.accelerator.device)
+
+    def _check_diverged(self, first_bad: int | None = None) -> None:
+        """Policy ``stop``: raise if a step had a non-finite loss on any process (all ranks agree)."""
+        if first_bad is None:
+            first_bad, _ = self.meter.sync(self._combine())
+        if first_bad < 0:
+            return
+        where = f"; the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else ""
+        raise TrainingDiverged(
+            f"iteration {first_bad}: the loss is not finite (NaN or inf) on at least one process; training "
+            f"stopped before saving anything{where}. Lower train.optim.lr, set train.grad_clip, or set "
+            "train.nan_policy: skip"
+        )
+
+    # -- collaborators ----------------------------------------------------------------------------
+    def validate(self) -> ValResult:
+        """Validate the EMA weights (or the model's) and keep the best checkpoint."""
+        assert self.validator is not None
+        use_ema = self.ema is not None and self.settings.val_use_ema
+        net = self.ema.model if use_ema else self._raw_model
+        result = self.validator.run(net, self.iteration)
+        self.last_val = result
+        for line in result.lines():
+            self.logger.info(f"val @ {self.iteration}: {line}")
+        self.logger.scalars(
+            self.iteration,
+            {f"val/{ds}/{k}": v for ds, scores in result.scores.items() for k, v in scores.items()},
+        )
+        self._track_best(result)
+        return result
+
+    def _track_best(self, result: ValResult) -> None:
+        assert self.validator is not None
+        key = self.settings.best_metric or self.validator.keys[0]
+        value = result.mean(key)
+        if self.best is None:
+            candidate = BestScore(key, value, self.iteration, self.validator.higher_is_better(key))
+            better = math.isfinite(value)
+        else:
+            candidate = BestScore(key, value, self.iteration, self.best.higher_is_better)
+            better = self.best.improved_by(value)
+        if better:
+            self.best = candidate
+            self.checkpointer.save_best(self.iteration, self.model, self.ema, vars(candidate))
+            self.logger.info(f"new best {key} {value:.4f} at iteration {self.iteration}")
+
+    def save_checkpoint(self) -> Path:
+        """Write ``iter_<iteration>`` with everything needed to resume bit-identically."""
+        scaler = getattr(self.accelerator, "scaler", None)
+        state = {
+            "iteration": self.iteration,
+            "micro_step": self.micro_step,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "best": vars(self.best) if self.best is not None else None,
+            "skipped_steps": self.skipped_steps,
+            "world_size": self.accelerator.num_processes,
+            "scaler": scaler.state_dict() if scaler is not None else None,
+        }
+        self.last_checkpoint = self.checkpointer.save(self.iteration, self.model, self.ema, state)
+        self.logger.info(f"checkpoint saved: {self.last_checkpoint}")
+        return self.last_checkpoint
+
+    def _report(self) -> None:
+        first_bad, loss, parts, lr = self.meter.report(self._combine())
+        self._check_diverged(first_bad)
+        elapsed = time.perf_counter() - self._window_start
+        speed = self._window_iters / elapsed if elapsed > 0 else float("nan")
+        self._window_start, self._window_iters = time.perf_counter(), 0
+        terms = ", ".join(f"{k} {v:.4g}" for k, v in parts.items())
+        self.logger.info(
+            f"iter {self.iteration}/{self.settings.total_iter} | lr {lr:.3e} | loss {loss:.4g} ({terms}) | {speed:.2f} it/s"
+            + (f" | {self.skipped_steps} skipped" if self.skipped_steps else "")
+        )
+        self.logger.set_loss(loss)
+        self.logger.scalars(self.iteration, {"train/loss": loss, "train/lr": lr, **{f"train/{k}": v for k, v in parts.items()}})
+
+
+def _reduce_packed(device: torch.device, packed: torch.Tensor) -> torch.Tensor:
+    """Combine a meter's ``[first_bad, sums...]`` over processes: earliest bad iteration, summed sums."""
+    import torch.distributed as dist
+
+    packed = packed.to(device=device, dtype=torch.float64)
+    # The earliest bad iteration is -max(-x) over the ranks that saw one (the others send -inf).
+    first = torch.where(packed[:1] >= 0, -packed[:1], torch.full_like(packed[:1], float("-inf")))
+    sums = packed[1:].clone()
+    dist.all_reduce(first, op=dist.ReduceOp.MAX)
+    dist.all_reduce(sums, op=dist.ReduceOp.SUM)
+    first = torch.where(torch.isfinite(first), -first, torch.full_like(first, -1.0))
+    return torch.cat([first, sums]).cpu()
+
+
+def forward_kwargs(model: nn.Module, needs_features: bool) -> dict[str, Any]:
+    """Keyword arguments of every training forward: ask for features exactly when a loss needs them.
+
+    A model whose forward takes ``return_features`` is always told explicitly (IPT returns features
+    in training by default when built with ``con_loss``).
+    """
+    accepts = "return_features" in inspect.signature(model.forward).parameters
+    if needs_features and not accepts:
+        raise OptionsError(
+            f"train.losses: a loss needs the model's features, but {type(model).__name__}.forward has no "
+            "return_features parameter"
+        )
+    return {"return_features": needs_features} if accepts else {}
+
+
+def batch_task(batch: Mapping[str, Any]) -> str | int:
+    """The one task of a multi-task batch (samples carry ``task``; a batch must not mix them)."""
+    if "task" not in batch:
+        raise OptionsError(
+            "the model is multi-task (spec.tasks) but the training samples carry no 'task'; "
+            "use a dataset that labels its samples with their task"
+        )
+    tasks = batch["task"]
+    if isinstance(tasks, (list, tuple)):
+        distinct = sorted(set(tasks), key=str)
+        if len(distinct) != 1:
+            raise OptionsError(
+                f"a training batch mixes tasks {distinct}; multi-task training needs one task per batch "
+                "(the task batch sampler)"
+            )
+        return distinct[0]
+    if isinstance(tasks, torch.Tensor):
+        if tasks.numel() and bool((tasks != tasks.flatten()[0]).any()):
+            raise OptionsError(f"a training batch mixes tasks {tasks.unique().tolist()}; one task per batch is needed")
+        return int(tasks.flatten()[0])
+    return tasks

@@ -1,0 +1,181 @@
+"""Validation during training: restore every validation image, score it, save a few.
+
+Each process restores its own share of every validation set (images ``rank::world``), the
+per-image metric values of all processes are gathered, and every process computes the same
+dataset scores with the metric's own reduction, so no rank waits on another's validation alone
+and all agree on the best checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from irframe.errors import OptionsError
+
+# (per-process list of records) -> records of all processes
+Gather = Callable[[list[Any]], list[Any]]
+
+
+@dataclass
+class ValResult:
+    """Scores of one validation round.
+
+    Attributes:
+        scores: ``{dataset: {metric: score}}`` of the restored images.
+        baseline: the same metrics for the degraded inputs (when LQ and GT have the same size).
+        images: number of images scored per dataset.
+    """
+
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    baseline: dict[str, dict[str, float]] = field(default_factory=dict)
+    images: dict[str, int] = field(default_factory=dict)
+
+    def mean(self, metric: str) -> float:
+        """The metric averaged over the validation sets (what the best checkpoint tracks)."""
+        values = [s[metric] for s in self.scores.values() if metric in s]
+        if not values:
+            raise KeyError(metric)
+        return sum(values) / len(values)
+
+    def lines(self) -> list[str]:
+        """One human-readable line per dataset: restored scores and, if known, the inputs'."""
+        out = []
+        for name, scores in self.scores.items():
+            text = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
+            base = self.baseline.get(name)
+            if base:
+                text += " (degraded input: " + ", ".join(f"{k} {v:.4f}" for k, v in base.items()) + ")"
+            out.append(f"{name} [{self.images.get(name, 0)} images]: {text}")
+        return out
+
+
+def metric_keys(metrics: Sequence[Any]) -> list[str]:
+    """Unique names for the metrics (``PSNR``, ``PSNR_1`` if two PSNR protocols are validated)."""
+    keys, seen = [], {}
+    for m in metrics:
+        n = seen.get(m.name, 0)
+        seen[m.name] = n + 1
+        keys.append(m.name if n == 0 else f"{m.name}_{n}")
+    return keys
+
+
+class Validator:
+    """Runs the validation sets through the model and scores them.
+
+    Args:
+        datasets: validation datasets by name (samples with ``lq``, ``gt``, ``name``, opt. ``task``).
+        metrics: built metric objects (``name``, ``higher_is_better``, ``__call__``, ``reduce``).
+        restore: ``restore(model, lq, task)`` -> prediction (the inference helper with the
+            options' tiling / self-ensemble settings bound).
+        rank, world_size: this process's share of every dataset.
+        gather: collects per-process record lists from all processes.
+        save_dir: where restored images are written (``None``: not saved).
+        max_images: save at most this many images per dataset and round.
+        num_workers: DataLoader workers.
+    """
+
+    def __init__(
+        self,
+        datasets: Mapping[str, Dataset],
+        metrics: Sequence[Any],
+        restore: Callable[[nn.Module, torch.Tensor, Any], torch.Tensor],
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        gather: Gather = lambda records: records,
+        save_dir: Path | None = None,
+        max_images: int | None = None,
+        num_workers: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if not metrics:
+            raise OptionsError("val.metrics: validation needs at least one metric (e.g. {type: PSNR})")
+        self.datasets = dict(datasets)
+        self.metrics = list(metrics)
+        self.keys = metric_keys(self.metrics)
+        self.restore = restore
+        self.rank = rank
+        self.world_size = world_size
+        self.gather = gather
+        self.save_dir = save_dir
+        self.max_images = max_images
+        self.num_workers = num_workers
+        self.device = torch.device(device)
+        self._baseline: dict[str, dict[str, float]] = {}
+
+    def higher_is_better(self, key: str) -> bool:
+        """Direction of the metric called ``key``."""
+        if key not in self.keys:
+            raise OptionsError(f"val.best_metric: {key!r} is not a validated metric; choose one of {self.keys}")
+        return bool(self.metrics[self.keys.index(key)].higher_is_better)
+
+    @torch.no_grad()
+    def run(self, model: nn.Module, iteration: int) -> ValResult:
+        """Validate ``model`` (unwrapped; switched to eval mode and back)."""
+        was_training = model.training
+        model.eval()
+        result = ValResult()
+        try:
+            for name, dataset in self.datasets.items():
+                records = self._run_dataset(model, name, dataset, iteration)
+                records = sorted(self.gather(records), key=lambda r: r["index"])
+                result.images[name] = len(records)
+                result.scores[name] = self._reduce(records, "pred")
+                if name not in self._baseline and records and all("input" in r for r in records):
+                    self._baseline[name] = self._reduce(records, "input")
+                if name in self._baseline:
+                    result.baseline[name] = self._baseline[name]
+        finally:
+            model.train(was_training)
+        return result
+
+    def _run_dataset(self, model: nn.Module, name: str, dataset: Dataset, iteration: int) -> list[dict[str, Any]]:
+        indices = list(range(self.rank, len(dataset), self.world_size))  # type: ignore[arg-type]
+        # A private generator: creating the loader must not draw from the training's random stream.
+        loader = DataLoader(
+            Subset(dataset, indices), batch_size=1, shuffle=False, num_workers=self.num_workers,
+            generator=torch.Generator().manual_seed(0),
+        )
+        records = []
+        need_baseline = name not in self._baseline
+        for index, sample in zip(indices, loader):
+            if "gt" not in sample:
+                raise OptionsError(f"datasets.{name}: validation needs ground truth ('gt'), the dataset gives none")
+            lq = sample["lq"].to(self.device)
+            gt = sample["gt"].to(self.device)
+            task = sample["task"][0] if "task" in sample else None
+            pred = self.restore(model, lq, task)
+            record: dict[str, Any] = {"index": index, "pixels": int(gt[0, 0].numel())}
+            record["pred"] = [float(m(pred, gt)[0]) for m in self.metrics]
+            if need_baseline and lq.shape == gt.shape:
+                record["input"] = [float(m(lq, gt)[0]) for m in self.metrics]
+            records.append(record)
+            if self.save_dir is not None and (self.max_images is None or index < self.max_images):
+                self._save(pred, name, str(sample["name"][0]), iteration)
+        return records
+
+    def _reduce(self, records: list[dict[str, Any]], field_name: str) -> dict[str, float]:
+        if not records:
+            return {}
+        pixels = torch.tensor([r["pixels"] for r in records], dtype=torch.float64)
+        out = {}
+        for j, (key, metric) in enumerate(zip(self.keys, self.metrics)):
+            values = torch.tensor([r[field_name][j] for r in records], dtype=torch.float64)
+            score = float(metric.reduce(values, pixels))
+            out[key] = score if math.isfinite(score) else float("nan")
+        return out
+
+    def _save(self, pred: torch.Tensor, dataset: str, name: str, iteration: int) -> None:
+        from irframe.data.io import imwrite, tensor2img
+
+        assert self.save_dir is not None
+        # Saving quantises to 8 bit: clamp here (the model output itself is never clamped).
+        imwrite(self.save_dir / dataset / f"{name}_{iteration:06d}.png", tensor2img(pred[0].clamp(0, 1)))
