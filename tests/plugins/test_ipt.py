@@ -429,3 +429,11 @@ def test_detector_rejects_other_state_dicts() -> None:
     sd["tail.0.0.0.weight"] = torch.empty(100, 64, 3, 3, device="meta")
     with pytest.raises(CheckpointError, match="tail 0"):
         detect_ipt(sd)
+
+
+def test_contrastive_loss_default_weight_is_the_papers_lambda() -> None:
+    from irframe.options import LossOptions
+    from irframe.train.loss import WeightedLoss
+
+    weighted = WeightedLoss.from_options([LossOptions(type="L1Loss"), LossOptions(type="IPTContrastiveLoss")])
+    assert [(t.name, t.weight) for t in weighted.terms] == [("L1Loss", 1.0), ("IPTContrastiveLoss", 0.1)]

@@ -41,6 +41,7 @@ class IPTContrastiveLoss(nn.Module):
     """
 
     uses_features = True  # takes the model's (N, L, D) features, not (pred, gt)
+    default_weight = 0.1  # the paper's lambda, used when the option file gives no weight
 
     def __init__(self, temperature: float = 0.07, patches_per_image: int | None = None) -> None:
         super().__init__()
