@@ -9,12 +9,21 @@ Nobody pads for a particular architecture: :func:`restore` reads ``get_spec(mode
 3. crops the output back to ``scale`` times the input size, under ``torch.inference_mode()``.
 
 Outputs are never clamped: quantisation to 8 bit belongs to image saving and the metrics.
+
+Precision: ``restore(..., precision="bf16" | "fp16")`` runs the model under ``torch.autocast``
+(matrix products and convolutions in half precision, reductions and norms kept in float32 by
+autocast's op lists); the model's weights are not touched and the output is float32 again. fp16
+autocast is refused on the CPU with an error (many CPU kernels lack fp16 and would be slow or fail):
+use bf16 there, which torch supports on CPUs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Callable, Literal
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Literal
 
 import torch
 import torch.nn as nn
@@ -22,11 +31,15 @@ import torch.nn.functional as F
 
 from irframe.nn.spec import ModelSpec, get_spec
 
-__all__ = ["pad_to_multiple", "crop_to", "tile_starts", "tiled_forward", "self_ensemble", "restore"]
+__all__ = [
+    "pad_to_multiple", "crop_to", "tile_starts", "tiled_forward", "self_ensemble", "autocast_context", "restore",
+]
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 PadMode = Literal["reflect", "replicate", "constant"]
 Blend = Literal["linear", "average"]
+Precision = Literal["fp32", "bf16", "fp16"]
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 # -- padding -----------------------------------------------------------------------------------
@@ -235,6 +248,32 @@ def self_ensemble(fn: Forward, x: torch.Tensor) -> torch.Tensor:
     return _ensemble_x8(fn, x)
 
 
+# -- precision ---------------------------------------------------------------------------------
+def autocast_context(device: torch.device | str, precision: Precision = "fp32") -> AbstractContextManager[object]:
+    """The autocast context that runs a model on ``device`` in ``precision``.
+
+    ``"fp32"`` gives a no-op context. ``"bf16"``/``"fp16"`` give ``torch.autocast``; a combination
+    torch cannot run is an error rather than a silent float32 run: fp16 on the CPU, bf16 on a CUDA
+    GPU without bf16 support, or a device type without autocast.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    device = torch.device(device)
+    if device.type == "cpu" and precision == "fp16":
+        raise ValueError(
+            "precision 'fp16' is not supported on the CPU (many CPU kernels lack float16); "
+            "use precision='bf16' on the CPU, or run on a GPU"
+        )
+    if not torch.amp.is_autocast_available(device.type):
+        raise ValueError(f"precision {precision!r}: torch has no autocast for device type {device.type!r}")
+    if device.type == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
+        name = torch.cuda.get_device_name(device)
+        raise ValueError(f"precision 'bf16': {name} does not support bfloat16; use 'fp16'")
+    return torch.autocast(device_type=device.type, dtype=PRECISIONS[precision])
+
+
 # -- entry point -------------------------------------------------------------------------------
 def restore(
     model: nn.Module,
@@ -246,6 +285,7 @@ def restore(
     task: str | int | None = None,
     blend: Blend = "linear",
     out_device: torch.device | str | None = None,
+    precision: Precision = "fp32",
 ) -> torch.Tensor:
     """Restore ``x`` (``[N,C,H,W]`` or ``[C,H,W]``, float in [0,1]) with ``model``, spec-driven.
 
@@ -261,6 +301,9 @@ def restore(
         task: passed as ``model(x, task=task)`` for multi-task models; checked against ``spec.tasks``.
         blend: tile blending, see :func:`tiled_forward`.
         out_device: where the result goes (default ``x.device``).
+        precision: ``"fp32"`` (default), or ``"bf16"``/``"fp16"`` autocast (see
+            :func:`autocast_context`; fp16 is refused on the CPU). Tile blending, the self-ensemble
+            average and the result stay in float32 (``x``'s dtype).
     Returns:
         The output, ``scale`` times the input size, in ``x``'s dtype, never clamped.
     """
@@ -286,10 +329,14 @@ def restore(
     device = _model_device(model, x.device)
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), x.dtype)
     out_device = torch.device(out_device) if out_device is not None else x.device
+    autocast_context(device, precision)  # refuse an unsupported precision before any work
 
     def forward(t: torch.Tensor) -> torch.Tensor:
         t = t.to(device=device, dtype=dtype)
-        return model(t) if task is None else model(t, task=task)
+        with autocast_context(device, precision):  # a fresh context per call: they are not re-entrant
+            y = model(t) if task is None else model(t, task=task)
+        # back to float32 at once, so blending and the ensemble average never accumulate in 16 bits
+        return y if precision == "fp32" else y.float()
 
     run: Forward = (lambda t: _ensemble_x8(forward, t)) if self_ensemble else forward
     was_training = model.training

@@ -1,0 +1,601 @@
+"""Automatic tile size: the largest tile whose estimated peak memory fits a budget.
+
+:func:`choose_tile` = :func:`probe_memory` (run the model on two small square inputs and measure
+the peak memory each forward adds) + :func:`plan_tile` (extrapolate to every legal tile of the
+image and take the largest that fits). :func:`restore` then runs with ``choice.restore_kwargs()``.
+
+Memory model (bytes, batch ``N``, tile or image area ``P`` in input pixels):
+
+- forward peak ``f(P) = c + b * N * P``, fitted through the two probes (secant slope ``b``,
+  intercept ``c`` clamped at 0 so the line lies on or above both measurements). Restormer's channel
+  attention and the convolutions are linear in ``P``. The ``margin`` (default x1.4 on ``f``)
+  covers the run-to-run noise of the CPU measurement (about 25%), the heap fragmentation of many
+  tile forwards and, partly, a model that grows faster than linearly beyond the probes;
+- plus what :func:`~irframe.nn.inference.restore` allocates beside the model, computed exactly
+  from the shapes: the padded input copy, and for tiling the float32 output accumulator, the weight
+  map and two tile-sized temporaries (the x8 self-ensemble adds two tile outputs). Buffers on
+  another device than the model's (a CPU image with a GPU model) are not counted against the
+  device's budget.
+
+Measuring the peak of one forward:
+
+- CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats`` (exact for tensors;
+  cuDNN workspaces are allocated through the caching allocator, so they count too);
+- CPU (Linux): the rise of the process's resident-set high-water mark (``VmHWM`` in
+  ``/proc/self/status``) over the resident size before the call, after ``malloc_trim(0)`` returned
+  freed heap pages to the system and ``/proc/self/clear_refs`` reset the mark. Without the trim,
+  memory freed by an earlier run would be reused without raising the resident size and the peak
+  would be underestimated. This counts everything the forward touches (oneDNN scratch, thread
+  buffers), and also anything another thread of the process allocates meanwhile, so probe on a
+  quiet process. Other platforms: pass ``tile`` explicitly.
+
+Default budget: CUDA: free device memory (``mem_get_info``, plus what torch's caching allocator
+holds unused) x 0.85; CPU: ``MemAvailable`` of ``/proc/meminfo`` (lowered to the cgroup's limit
+when the process runs in a memory-limited container) x 0.6 (memory is shared with other programs,
+and the allocator fragments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+import functools
+import gc
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import torch
+import torch.nn as nn
+
+from irframe.errors import IrframeError
+from irframe.nn.inference import Precision, _model_device, autocast_context
+from irframe.nn.spec import ModelSpec, get_spec
+
+__all__ = [
+    "MemoryBudgetError",
+    "MemoryProbeError",
+    "ProbePoint",
+    "MemoryProfile",
+    "TileChoice",
+    "available_memory",
+    "parse_memory",
+    "format_bytes",
+    "measure_peak",
+    "probe_memory",
+    "plan_tile",
+    "choose_tile",
+    "AutoTiler",
+    "tile_arg",
+]
+
+CPU_SAFETY = 0.6
+CUDA_SAFETY = 0.85
+DEFAULT_MARGIN = 1.4  # RSS readings vary by ~25% run to run; tiled runs fragment the heap a little more
+DEFAULT_PROBE_SIDES = (128, 256)  # big enough that per-pixel costs have settled
+_FLOAT_BYTES = 4  # restore() accumulates and returns float32
+
+
+class MemoryBudgetError(IrframeError, MemoryError):
+    """Not even the smallest legal tile fits the memory budget."""
+
+
+class MemoryProbeError(IrframeError, RuntimeError):
+    """Peak memory cannot be measured, or the available memory cannot be read, on this platform."""
+
+
+# -- units ---------------------------------------------------------------------------------------
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def parse_memory(text: str | int | float) -> int:
+    """Bytes from ``"8GB"``, ``"8G"``, ``"8GiB"``, ``"512MB"``, ``"1.5e9"`` or a number.
+
+    Units are binary (1 GB = 1 GiB = 2**30 bytes), as ``free -g`` and ``nvidia-smi`` count.
+    """
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([KMGT]?)(?:i?B)?\s*", str(text), re.I)
+        if match is None:
+            raise ValueError(f"memory size {text!r}: expected a number with an optional unit K/M/G/T(B), e.g. '8GB'")
+        value = float(match.group(1)) * _UNITS[match.group(2).upper()]
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"memory size {text!r} must be positive")
+    return int(value)
+
+
+def format_bytes(n: float) -> str:
+    """``1.50 GiB``-style text."""
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{int(n)} B"
+
+
+# -- available memory ----------------------------------------------------------------------------
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _cgroup_available() -> int | None:
+    """Bytes left under this container's memory limit (cgroup v2, then v1); ``None`` if unlimited."""
+    root = Path("/sys/fs/cgroup")
+    for limit_file, usage_file, stat_file, inactive_key in (
+        (root / "memory.max", root / "memory.current", root / "memory.stat", "inactive_file"),
+        (root / "memory/memory.limit_in_bytes", root / "memory/memory.usage_in_bytes",
+         root / "memory/memory.stat", "total_inactive_file"),
+    ):
+        limit, usage = _read_int(limit_file), _read_int(usage_file)
+        if limit is None or usage is None or limit >= 2**60:  # "max" or the v1 "unlimited" value
+            continue
+        inactive = 0  # reclaimable page cache counts as usage but is freed under pressure
+        try:
+            match = re.search(rf"^{inactive_key} (\d+)$", stat_file.read_text(), re.M)
+            inactive = int(match.group(1)) if match else 0
+        except OSError:
+            pass
+        return max(limit - (usage - inactive), 0)
+    return None
+
+
+def available_memory(device: torch.device | str) -> int:
+    """Memory the process can still use on ``device`` (before any safety factor).
+
+    CUDA: free memory (``torch.cuda.mem_get_info``) plus memory torch's caching allocator has
+    reserved but not allocated. CPU: ``MemAvailable`` from ``/proc/meminfo``, lowered to what the
+    container's cgroup limit leaves.
+
+    Raises:
+        MemoryProbeError: another device type, or no ``/proc/meminfo`` (non-Linux): pass a budget.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(free + max(cached, 0))
+    if device.type == "cpu":
+        try:
+            meminfo = Path("/proc/meminfo").read_text()
+        except OSError:
+            raise MemoryProbeError(
+                "cannot read /proc/meminfo to find the available memory: pass max_memory_bytes (--max-memory)"
+            ) from None
+        match = re.search(r"^MemAvailable:\s+(\d+) kB", meminfo, re.M)
+        if match is None:
+            raise MemoryProbeError("/proc/meminfo has no MemAvailable line: pass max_memory_bytes (--max-memory)")
+        available = int(match.group(1)) * 1024
+        limited = _cgroup_available()
+        return available if limited is None else min(available, limited)
+    raise MemoryProbeError(f"no way to read the free memory of device {device}: pass max_memory_bytes (--max-memory)")
+
+
+def _default_budget(device: torch.device) -> int:
+    safety = CUDA_SAFETY if device.type == "cuda" else CPU_SAFETY
+    return int(available_memory(device) * safety)
+
+
+# -- measuring -----------------------------------------------------------------------------------
+def _status_bytes(field: str) -> int:
+    match = re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M)
+    if match is None:
+        raise MemoryProbeError(f"/proc/self/status has no {field} line")
+    return int(match.group(1)) * 1024
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim_function() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim`` (looked up once: ``find_library`` may run ``ldconfig``), or ``None``."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+def _malloc_trim() -> None:
+    """Give freed heap pages back to the system (glibc); a no-op elsewhere."""
+    trim = _malloc_trim_function()
+    if trim is not None:
+        trim(0)
+
+
+def measure_peak(fn: Callable[[], object], device: torch.device | str) -> int:
+    """Peak memory (bytes) that ``fn()`` adds on ``device``, beyond what is allocated before it.
+
+    See the module docstring for the method (CUDA allocator peak; on the CPU the resident-set
+    high-water mark, Linux only). ``fn``'s return value is dropped before returning.
+
+    Raises:
+        MemoryProbeError: the CPU method is unavailable (no writable ``/proc/self/clear_refs``).
+    """
+    device = torch.device(device)
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        result = fn()
+        torch.cuda.synchronize(device)
+        peak = torch.cuda.max_memory_allocated(device) - base
+        del result
+        return max(int(peak), 0)
+    if device.type != "cpu":
+        raise MemoryProbeError(f"cannot measure peak memory on device {device}; pass the tile size explicitly")
+    _malloc_trim()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # Linux: reset VmHWM to the current RSS
+        base = _status_bytes("VmRSS")
+    except OSError as exc:
+        raise MemoryProbeError(
+            f"cannot measure CPU peak memory here ({exc}); it needs Linux's /proc/self/clear_refs. "
+            "Pass the tile size explicitly"
+        ) from None
+    result = fn()
+    peak = _status_bytes("VmHWM") - base
+    del result
+    return max(peak, 0)
+
+
+# -- probing -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ProbePoint:
+    """One measurement: a forward on a batch-1 ``height`` x ``width`` input added ``peak_bytes``."""
+
+    height: int
+    width: int
+    peak_bytes: int
+
+    @property
+    def pixels(self) -> int:
+        return self.height * self.width
+
+
+@dataclass(frozen=True)
+class MemoryProfile:
+    """A model's measured forward memory: ``peak(P, N) ~ fixed_bytes + bytes_per_pixel * N * P``."""
+
+    device: torch.device
+    spec: ModelSpec
+    probes: tuple[ProbePoint, ...]
+    fixed_bytes: float
+    bytes_per_pixel: float
+
+    def forward_peak(self, pixels: int, batch: int = 1) -> float:
+        """Estimated peak of one forward on ``batch`` inputs of ``pixels`` pixels (no margin)."""
+        return self.fixed_bytes + self.bytes_per_pixel * batch * pixels
+
+
+def _fit(points: Sequence[ProbePoint]) -> tuple[float, float]:
+    """``(c, b)`` of the conservative line through the measurements (see the module docstring)."""
+    largest = max(points, key=lambda p: p.pixels)
+    proportional = largest.peak_bytes / largest.pixels
+    if len({p.pixels for p in points}) < 2:
+        return 0.0, proportional
+    small = min(points, key=lambda p: p.pixels)
+    slope = (largest.peak_bytes - small.peak_bytes) / (largest.pixels - small.pixels)
+    if slope <= 0:  # measurement noise: fall back to the (steeper) line through the origin
+        return 0.0, proportional
+    intercept = max(p.peak_bytes - slope * p.pixels for p in points)  # the line lies above all points
+    return max(intercept, 0.0), slope
+
+
+def probe_memory(
+    model: nn.Module,
+    *,
+    task: str | int | None = None,
+    precision: Precision = "fp32",
+    probe_sides: Sequence[int] | None = None,
+    repeats: int = 2,
+) -> MemoryProfile:
+    """Measure the forward peak of ``model`` on small square inputs, on its own device.
+
+    Args:
+        model: an arch exposing ``spec``; run in eval mode under ``inference_mode`` (mode restored).
+        task: passed as ``model(x, task=task)`` to multi-task models.
+        precision: run under the same autocast as :func:`~irframe.nn.inference.restore`.
+        probe_sides: square sides to measure (rounded up to ``spec.size_multiple``); default
+            128 and 256. Fixed-size models are measured at ``spec.fixed_size`` only.
+        repeats: measurements per size; the largest is kept (CPU readings vary by about 25%
+            with the allocator's state, and an underestimate is the costly error).
+    """
+    spec = get_spec(model)
+    device = _model_device(model, torch.device("cpu"))
+    autocast_context(device, precision)  # refuse an unsupported precision first
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if spec.fixed_size is not None:
+        sides = [spec.fixed_size]
+    else:
+        m = spec.size_multiple
+        given = DEFAULT_PROBE_SIDES if probe_sides is None else probe_sides
+        if not given or any(int(s) < 1 for s in given):
+            raise ValueError(f"probe_sides must be positive sizes, got {list(given)}")
+        sides = sorted({m * math.ceil(int(s) / m) for s in given})
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), autocast_context(device, precision):
+            return model(x) if task is None else model(x, task=task)
+
+    was_training = model.training
+    model.eval()
+    points: list[ProbePoint] = []
+    try:
+        gen = torch.Generator().manual_seed(0)
+        inputs = [torch.rand(1, spec.in_channels, s, s, generator=gen).to(device, dtype) for s in sides]
+        forward(inputs[0])  # warm-up: lazy kernel/thread-pool set-up is not part of the tile's cost
+        for x in inputs:
+            peak = max(measure_peak(lambda x=x: forward(x), device) for _ in range(repeats))
+            points.append(ProbePoint(x.shape[-2], x.shape[-1], peak))
+    finally:
+        model.train(was_training)
+    fixed, slope = _fit(points)
+    return MemoryProfile(device, spec, tuple(points), fixed, slope)
+
+
+# -- planning ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TileChoice:
+    """The chosen tiling and why.
+
+    Attributes:
+        tile: tile side in input pixels, or ``None`` for the whole image at once.
+        overlap: overlap between tiles (``None`` for the whole image).
+        estimated_peak_bytes: estimated peak memory the restoration adds on ``device``.
+        budget_bytes: the budget it had to fit.
+        measured_probe: the probe measurements the estimate comes from.
+        device: where the model runs.
+        image_shape: ``(N, C, H, W)`` planned for.
+    """
+
+    tile: int | None
+    overlap: int | None
+    estimated_peak_bytes: int
+    budget_bytes: int
+    measured_probe: tuple[ProbePoint, ...]
+    device: str
+    image_shape: tuple[int, int, int, int]
+
+    def restore_kwargs(self) -> dict[str, int | None]:
+        """``tile`` and ``tile_overlap`` for :func:`~irframe.nn.inference.restore`."""
+        return {"tile": self.tile, "tile_overlap": self.overlap}
+
+    def message(self) -> str:
+        """One line: the choice, the estimated peak and the budget."""
+        _, _, h, w = self.image_shape
+        what = "whole image" if self.tile is None else f"tile {self.tile} (overlap {self.overlap})"
+        probes = ", ".join(f"{p.height}x{p.width}: {format_bytes(p.peak_bytes)}" for p in self.measured_probe)
+        return (
+            f"auto tile for {h}x{w} on {self.device}: {what}; estimated peak "
+            f"{format_bytes(self.estimated_peak_bytes)} of a {format_bytes(self.budget_bytes)} budget "
+            f"(probe {probes})"
+        )
+
+
+def _image_shape(shape: Sequence[int], spec: ModelSpec) -> tuple[int, int, int, int]:
+    dims = tuple(int(d) for d in shape)
+    if len(dims) == 2:
+        dims = (1, spec.in_channels, *dims)
+    elif len(dims) == 3:
+        dims = (1, *dims)
+    if len(dims) != 4 or min(dims) < 1:
+        raise ValueError(f"image_shape must be (H, W), (C, H, W) or (N, C, H, W) of positive sizes, got {tuple(shape)}")
+    return dims  # type: ignore[return-value]
+
+
+def plan_tile(
+    profile: MemoryProfile,
+    image_shape: Sequence[int],
+    budget_bytes: int,
+    *,
+    overlap: int | None = None,
+    self_ensemble: bool = False,
+    image_device: torch.device | str | None = None,
+    margin: float = DEFAULT_MARGIN,
+) -> TileChoice:
+    """The largest legal tile (or the whole image) whose estimated peak fits ``budget_bytes``.
+
+    Legal tiles are multiples of ``spec.size_multiple`` of at least twice the overlap (so tiles
+    advance by at least the overlap), or exactly ``spec.fixed_size``.
+
+    Args:
+        profile: from :func:`probe_memory`.
+        image_shape: ``(H, W)``, ``(C, H, W)`` or ``(N, C, H, W)`` of the input.
+        budget_bytes: memory the restoration may add on the profile's device.
+        overlap: tile overlap (default ``spec.tile_overlap``).
+        self_ensemble: plan for the x8 self-ensemble (two more tile outputs alive).
+        image_device: where the input and the output accumulator live (default: the model's
+            device); buffers elsewhere do not count against the budget.
+        margin: factor on the extrapolated forward peak.
+    Raises:
+        MemoryBudgetError: even the smallest legal tile does not fit.
+    """
+    spec = profile.spec
+    n, c, h, w = _image_shape(image_shape, spec)
+    if budget_bytes <= 0:
+        raise ValueError(f"memory budget must be positive, got {budget_bytes}")
+    m, s = spec.size_multiple, spec.scale
+    hp, wp = m * math.ceil(h / m), m * math.ceil(w / m)
+    if spec.fixed_size is not None:
+        hp, wp = max(hp, spec.fixed_size), max(wp, spec.fixed_size)
+    overlap = spec.tile_overlap if overlap is None else overlap
+    if overlap < 0:
+        raise ValueError(f"tile overlap must be >= 0, got {overlap}")
+    same_device = torch.device(image_device or profile.device) == profile.device
+    c_out = spec.out_channels
+    pad_copy = n * c * hp * wp * _FLOAT_BYTES if (hp, wp) != (h, w) else 0
+
+    def tile_out(pixels: int) -> int:
+        return n * c_out * pixels * s * s * _FLOAT_BYTES
+
+    def forward(pixels: int) -> float:
+        extra = 2 * tile_out(pixels) if self_ensemble else 0  # the running sum and one output
+        return margin * profile.forward_peak(pixels, n) + extra
+
+    def whole() -> float:
+        moved = 0 if same_device else n * c * h * w * _FLOAT_BYTES  # x copied to the model's device
+        return pad_copy + moved + forward(hp * wp)
+
+    def tiled(t: int) -> float:
+        pixels = min(t, hp) * min(t, wp)
+        if not same_device:  # only the tile travels; accumulators stay with the image
+            return n * c * pixels * _FLOAT_BYTES + forward(pixels)
+        accumulators = tile_out(hp * wp) + hp * wp * s * s * _FLOAT_BYTES  # output and weight map
+        return pad_copy + accumulators + 2 * tile_out(pixels) + forward(pixels)  # y*mask, mask
+
+    def choice(tile: int | None, ov: int | None, estimate: float) -> TileChoice:
+        return TileChoice(tile, ov, int(estimate), int(budget_bytes), profile.probes, str(profile.device), (n, c, h, w))
+
+    if spec.fixed_size is not None:
+        t = spec.fixed_size
+        ov = overlap if overlap < t else t // 2
+        estimate = tiled(t)
+        if estimate > budget_bytes:
+            raise MemoryBudgetError(
+                f"the model's fixed tile {t}x{t} needs an estimated {format_bytes(estimate)} for a {h}x{w} image, "
+                f"more than the {format_bytes(budget_bytes)} budget; raise the budget (--max-memory) or free memory"
+            )
+        return choice(t, ov, estimate)
+    if whole() <= budget_bytes:
+        return choice(None, None, whole())
+    smallest = m * max(1, math.ceil(2 * overlap / m))
+    for t in range(m * ((max(hp, wp) - 1) // m), smallest - 1, -m):
+        if tiled(t) <= budget_bytes:
+            return choice(t, overlap, tiled(t))
+    raise MemoryBudgetError(
+        f"no tile fits the {format_bytes(budget_bytes)} budget for a {h}x{w} image: the smallest legal tile "
+        f"{smallest} (2 x overlap {overlap}, multiple of {m}) needs an estimated "
+        f"{format_bytes(tiled(smallest))}; raise the budget (--max-memory), free memory or lower the overlap"
+    )
+
+
+def choose_tile(
+    model: nn.Module,
+    image_shape: Sequence[int],
+    max_memory_bytes: int | None = None,
+    device: torch.device | str | None = None,
+    *,
+    overlap: int | None = None,
+    task: str | int | None = None,
+    precision: Precision = "fp32",
+    self_ensemble: bool = False,
+    probe_sides: Sequence[int] | None = None,
+    image_device: torch.device | str | None = None,
+    margin: float = DEFAULT_MARGIN,
+    log: Callable[[str], object] | None = print,
+) -> TileChoice:
+    """Probe ``model`` and choose the largest tile for ``image_shape`` that fits the memory budget.
+
+    Args:
+        model: the model, already on the device it will run on.
+        image_shape: ``(H, W)``, ``(C, H, W)`` or ``(N, C, H, W)``.
+        max_memory_bytes: the budget; default: the free memory of ``device`` times a safety factor
+            (see the module docstring).
+        device: the device the budget is about; must be the model's (default).
+        overlap, self_ensemble, image_device, margin: see :func:`plan_tile`.
+        task, precision, probe_sides: see :func:`probe_memory`.
+        log: receives the one-line summary (default ``print``; ``None`` for silence).
+    Returns:
+        A :class:`TileChoice`; pass ``**choice.restore_kwargs()`` to ``restore``.
+    """
+    model_device = _model_device(model, torch.device("cpu"))
+    if device is not None and torch.device(device) != model_device:
+        raise ValueError(
+            f"choose_tile: device {device} differs from the model's device {model_device}; move the model first"
+        )
+    if max_memory_bytes is not None and max_memory_bytes <= 0:
+        raise ValueError(f"max_memory_bytes must be positive, got {max_memory_bytes}")
+    budget = int(max_memory_bytes) if max_memory_bytes is not None else _default_budget(model_device)
+    profile = probe_memory(model, task=task, precision=precision, probe_sides=probe_sides)
+    choice = plan_tile(
+        profile, image_shape, budget, overlap=overlap, self_ensemble=self_ensemble,
+        image_device=image_device, margin=margin,
+    )
+    if log is not None:
+        log(choice.message())
+    return choice
+
+
+# -- tools -----------------------------------------------------------------------------------------
+def tile_arg(value: str) -> int | Literal["auto"]:
+    """``argparse`` type of a ``--tile`` option: a positive tile side, or ``auto``.
+
+    Raises ``argparse.ArgumentTypeError``, whose message argparse shows as it is.
+    """
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        tile = int(value)
+    except ValueError:
+        tile = 0
+    if tile < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive tile size or 'auto', got {value!r}")
+    return tile
+
+
+class AutoTiler:
+    """``--tile auto`` for tools that restore many images: probe once (per task), plan per image.
+
+    ``tiler(x)`` returns the :class:`TileChoice` for tensor ``x`` (or a shape); the memory probe
+    runs on the first call for each task and is reused, and the default budget is re-read at
+    every call (free memory changes). A choice is logged when it differs from the previous one.
+
+    Args:
+        model: the model, on the device it runs on.
+        max_memory_bytes: the budget (default: free memory times the safety factor).
+        overlap, self_ensemble, margin: see :func:`plan_tile`.
+        precision, probe_sides: see :func:`probe_memory`.
+        log: receives the one-line choices (``None``: silent).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        max_memory_bytes: int | None = None,
+        *,
+        overlap: int | None = None,
+        precision: Precision = "fp32",
+        self_ensemble: bool = False,
+        probe_sides: Sequence[int] | None = None,
+        margin: float = DEFAULT_MARGIN,
+        log: Callable[[str], object] | None = print,
+    ) -> None:
+        if max_memory_bytes is not None and max_memory_bytes <= 0:
+            raise ValueError(f"max_memory_bytes must be positive, got {max_memory_bytes}")
+        self.model = model
+        self.max_memory_bytes = max_memory_bytes
+        self.overlap = overlap
+        self.precision = precision
+        self.self_ensemble = self_ensemble
+        self.probe_sides = probe_sides
+        self.margin = margin
+        self.log = log
+        self._profiles: dict[str | int | None, MemoryProfile] = {}
+        self._last: tuple[int | None, int | None] | None = None
+
+    def __call__(self, x: torch.Tensor | Sequence[int], task: str | int | None = None) -> TileChoice:
+        """The tiling for input ``x`` (a tensor, whose device holds the image buffers, or a shape)."""
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else tuple(x)
+        image_device = x.device if isinstance(x, torch.Tensor) else None
+        if task not in self._profiles:
+            self._profiles[task] = probe_memory(
+                self.model, task=task, precision=self.precision, probe_sides=self.probe_sides
+            )
+        profile = self._profiles[task]
+        budget = self.max_memory_bytes if self.max_memory_bytes is not None else _default_budget(profile.device)
+        choice = plan_tile(
+            profile, shape, budget, overlap=self.overlap, self_ensemble=self.self_ensemble,
+            image_device=image_device, margin=self.margin,
+        )
+        if self.log is not None and (choice.tile, choice.overlap) != self._last:
+            self.log(choice.message())
+        self._last = (choice.tile, choice.overlap)
+        return choice
