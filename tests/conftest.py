@@ -6,6 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Tiny models on a small shared CPU: one intra-op thread is as fast, and several OpenMP threads
+# competing for 2 cores (pytest beside another job) slowed small convolutions 20-100x.
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("IRFRAME_SHARED", ROOT.parent / "shared"))

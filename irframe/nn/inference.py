@@ -299,6 +299,8 @@ def restore(
             is not smaller than the tile).
         self_ensemble: average the x8 flips/rotations (applied to each tile when tiling).
         task: passed as ``model(x, task=task)`` for multi-task models; checked against ``spec.tasks``.
+            A model whose spec depends on the task (IPT's ``scale``) offers ``set_task(task)``: it
+            is called first, so padding, tiling and cropping use that task's spec.
         blend: tile blending, see :func:`tiled_forward`.
         out_device: where the result goes (default ``x.device``).
         precision: ``"fp32"`` (default), or ``"bf16"``/``"fp16"`` autocast (see
@@ -307,6 +309,9 @@ def restore(
     Returns:
         The output, ``scale`` times the input size, in ``x``'s dtype, never clamped.
     """
+    set_task = getattr(model, "set_task", None)
+    if task is not None and callable(set_task):
+        set_task(task)
     spec = get_spec(model)
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         got = getattr(x, "dtype", type(x).__name__)

@@ -48,3 +48,16 @@ def test_restore_real_arch_odd_size_whole_and_tiled(name: str) -> None:
         tiled = restore(model, x, tile=32, tile_overlap=16)
         gap = (tiled - whole).abs().mean().item()
         assert gap < 0.05, f"{name}: mean tiled/whole gap {gap:.4f}"
+
+
+def test_restore_follows_the_task_scale_of_a_multitask_model() -> None:
+    """IPT with x2 and x3 tails: restore(task=...) pads, tiles and crops with that task's scale."""
+    from irframe.registry import ARCHS
+
+    torch.manual_seed(0)
+    model = ARCHS.build({"type": "IPT", "n_feats": 16, "num_heads": 2, "num_layers": 1, "scale": [2, 3, 1],
+                         "num_queries": 3})
+    x = torch.rand(1, 3, 50, 61)
+    for task, scale in (("sr_x3", 3), ("sr_x2", 2), ("denoise30", 1), ("sr_x3", 3)):
+        y = restore(model, x, task=task)
+        assert y.shape == (1, 3, 50 * scale, 61 * scale), task
