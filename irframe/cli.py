@@ -14,6 +14,21 @@ from typing import Sequence
 from irframe.errors import IrframeError
 
 
+def error_message(exc: BaseException) -> str:
+    """The message of ``exc`` as the command-line tools print it (after ``error: ``).
+
+    A DataLoader worker re-raises a dataset's error with the worker's whole traceback as its
+    message; what the user needs (the file or record at fault) is the original message, which the
+    traceback ends with after ``module.ErrorClass: ``.
+    """
+    text = str(exc)
+    if not (text.startswith("Caught ") and "\nOriginal Traceback" in text):
+        return text
+    marker = f"{type(exc).__module__}.{type(exc).__qualname__}: "
+    at = text.rfind(marker)
+    return text[at + len(marker) :].rstrip("\n") if at >= 0 else text
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from irframe.registry import LOADER, conflicts, list_components
 

@@ -85,7 +85,11 @@ def decode_image(data: bytes | memoryview, source: str, channels: Channels = 3) 
     if buf[:3].tobytes() == b"\xff\xd8\xff" and buf.tobytes().rfind(b"\xff\xd9") < 3:
         # Some decoders fill a truncated JPEG with gray instead of failing; every JPEG has an EOI.
         raise DataError(f"{source}: truncated JPEG (no end-of-image marker)")
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:  # e.g. a header claiming more pixels than OpenCV's safety limit
+        reason = getattr(exc, "err", None) or str(exc).strip().splitlines()[-1]
+        raise DataError(f"{source}: cannot decode image ({len(data)} bytes): OpenCV refused it ({reason})") from None
     if img is None:
         raise DataError(f"{source}: cannot decode image ({len(data)} bytes): truncated, corrupt or not an image")
     return _to_float_rgb(img, source, channels)

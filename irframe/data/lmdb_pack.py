@@ -62,7 +62,10 @@ def encode_png(path: Path, compress_level: int) -> bytes:
         raise DataError(f"{path}: image file not found")
     if data.size == 0:
         raise DataError(f"{path}: empty image file (0 bytes)")
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # e.g. a header claiming more pixels than OpenCV's safety limit
+        img = None
     if img is None:
         raise DataError(f"{path}: cannot decode image ({data.size} bytes): truncated, corrupt or not an image")
     if img.dtype not in (np.uint8, np.uint16):

@@ -14,6 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from irframe.cli import error_message
 from irframe.errors import IrframeError
 
 __all__ = ["benchmark_main", "infer_main", "stats_main", "submission_main"]
@@ -33,7 +34,7 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
 
 
 def _fail(exc: Exception) -> int:
-    print(f"error: {exc}", file=sys.stderr)
+    print(f"error: {error_message(exc)}", file=sys.stderr)
     return 2
 
 

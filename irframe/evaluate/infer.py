@@ -146,7 +146,10 @@ def infer_files(
             log(f"error: {exc}")
             continue
         x = img2tensor(image).unsqueeze(0).to(device)
-        y = restore(model, x, tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble, task=task)
+        try:
+            y = restore(model, x, tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble, task=task)
+        except ValueError as exc:  # restore's checks: a tile that does not fit the model's spec, ...
+            raise OptionsError(f"{src}: cannot restore: {exc}") from None
         save_restored(dest, y[0].cpu(), fmt)
         result.written.append(dest)
     return result

@@ -16,7 +16,9 @@ a given sample file. Rows are streamed to disk one image column at a time; the f
 under a temporary name and renamed only when complete, so a refused page leaves no half file.
 
 A prediction whose size differs from its input page is refused (a resized output would be scored
-against the wrong pixels), naming the image.
+against the wrong pixels), naming the image. Values are written in [0, 1]: 8/16-bit pages are in
+range by construction; a float page (32-bit TIFF) slightly outside is clipped, and one far outside
+(a [-1, 1] or [0, 255] output) or not finite is refused, naming the image.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import numpy as np
 
 from irframe.data.io import imread
 from irframe.errors import DataError
+from irframe.evaluate.images import wrong_value_range
 
 __all__ = ["Page", "SubmissionInfo", "pair_pages", "pixel_rows", "write_submission"]
 
@@ -109,7 +112,18 @@ def _page_values(page: Page) -> np.ndarray:
             f"image {page.id}: prediction {page.pred} is {pred.shape[1]}x{pred.shape[0]} (WxH) but its input "
             f"{page.input} is {in_w}x{in_h}; refusing to write a page whose output size differs from its input"
         )
-    return np.clip(pred.astype(np.float64), 0.0, 1.0)
+    values = pred.astype(np.float64)
+    # 8/16-bit files are in [0, 1] by construction; a float file (32-bit TIFF) may not be. Overshoot
+    # is clipped (the score wants [0, 1]); a wrong value range (a [-1, 1] or [0, 255] output) is
+    # refused, since clipping it would submit a wrong page without a word.
+    if not np.isfinite(values).all():
+        raise DataError(f"image {page.id}: prediction {page.pred} contains NaN or infinite values")
+    if wrong_value_range(values):
+        raise DataError(
+            f"image {page.id}: prediction {page.pred} has values in [{values.min():.4g}, {values.max():.4g}], far "
+            "outside [0, 1]; refusing to clip them into a submission (is the model's output range [0, 1]?)"
+        )
+    return np.clip(values, 0.0, 1.0)
 
 
 def _image_size(path: Path) -> tuple[int, int]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from irframe.errors import OptionsError
 from irframe.nn.spec import get_spec
@@ -25,6 +26,7 @@ from irframe.registry import ARCHS, METRICS
 from irframe.train.checkpointer import Checkpointer
 from irframe.train.data import (
     Shard,
+    build_train_dataset,
     build_val_datasets,
     train_batches,
     validation_options,
@@ -49,6 +51,14 @@ class TrainResult:
     last_checkpoint: Path | None
     val: ValResult | None
     is_main: bool = True  # whether this process is the one that reports
+
+
+@dataclass
+class RunData:
+    """The datasets of a run, built before anything is written."""
+
+    train: Dataset
+    val: dict[str, Dataset]
 
 
 def build_model(opts: Options) -> nn.Module:
@@ -116,8 +126,13 @@ def prepare_experiment(opts: Options, resume: str | None, accelerator: Any) -> E
     return holder[0]
 
 
-def build_validator(opts: Options, accelerator: Any, exp: Experiment) -> Validator | None:
-    """The validator, if the options ask for validation (``val`` and a validation dataset)."""
+def build_validator(
+    opts: Options, accelerator: Any, exp: Experiment, datasets: dict[str, Dataset] | None = None
+) -> Validator | None:
+    """The validator, if the options ask for validation (``val`` and a validation dataset).
+
+    ``datasets``: the already built validation datasets (built here when ``None``).
+    """
     if opts.val is None or not validation_options(opts):
         return None
     from accelerate.utils import gather_object
@@ -135,7 +150,7 @@ def build_validator(opts: Options, accelerator: Any, exp: Experiment) -> Validat
 
     workers = max((loader.num_workers for loader in validation_options(opts).values()), default=0)
     return Validator(
-        build_val_datasets(opts),
+        datasets if datasets is not None else build_val_datasets(opts),
         metrics,
         run,
         rank=accelerator.process_index,
@@ -166,8 +181,13 @@ def loop_settings(opts: Options, multitask: bool) -> LoopSettings:
     )
 
 
-def build_trainer(opts: Options, accelerator: Any, model: nn.Module, exp: Experiment) -> Trainer:
-    """Build every collaborator and the trainer (resuming from ``exp.resume_from`` if set)."""
+def build_trainer(
+    opts: Options, accelerator: Any, model: nn.Module, exp: Experiment, data: RunData | None = None
+) -> Trainer:
+    """Build every collaborator and the trainer (resuming from ``exp.resume_from`` if set).
+
+    ``data``: the already built datasets (built here when ``None``).
+    """
     train = opts.train
     assert train is not None
     losses = WeightedLoss.from_options(train.losses).to(accelerator.device)
@@ -206,8 +226,11 @@ def build_trainer(opts: Options, accelerator: Any, model: nn.Module, exp: Experi
 
     multitask = len(get_spec(model).tasks) > 1
     shard = Shard(accelerator.process_index, accelerator.num_processes)
-    batches = train_batches(opts, shard, start=int(state["micro_step"]) if state else 0, multitask=multitask)
-    validator = build_validator(opts, accelerator, exp)
+    batches = train_batches(
+        opts, shard, start=int(state["micro_step"]) if state else 0, multitask=multitask,
+        dataset=data.train if data is not None else None,
+    )
+    validator = build_validator(opts, accelerator, exp, data.val if data is not None else None)
     settings = loop_settings(opts, multitask)
     if validator is not None and settings.best_metric is not None:
         validator.higher_is_better(settings.best_metric)  # an unknown name fails now, not at the first validation
@@ -271,12 +294,15 @@ def run_training(opts: Options, resume: str | None = None) -> TrainResult:
     check_components(opts)
     resume = resume if resume is not None else opts.path.resume
     with _restored_torch_flags():
+        # Data first: a wrong data path or an unreadable database fails before the experiment
+        # folder exists (and before the model is seeded, so this draws nothing from its streams).
+        data = RunData(build_train_dataset(opts), build_val_datasets(opts))
         model = build_model(opts)
         accelerator = make_accelerator(opts, needs_unused_parameters(model, opts))
         trainer = None
         try:
             exp = prepare_experiment(opts, resume, accelerator)
-            trainer = build_trainer(opts, accelerator, model, exp)
+            trainer = build_trainer(opts, accelerator, model, exp, data)
             val = trainer.fit()
             return TrainResult(exp.root, trainer.iteration, trainer.last_checkpoint, val, accelerator.is_main_process)
         finally:

@@ -107,12 +107,20 @@ def _fsync_dir(path: Path) -> None:
 
 
 def prune(root: Path, keep: int) -> list[Path]:
-    """Delete all but the newest ``keep`` complete checkpoints (and stale temporary folders)."""
+    """Delete all but the newest ``keep`` complete checkpoints, and the debris of killed saves.
+
+    A checkpoint is renamed out of the ``iter_*`` namespace before its files are deleted, so a
+    crash mid-deletion never leaves a half-deleted folder that still looks like a checkpoint.
+    Only the main process writes, and never while pruning, so every ``.tmp_*`` folder here was
+    left by a save that was killed.
+    """
     removed = []
     for _, folder in list_checkpoints(root)[:-keep] if keep > 0 else []:
-        shutil.rmtree(folder, ignore_errors=True)
+        doomed = root / f".old_{folder.name}_{uuid.uuid4().hex[:8]}"
+        os.replace(folder, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
         removed.append(folder)
-    for child in root.glob(".old_*"):
+    for child in [*root.glob(".old_*"), *root.glob(".tmp_*")]:
         shutil.rmtree(child, ignore_errors=True)
     return removed
 

@@ -14,6 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from irframe.cli import error_message
 from irframe.errors import IrframeError
 
 
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         opts = load_options(args.opt, overrides=args.overrides)
         result = run_training(opts, resume=args.resume)
     except IrframeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_message(exc)}", file=sys.stderr)
         return 2
     if result.is_main:
         print(f"finished at iteration {result.iteration}; experiment {result.experiment}")

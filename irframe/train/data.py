@@ -92,16 +92,26 @@ def build_batch_sampler(
     )
 
 
-def train_batches(
-    opts: Options, shard: Shard, start: int = 0, multitask: bool = False
-) -> Iterator[Mapping[str, Any]]:
-    """Endless training micro-batches for this process, starting after ``start`` consumed ones."""
+def build_train_dataset(opts: Options) -> Dataset:
+    """The training dataset ``datasets.train`` (an error if it is missing or empty)."""
     if TRAIN_KEY not in opts.datasets:
         raise OptionsError(f"{opts.source}: datasets.train is missing (the training dataset)")
-    loader_opts = opts.datasets[TRAIN_KEY]
-    dataset = build_dataset(loader_opts, TRAIN_KEY)
+    dataset = build_dataset(opts.datasets[TRAIN_KEY], TRAIN_KEY)
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise OptionsError(f"{opts.source}: datasets.train is empty")
+    return dataset
+
+
+def train_batches(
+    opts: Options, shard: Shard, start: int = 0, multitask: bool = False, dataset: Dataset | None = None
+) -> Iterator[Mapping[str, Any]]:
+    """Endless training micro-batches for this process, starting after ``start`` consumed ones.
+
+    ``dataset``: the already built :func:`build_train_dataset` (built here when ``None``).
+    """
+    if dataset is None:
+        dataset = build_train_dataset(opts)
+    loader_opts = opts.datasets[TRAIN_KEY]
     sampler = build_batch_sampler(dataset, loader_opts, opts, shard, start, multitask)
     workers = loader_opts.num_workers
     loader = DataLoader(

@@ -32,8 +32,10 @@ from irframe_restormer.blocks import (
     OverlapPatchEmbed,
     TransformerBlock,
     Upsample,
+    channels_last_on_cpu,
     check_backbone_options,
     check_input_size,
+    memory_format_of,
     transformer_stage,
 )
 
@@ -63,7 +65,8 @@ class PromptGenBlock(nn.Module):
         weights = F.softmax(self.linear_layer(x.mean(dim=(-2, -1))), dim=1)  # (N, prompt_len)
         prompt = torch.einsum("nl,lchw->nchw", weights, self.prompt_param[0])
         prompt = F.interpolate(prompt, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return self.conv3x3(prompt)
+        # In the feature's memory layout, so that concatenating the two keeps it (channels_last on the CPU).
+        return self.conv3x3(prompt.contiguous(memory_format=memory_format_of(x)))
 
 
 @ARCHS.register("PromptIR")
@@ -184,7 +187,7 @@ class PromptIR(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Restore ``x`` (N, C, H, W) in [0,1]; H and W multiples of 8. Not clamped."""
         check_input_size(x, SIZE_MULTIPLE, "PromptIR")
-        enc1 = self.encoder_level1(self.patch_embed(x))
+        enc1 = self.encoder_level1(self.patch_embed(channels_last_on_cpu(x)))
         enc2 = self.encoder_level2(self.down1_2(enc1))
         enc3 = self.encoder_level3(self.down2_3(enc2))
         latent = self.latent(self.down3_4(enc3))
@@ -196,7 +199,7 @@ class PromptIR(nn.Module):
         dec2 = self._prompted(dec2, self.prompt1, self.noise_level1, self.reduce_noise_level1)
         dec1 = self.decoder_level1(torch.cat([self.up2_1(dec2), enc1], 1))
         dec1 = self.refinement(dec1)
-        return self.output(dec1) + x
+        return self.output(dec1).contiguous() + x  # NCHW-contiguous whatever layout the features ran in
 
 
 def _check_prompt_options(

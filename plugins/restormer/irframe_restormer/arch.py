@@ -22,6 +22,7 @@ from irframe_restormer.blocks import (
     LayerNormType,
     OverlapPatchEmbed,
     Upsample,
+    channels_last_on_cpu,
     check_backbone_options,
     check_input_size,
     transformer_stage,
@@ -118,7 +119,7 @@ class Restormer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Restore ``x`` (N, inp_channels, H, W) in [0,1]; H and W multiples of 8. Not clamped."""
         check_input_size(x, SIZE_MULTIPLE, "Restormer")
-        emb1 = self.patch_embed(x)
+        emb1 = self.patch_embed(channels_last_on_cpu(x))
         enc1 = self.encoder_level1(emb1)
         enc2 = self.encoder_level2(self.down1_2(enc1))
         enc3 = self.encoder_level3(self.down2_3(enc2))
@@ -129,6 +130,7 @@ class Restormer(nn.Module):
         dec1 = self.decoder_level1(torch.cat([self.up2_1(dec2), enc1], 1))
         dec1 = self.refinement(dec1)
 
+        # .contiguous(): the output is NCHW-contiguous whatever layout the features ran in.
         if self.dual_pixel_task:
-            return self.output(dec1 + self.skip_conv(emb1))
-        return self.output(dec1) + x
+            return self.output(dec1 + self.skip_conv(emb1)).contiguous()
+        return self.output(dec1).contiguous() + x

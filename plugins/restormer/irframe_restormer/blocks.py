@@ -26,6 +26,36 @@ LayerNormType = Literal["WithBias", "BiasFree"]
 _NORM_EPS = 1e-5
 
 
+def _centred_and_var(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` minus its channel mean, and the biased variance over the channel axis (NCHW, keepdim).
+
+    Why not ``x.var(dim=1)``: on the CPU torch's variance kernel over a strided axis is several
+    times slower than two plain means (it was a quarter of Restormer's CPU inference time, see
+    benchmarks/RESULTS.md); the centred two-pass form is as accurate.
+    """
+    centred = x - x.mean(dim=1, keepdim=True)
+    return centred, centred.square().mean(dim=1, keepdim=True)
+
+
+def memory_format_of(x: torch.Tensor) -> torch.memory_format:
+    """``torch.channels_last`` for an NCHW tensor stored channels-last, else ``torch.contiguous_format``."""
+    if x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def channels_last_on_cpu(x: torch.Tensor) -> torch.Tensor:
+    """``x`` stored channels-last (NHWC memory, same NCHW shape) if it is a CPU tensor, else unchanged.
+
+    Why: oneDNN runs the depth-wise 3x3 convolutions, the costliest layers of Restormer and PromptIR
+    on the CPU, about 2.5x faster on channels-last memory, and the channel norms then reduce over
+    contiguous memory; together about 2x faster CPU inference (benchmarks/RESULTS.md). Convolutions
+    and element-wise ops keep the layout, so converting the input once is enough. GPUs keep the
+    caller's layout (not measured there).
+    """
+    return x.contiguous(memory_format=torch.channels_last) if x.device.type == "cpu" and x.ndim == 4 else x
+
+
 class BiasFreeNorm(nn.Module):
     """Scale-only normalisation over the channel axis of an NCHW tensor: ``x / sqrt(var + eps) * w``.
 
@@ -37,8 +67,8 @@ class BiasFreeNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        var = x.var(dim=1, keepdim=True, unbiased=False)
-        return x / torch.sqrt(var + _NORM_EPS) * self.weight[:, None, None]
+        _, var = _centred_and_var(x)
+        return x * torch.rsqrt(var + _NORM_EPS) * self.weight[:, None, None]
 
 
 class WithBiasNorm(nn.Module):
@@ -50,9 +80,8 @@ class WithBiasNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mu = x.mean(dim=1, keepdim=True)
-        var = x.var(dim=1, keepdim=True, unbiased=False)
-        return (x - mu) / torch.sqrt(var + _NORM_EPS) * self.weight[:, None, None] + self.bias[:, None, None]
+        centred, var = _centred_and_var(x)
+        return torch.addcmul(self.bias[:, None, None], centred * torch.rsqrt(var + _NORM_EPS), self.weight[:, None, None])
 
 
 class LayerNorm(nn.Module):
@@ -124,7 +153,8 @@ class Attention(nn.Module):
         k = F.normalize(k, dim=-1)
         attn = (q @ k.transpose(-2, -1)) * self.temperature
         out = attn.softmax(dim=-1) @ v
-        return self.project_out(out.reshape(b, c, h, w))
+        # Back in the input's memory layout, so that a channels_last network stays channels_last.
+        return self.project_out(out.reshape(b, c, h, w).contiguous(memory_format=memory_format_of(x)))
 
 
 class TransformerBlock(nn.Module):

@@ -1,0 +1,127 @@
+"""SIGKILL at any moment of training, including inside a checkpoint save, then ``--resume auto``.
+
+One experiment is killed again and again (three times at chosen moments of a save through the
+harness's fault hooks, then at random moments) and resumed each time; afterwards its final
+weights, EMA weights and best checkpoint must equal those of an uninterrupted run with the same
+seed (deterministic mode, CPU), and no debris of the killed saves may be left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from irframe.train.checkpoint import latest_checkpoint, load_state
+
+CHECKPOINT_FILES = {"model.safetensors", "ema.safetensors", "trainer_state.pt"}
+TOTAL_ITER = 16
+
+
+def check_resumable(ckpts: Path, context: str) -> Path:
+    """What ``--resume auto`` relies on after a crash: the newest complete checkpoint loads, holds
+    finite weights, and no ``iter_*`` folder is a half-written or half-deleted checkpoint."""
+    latest = latest_checkpoint(ckpts)
+    assert latest is not None, f"{context}: no complete checkpoint"
+    state = load_state(latest)
+    assert state["iteration"] == int(latest.name.split("_")[1]), context
+    for folder in ckpts.iterdir():
+        if re.fullmatch(r"iter_\d+", folder.name):
+            assert {p.name for p in folder.iterdir()} == CHECKPOINT_FILES, f"{context}: {folder} is incomplete"
+            for name in ("model.safetensors", "ema.safetensors"):
+                tensors = load_file(str(folder / name))
+                assert all(torch.isfinite(t).all() for t in tensors.values()), f"{context}: {folder / name}"
+    return latest
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = load_file(str(a)), load_file(str(b))
+    assert wa.keys() == wb.keys(), (a, b)
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), f"{a} and {b} differ in {key}"
+
+
+def kill_at_random(tools, args: list[str], cwd: Path, rng: random.Random, seed: int) -> bool:
+    """Start a run and SIGKILL it at a random moment of its training: after a random number of its
+    checkpoints plus a random fraction of an iteration. Returns whether it was killed (``False``:
+    it finished first)."""
+    proc = tools.start(tools.HARNESS, args, cwd)
+    assert proc.stdout is not None
+    seen: list[str] = []
+    saves = 0
+    target = rng.randint(1, 4)
+    for line in proc.stdout:
+        seen.append(line)
+        saves += "checkpoint saved" in line
+        if saves >= target:
+            break
+    time.sleep(rng.uniform(0.0, 0.05))
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    rest, _ = proc.communicate(timeout=tools.TIMEOUT)
+    if proc.returncode == 0:
+        return False
+    assert proc.returncode == -signal.SIGKILL, f"seed {seed}: the run failed by itself:\n{''.join(seen)}{rest}"
+    return True
+
+
+def test_sigkill_anywhere_then_resume_auto_equals_uninterrupted_run(tmp_path, images, write_yaml, tools):
+    exp = tmp_path / "experiments"
+    ref_opt = write_yaml("ref.yml", tools.train_options(images, exp, "ref"))
+    run_opt = write_yaml("run.yml", tools.train_options(images, exp, "run"))
+    args = ["-opt", str(run_opt), "--resume", "auto"]
+    reference = tools.start(tools.HARNESS, ["-opt", str(ref_opt)], tmp_path)  # runs meanwhile
+    ckpts = exp / "run" / "checkpoints"
+
+    # 1) killed inside a save of iter_3: weights written to the temporary folder, state not yet
+    proc = tools.run(tools.HARNESS, args, tmp_path, IRFRAME_RELIABILITY_FAULT="save_state:3")
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+    debris = list(ckpts.glob(".tmp_iter_000003_*"))
+    assert len(debris) == 1 and (debris[0] / "model.safetensors").is_file()  # the kill hit mid-save
+    assert check_resumable(ckpts, "kill in save").name == "iter_000002"
+
+    # 2) killed while re-saving best/, between its two renames (old best moved away, new not in place)
+    proc = tools.run(tools.HARNESS, args, tmp_path, IRFRAME_RELIABILITY_FAULT="best_swap")
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+    assert "resuming" in proc.stdout and "from iter_000002" in proc.stdout
+    assert list(ckpts.glob(".old_best_*"))
+    check_resumable(ckpts, "kill in best swap")
+
+    # 3) killed while pruning an old checkpoint, after its first file was deleted
+    proc = tools.run(tools.HARNESS, args, tmp_path, IRFRAME_RELIABILITY_FAULT="prune")
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+    assert list(ckpts.glob(".old_iter_*"))  # the kill hit mid-deletion
+    check_resumable(ckpts, "kill in prune")
+
+    # 4) killed at random moments while training
+    seed = random.SystemRandom().randrange(1 << 30)
+    rng = random.Random(seed)
+    kills = 0
+    for attempt in range(3):
+        if not kill_at_random(tools, args, tmp_path, rng, seed):
+            break
+        kills += 1
+        check_resumable(ckpts, f"random kill {attempt} (seed {seed})")
+    assert kills >= 1, f"seed {seed}: every run finished before its random kill"
+
+    # 5) the last resume runs to the end
+    proc = tools.run(tools.HARNESS, args, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"finished at iteration {TOTAL_ITER}" in proc.stdout
+    reference.communicate(timeout=tools.TIMEOUT)
+    assert reference.returncode == 0
+
+    ref_ckpts = exp / "ref" / "checkpoints"
+    last = f"iter_{TOTAL_ITER:06d}"
+    for name in ("model.safetensors", "ema.safetensors"):
+        assert_same_weights(ref_ckpts / last / name, ckpts / last / name)
+        assert_same_weights(ref_ckpts / "best" / name, ckpts / "best" / name)
+    assert (ref_ckpts / "best" / "best.json").read_text() == (ckpts / "best" / "best.json").read_text()
+    # the debris of every killed save is gone: only the kept checkpoints and best/ remain
+    assert sorted(p.name for p in ckpts.iterdir()) == ["best", f"iter_{TOTAL_ITER - 1:06d}", last], f"seed {seed}"
