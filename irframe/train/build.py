@@ -293,6 +293,9 @@ def run_training(opts: Options, resume: str | None = None) -> TrainResult:
         raise OptionsError(f"{opts.source}: no train section; nothing to train")
     check_components(opts)
     resume = resume if resume is not None else opts.path.resume
+    pretrain = opts.train.pretrain
+    if pretrain is not None and not Path(pretrain.path).exists():  # before any folder is made
+        raise OptionsError(f"{opts.source}: train.pretrain.path: checkpoint not found: {pretrain.path}")
     with _restored_torch_flags():
         # Data first: a wrong data path or an unreadable database fails before the experiment
         # folder exists (and before the model is seeded, so this draws nothing from its streams).

@@ -54,6 +54,8 @@ CASES = {
                               ["model", "dimm"]),
     "dataset_path_missing": (lambda t: t.replace("/train_images", "/no_such_folder"), {},
                              ["dataroot_gt", "no_such_folder"]),
+    "pretrain_missing": (lambda t: t.replace("  losses:", "  pretrain: {path: gone/pretrained.pth}\n  losses:"), {},
+                         ["train.pretrain.path", "gone/pretrained.pth"]),
 }
 
 
