@@ -287,12 +287,60 @@ class PathOptions(_Strict):
 
 
 class InferenceOptions(_Strict):
-    """How tools/test.py and validation run the model (the model's spec gives the defaults)."""
+    """How tools/test.py, tools/infer.py and validation run the model (the model's spec gives the defaults)."""
 
-    tile: int | None = Field(None, ge=1)
+    tile: int | Literal["auto"] | None = Field(
+        None,
+        description="tile side in input pixels; 'auto': the largest tile whose estimated peak memory fits "
+        "max_memory (a probe measures the model); null: the whole image at once",
+    )
     tile_overlap: int | None = Field(None, ge=0)
     self_ensemble: bool = False
     task: str | int | None = None
+    max_memory: str | int | None = Field(
+        None,
+        description="memory budget of tile: auto, e.g. '8GB' or '512MB' (binary units); default: what the "
+        "device has free, times a safety factor",
+    )
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="bf16/fp16 run the model under autocast (fp16 needs a GPU); outputs stay float32"
+    )
+
+    @field_validator("tile", mode="before")
+    @classmethod
+    def _tile(cls, v: Any) -> Any:
+        # One check for the whole union, so a bad value gives one message, not one per member.
+        if v is None:
+            return None
+        if isinstance(v, str):
+            text = v.strip().lower()
+            if text == "auto":
+                return "auto"
+            v = int(text) if text.isdigit() else v
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError("expected a positive tile size or 'auto'")
+        return v
+
+    @field_validator("max_memory", mode="before")
+    @classmethod
+    def _memory(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+            raise ValueError("expected a memory size such as '8GB' or a number of bytes")
+        from irframe.nn.autotile import parse_memory  # torch is imported only when the key is used
+
+        size = parse_memory(v)  # a ValueError naming the value
+        return size if isinstance(v, float) else v  # keep '8GB' readable in saved options and leaderboards
+
+    @property
+    def max_memory_bytes(self) -> int | None:
+        """``max_memory`` in bytes (``None``: the device's free memory decides)."""
+        if self.max_memory is None:
+            return None
+        from irframe.nn.autotile import parse_memory
+
+        return parse_memory(self.max_memory)
 
 
 class TestOptions(_Strict):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+from pydantic import ValidationError
 
 from irframe.errors import OptionsError
 from irframe.evaluate.leaderboard import MetricInfo, ModelRun, update_leaderboard
@@ -21,7 +22,7 @@ from irframe.evaluate.models import load_for_eval
 from irframe.evaluate.runner import EvalSettings, evaluate_dataset
 from irframe.options import Options, check_components, load_options
 
-__all__ = ["Job", "plan_jobs", "build_metrics", "build_test_sets", "run_job", "run_benchmarks"]
+__all__ = ["Job", "plan_jobs", "build_metrics", "build_test_sets", "check_precision", "run_job", "run_benchmarks"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ def build_test_sets(opts: Options) -> dict[str, tuple[Any, EvalSettings]]:
             tile_overlap=opts.inference.tile_overlap,
             self_ensemble=opts.inference.self_ensemble,
             task=opts.inference.task,
+            max_memory=opts.inference.max_memory_bytes,
+            precision=opts.inference.precision,
             save_images=opts.test.save_images,
             report_images=opts.test.report_images,
             report_crop=opts.test.report_crop,
@@ -104,6 +107,16 @@ def build_test_sets(opts: Options) -> dict[str, tuple[Any, EvalSettings]]:
         )
         out[name] = (dataset, settings)
     return out
+
+
+def check_precision(opts: Options, device: str | torch.device) -> None:
+    """Refuse an ``inference.precision`` the device cannot run (fp16 on the CPU) before any work."""
+    from irframe.nn.inference import autocast_context
+
+    try:
+        autocast_context(torch.device(device), opts.inference.precision)
+    except ValueError as exc:
+        raise OptionsError(f"{opts.source}: inference.precision: {exc}") from None
 
 
 def run_job(
@@ -118,6 +131,7 @@ def run_job(
 
     opts = job.opts
     check_components(opts)
+    check_precision(opts, device)
     metrics = build_metrics(opts)
     sets = build_test_sets(opts)
     loaded = load_for_eval(opts.model, job.checkpoint, name=job.name, device=device, source=opts.source)
@@ -155,16 +169,31 @@ def run_benchmarks(
     *,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    precision: str | None = None,
+    max_memory: int | str | None = None,
 ) -> dict[str, Path]:
     """Load the option files, evaluate every model and return the leaderboard files written.
 
     Each model's results are merged as soon as it finishes, so an interrupted run keeps the models
     already measured. Without ``out_dir`` each option file's ``test.results_root`` is used.
+    ``precision`` and ``max_memory`` (``--precision``, ``--max-memory``) replace every option
+    file's ``inference.precision`` / ``inference.max_memory`` when given.
     """
     opts_list = [load_options(path, overrides) for path in option_files]
+    for opts in opts_list:  # set through the schema, so the values are checked and the leaderboard records them
+        try:
+            if precision is not None:
+                opts.inference.precision = precision  # type: ignore[assignment]
+            if max_memory is not None:
+                opts.inference.max_memory = max_memory
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            raise OptionsError(f"inference.{key}: {err['msg']} (got {err.get('input')!r})") from None
     jobs = plan_jobs(opts_list, checkpoints)
     for opts in opts_list:  # a typo in the last file fails before the first model runs
         check_components(opts)
+        check_precision(opts, device)
     paths: dict[str, Path] = {}
     for job in jobs:
         assert job.opts.test is not None

@@ -38,6 +38,46 @@ def _fail(exc: Exception) -> int:
     return 2
 
 
+PRECISION_CHOICES = ("fp32", "bf16", "fp16")
+
+
+def _tile_value(text: str) -> int | str:
+    """``--tile``: ``auto`` or an integer. A size the model cannot take (0, not a multiple of its
+    ``size_multiple``) is refused later with the model's one-line error (exit status 2)."""
+    from irframe.nn.autotile import tile_arg
+
+    try:
+        return tile_arg(text)
+    except argparse.ArgumentTypeError:
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive tile size or 'auto', got {text!r}") from None
+
+
+def _memory_value(text: str) -> int:
+    """``--max-memory``: bytes from ``8GB``, ``512MB``, ... (argparse shows the message as it is)."""
+    from irframe.nn.autotile import parse_memory
+
+    try:
+        return parse_memory(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_memory_and_precision(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-memory", type=_memory_value, default=None, metavar="SIZE",
+        help="memory budget of automatic tiling (tile 'auto'), e.g. 8GB or 512MB (default: inference.max_memory, "
+        "else what the device has free)",
+    )
+    parser.add_argument(
+        "--precision", choices=PRECISION_CHOICES, default=None,
+        help="run the model in fp32, or under bf16/fp16 autocast (fp16 needs a GPU); outputs stay float "
+        "(default: inference.precision, else fp32)",
+    )
+
+
 # -- tools/test.py -------------------------------------------------------------------------------
 def benchmark_main(argv: Sequence[str] | None = None) -> int:
     """``tools/test.py -opt FILE [FILE ...] [--checkpoint CKPT ...] [--set k=v] [--out DIR]``."""
@@ -56,6 +96,7 @@ def benchmark_main(argv: Sequence[str] | None = None) -> int:
     _add_set(parser)
     parser.add_argument("--out", default=None, metavar="DIR", help="leaderboard folder (default: test.results_root)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    _add_memory_and_precision(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
@@ -65,6 +106,7 @@ def benchmark_main(argv: Sequence[str] | None = None) -> int:
         paths = run_benchmarks(
             args.opts, args.checkpoint, args.overrides, args.out,
             device=args.device or _default_device(), progress=not args.no_progress,
+            precision=args.precision, max_memory=args.max_memory,
         )
     except IrframeError as exc:
         return _fail(exc)
@@ -88,10 +130,14 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--input", required=True, metavar="IMG_OR_DIR")
     parser.add_argument("--output", required=True, metavar="DIR")
     parser.add_argument("--task", default=None, help="task of a multi-task model (IPT: e.g. sr2, denoise30)")
-    parser.add_argument("--tile", type=int, default=None, help="tile side in input pixels (default: whole image)")
+    parser.add_argument(
+        "--tile", type=_tile_value, default=None, metavar="SIDE|auto",
+        help="tile side in input pixels, or 'auto': the largest tile that fits --max-memory (default: whole image)",
+    )
     parser.add_argument("--tile-overlap", type=int, default=None, help="overlap between tiles (default: the model's)")
     parser.add_argument("--self-ensemble", action="store_true", help="average the x8 flips/rotations")
     parser.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available)")
+    _add_memory_and_precision(parser)
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.checkpoint is None and args.opt is None:
@@ -116,6 +162,7 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
         loaded = load_for_eval(model_cfg, checkpoint, device=device, source=args.opt or "checkpoint")
         task = args.task if args.task is not None else (inference.task if inference else None)
         task = check_task(loaded.model, task)
+        # the command line wins over the option file's inference: section
         result = infer_files(
             loaded.model,
             pairs,
@@ -124,6 +171,8 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
             self_ensemble=args.self_ensemble or bool(inference and inference.self_ensemble),
             task=task,
             device=device,
+            max_memory=args.max_memory if args.max_memory is not None else (inference.max_memory_bytes if inference else None),
+            precision=args.precision or (inference.precision if inference else "fp32"),
             progress=not args.no_progress,
             log=lambda msg: print(msg, file=sys.stderr),
         )

@@ -11,14 +11,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import torch
 
 from irframe.data.io import imread, img2tensor
 from irframe.errors import DataError, OptionsError
 from irframe.evaluate.images import list_images, output_suffix, probe_image, save_restored
-from irframe.evaluate.models import select_task
 from irframe.nn.spec import get_spec
 
 __all__ = ["plan_outputs", "check_task", "InferResult", "infer_files"]
@@ -112,30 +111,50 @@ def infer_files(
     model: torch.nn.Module,
     pairs: list[tuple[Path, Path]],
     *,
-    tile: int | None = None,
+    tile: int | Literal["auto"] | None = None,
     tile_overlap: int | None = None,
     self_ensemble: bool = False,
     task: str | int | None = None,
     device: str | torch.device = "cpu",
+    max_memory: int | None = None,
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32",
     progress: bool = True,
     log: Callable[[str], Any] = print,
 ) -> InferResult:
     """Restore each ``(source, destination)`` pair.
 
+    Args:
+        tile: tile side, ``"auto"`` (per image, the largest tile whose estimated peak memory fits
+            ``max_memory``; the choice is logged when it changes) or ``None`` (whole images).
+        max_memory: budget in bytes of ``tile="auto"`` (default: the device's free memory).
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see :func:`~irframe.nn.inference.restore`).
+        log: receives error lines and the automatic tile choices.
+
     An unreadable image is reported (naming the file) and skipped; the others are still written.
     """
     from tqdm import tqdm
 
-    from irframe.nn.inference import restore
+    from irframe.nn.autotile import AutoTiler, MemoryBudgetError
+    from irframe.nn.inference import autocast_context, restore
 
-    select_task(model, task)
+    if tile is not None and tile != "auto" and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 1):
+        raise OptionsError(f"tile {tile!r}: expected a positive tile size or 'auto'")
+    device = torch.device(device)
+    try:
+        autocast_context(device, precision)  # fp16 on the CPU, or an unknown name: refused before any work
+    except ValueError as exc:
+        raise OptionsError(str(exc)) from None
     spec = get_spec(model)
     if spec.in_channels not in (1, 3):
         raise OptionsError(
             f"infer works on gray or RGB images; this model takes {spec.in_channels} channels (e.g. dual-pixel "
             "pairs): run it from Python with irframe.nn.inference.restore"
         )
-    device = torch.device(device)
+    tiler = (
+        AutoTiler(model, max_memory, overlap=tile_overlap, precision=precision, self_ensemble=self_ensemble, log=log)
+        if tile == "auto"
+        else None
+    )
     result = InferResult()
     for src, dest in tqdm(pairs, desc="infer", unit="img", disable=not progress):
         try:
@@ -147,7 +166,10 @@ def infer_files(
             continue
         x = img2tensor(image).unsqueeze(0).to(device)
         try:
-            y = restore(model, x, tile=tile, tile_overlap=tile_overlap, self_ensemble=self_ensemble, task=task)
+            kw = tiler(x, task=task).restore_kwargs() if tiler else {"tile": tile, "tile_overlap": tile_overlap}
+            y = restore(model, x, self_ensemble=self_ensemble, task=task, precision=precision, **kw)
+        except MemoryBudgetError as exc:
+            raise MemoryBudgetError(f"{src}: {exc}") from None
         except ValueError as exc:  # restore's checks: a tile that does not fit the model's spec, ...
             raise OptionsError(f"{src}: cannot restore: {exc}") from None
         save_restored(dest, y[0].cpu(), fmt)

@@ -27,7 +27,7 @@ import torch.nn as nn
 
 from irframe.errors import CheckpointError, OptionsError
 
-__all__ = ["LoadedModel", "load_for_eval", "select_task", "slugify"]
+__all__ = ["LoadedModel", "load_for_eval", "slugify"]
 
 
 @dataclass
@@ -150,15 +150,3 @@ def load_for_eval(
         missing=missing,
         unexpected=unexpected,
     )
-
-
-def select_task(model: nn.Module, task: str | int | None) -> None:
-    """Make ``model``'s spec describe ``task`` before inference reads it.
-
-    A multi-task model's spec can depend on the task (IPT: ``scale`` 2 for ``sr_x2``, 1 for
-    ``denoise30``) and :func:`~irframe.nn.inference.restore` reads the spec before calling the
-    model, so a model that offers ``set_task`` is switched first. Models without it are untouched.
-    """
-    setter = getattr(model, "set_task", None)
-    if task is not None and callable(setter):
-        setter(task)

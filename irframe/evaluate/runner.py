@@ -7,17 +7,18 @@ data set's samples and records what came out.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from irframe.evaluate.images import ImageFormat, detail_box, output_suffix, probe_image, save_restored
 from irframe.evaluate.leaderboard import DatasetResult, ImageResult, MetricInfo
-from irframe.evaluate.models import LoadedModel, select_task, slugify
+from irframe.evaluate.models import LoadedModel, slugify
 from irframe.evaluate.report import crop_rel_path, image_entry
 from irframe.nn.spec import get_spec
 
@@ -31,23 +32,33 @@ class EvalSettings:
     """How a data set is evaluated (from the options' ``inference:`` and ``test:`` sections).
 
     Attributes:
-        tile, tile_overlap, self_ensemble, task: passed to :func:`~irframe.nn.inference.restore`
-            (a sample's own ``task`` key wins over ``task``).
+        tile, tile_overlap, self_ensemble, task, precision: passed to
+            :func:`~irframe.nn.inference.restore` (a sample's own ``task`` key wins over ``task``).
+            ``tile="auto"``: per batch, the largest tile whose estimated peak memory fits
+            ``max_memory`` bytes (default: the device's free memory), see :class:`~irframe.nn.autotile.AutoTiler`.
         save_images: write every restored image under ``images/<model>/<set>/``.
         report_images: how many images per set get crops in the HTML report.
         report_crop: crop side in output pixels.
         batch_size, num_workers: DataLoader settings of the set.
     """
 
-    tile: int | None = None
+    tile: int | Literal["auto"] | None = None
     tile_overlap: int | None = None
     self_ensemble: bool = False
     task: str | int | None = None
+    max_memory: int | None = None
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     save_images: bool = True
     report_images: int = 3
     report_crop: int = 128
     batch_size: int = 1
     num_workers: int = 0
+
+
+def _log_stderr(message: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr)  # keeps the progress bar intact
 
 
 def _sync(device: torch.device) -> None:
@@ -169,6 +180,7 @@ def evaluate_dataset(
     *,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    log: Callable[[str], object] | None = _log_stderr,
 ) -> tuple[DatasetResult, dict[str, dict[str, Any]]]:
     """Restore every sample of ``dataset`` with ``loaded.model`` and measure it.
 
@@ -181,6 +193,7 @@ def evaluate_dataset(
         settings: see :class:`EvalSettings`.
         device: where the model runs (and the metrics are computed).
         progress: show a tqdm bar.
+        log: receives the automatic tile choices (``settings.tile="auto"``) when they change.
 
     Returns:
         The data set's result (scores via each metric's ``reduce``, per-image values, runtimes,
@@ -188,10 +201,19 @@ def evaluate_dataset(
     """
     from tqdm import tqdm
 
+    from irframe.nn.autotile import AutoTiler
     from irframe.nn.inference import restore
 
     device = torch.device(device)
     model = loaded.model
+    tiler = (
+        AutoTiler(
+            model, settings.max_memory, overlap=settings.tile_overlap, precision=settings.precision,
+            self_ensemble=settings.self_ensemble, log=log,
+        )
+        if settings.tile == "auto"
+        else None
+    )
     recorder = _Recorder(Path(out_root), set_name, loaded.name, metrics, settings, device)
     loader = DataLoader(dataset, batch_size=settings.batch_size, shuffle=False, num_workers=settings.num_workers)
     tasks_seen: set[str] = set()
@@ -202,15 +224,20 @@ def evaluate_dataset(
             tasks_seen.add(str(task))
         # a blind model (PromptIR) on a set whose samples name their task: the task is a label only
         run_task = task if get_spec(model).tasks else None
-        select_task(model, run_task)
-        scale = get_spec(model).scale  # may depend on the task (IPT)
+        # planned outside the timed part (the first call measures the model's memory); by shape, since
+        # the batch is moved to the model's device below and its buffers count there
+        kw = (
+            tiler(tuple(lq.shape), task=run_task).restore_kwargs() if tiler
+            else {"tile": settings.tile, "tile_overlap": settings.tile_overlap}
+        )
         _sync(device)
         start = time.perf_counter()
         pred = restore(
-            model, lq.to(device), tile=settings.tile, tile_overlap=settings.tile_overlap,
-            self_ensemble=settings.self_ensemble, task=run_task,
+            model, lq.to(device), self_ensemble=settings.self_ensemble, task=run_task, precision=settings.precision,
+            **kw,
         )
         _sync(device)
+        scale = get_spec(model).scale  # after restore() selected the task: IPT's scale depends on it
         runtime = (time.perf_counter() - start) / lq.shape[0]
         gt = batch.get("gt")
         sources = batch.get("lq_path", [None] * lq.shape[0])

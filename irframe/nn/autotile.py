@@ -54,7 +54,7 @@ import torch.nn as nn
 
 from irframe.errors import IrframeError
 from irframe.nn.inference import Precision, _model_device, autocast_context
-from irframe.nn.spec import ModelSpec, get_spec
+from irframe.nn.spec import ModelSpec, spec_for_task
 
 __all__ = [
     "MemoryBudgetError",
@@ -306,7 +306,7 @@ def probe_memory(
         repeats: measurements per size; the largest is kept (CPU readings vary by about 25%
             with the allocator's state, and an underestimate is the costly error).
     """
-    spec = get_spec(model)
+    spec = spec_for_task(model, task)
     device = _model_device(model, torch.device("cpu"))
     autocast_context(device, precision)  # refuse an unsupported precision first
     if repeats < 1:

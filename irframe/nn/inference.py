@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from irframe.nn.spec import ModelSpec, get_spec
+from irframe.nn.spec import ModelSpec, get_spec, spec_for_task
 
 __all__ = [
     "pad_to_multiple", "crop_to", "tile_starts", "tiled_forward", "self_ensemble", "autocast_context", "restore",
@@ -309,10 +309,7 @@ def restore(
     Returns:
         The output, ``scale`` times the input size, in ``x``'s dtype, never clamped.
     """
-    set_task = getattr(model, "set_task", None)
-    if task is not None and callable(set_task):
-        set_task(task)
-    spec = get_spec(model)
+    spec = spec_for_task(model, task)
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         got = getattr(x, "dtype", type(x).__name__)
         raise TypeError(f"restore: x must be a float tensor in [0,1], got {got}")

@@ -53,3 +53,17 @@ def get_spec(model: nn.Module) -> ModelSpec:
         model = inner
         seen += 1
     return ModelSpec()
+
+
+def spec_for_task(model: nn.Module, task: str | int | None = None) -> ModelSpec:
+    """Select ``task`` on a multi-task model, then return its spec.
+
+    A multi-task model's spec can depend on the task (IPT: ``scale`` 2 for ``sr_x2``, 1 for
+    ``denoise30``); such a model offers ``set_task(task)``, which is called first so that
+    padding, tiling, cropping and memory planning all use that task's spec. Models without it
+    (and ``task=None``) are left as they are.
+    """
+    setter = getattr(model, "set_task", None)
+    if task is not None and callable(setter):
+        setter(task)
+    return get_spec(model)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from irframe.train.data import (
 from irframe.train.ema import ModelEMA
 from irframe.train.experiment import Experiment, resolve_experiment
 from irframe.train.finetune import load_pretrained
-from irframe.train.logger import TrainLogger
+from irframe.train.logger import LOGGER_NAME, TrainLogger
 from irframe.train.loss import WeightedLoss
 from irframe.train.optim import build_optimizer, build_scheduler
 from irframe.train.trainer import LoopSettings, Trainer
@@ -126,10 +127,25 @@ def prepare_experiment(opts: Options, resume: str | None, accelerator: Any) -> E
     return holder[0]
 
 
+def check_val_precision(opts: Options, device: torch.device | str) -> None:
+    """Refuse an ``inference.precision`` that validation cannot run on ``device`` (fp16 on the CPU)
+    now, rather than at the first validation after hours of training."""
+    from irframe.nn.inference import autocast_context
+
+    try:
+        autocast_context(torch.device(device), opts.inference.precision)
+    except ValueError as exc:
+        raise OptionsError(f"{opts.source}: inference.precision: {exc}") from None
+
+
 def build_validator(
     opts: Options, accelerator: Any, exp: Experiment, datasets: dict[str, Dataset] | None = None
 ) -> Validator | None:
     """The validator, if the options ask for validation (``val`` and a validation dataset).
+
+    Validation restores with the ``inference:`` options: ``tile`` (a size, or ``auto``: the largest
+    tile that fits ``max_memory``, planned per image from a memory probe made once per model),
+    ``tile_overlap``, ``self_ensemble``, ``task`` and ``precision``.
 
     ``datasets``: the already built validation datasets (built here when ``None``).
     """
@@ -137,16 +153,28 @@ def build_validator(
         return None
     from accelerate.utils import gather_object
 
+    from irframe.nn.autotile import AutoTiler
     from irframe.nn.inference import restore
 
+    check_val_precision(opts, accelerator.device)
     metrics = [METRICS.build(cfg, path=f"val.metrics.{i}") for i, cfg in enumerate(opts.val.metrics)]
     inf = opts.inference
+    log = logging.getLogger(LOGGER_NAME).info if accelerator.is_main_process else None
+    # One tiler per validated model (the trained weights, the EMA copy): each probes its own model once.
+    tilers: dict[int, AutoTiler] = {}
 
     def run(model: nn.Module, lq: torch.Tensor, task: Any) -> torch.Tensor:
-        return restore(
-            model, lq, tile=inf.tile, tile_overlap=inf.tile_overlap, self_ensemble=inf.self_ensemble,
-            task=task if task is not None else inf.task,
-        )
+        task = task if task is not None else inf.task
+        kw: dict[str, Any] = {"tile": inf.tile, "tile_overlap": inf.tile_overlap}
+        if inf.tile == "auto":
+            tiler = tilers.get(id(model))
+            if tiler is None:  # the tiler keeps the model alive, so its id is never reused
+                tiler = tilers[id(model)] = AutoTiler(
+                    model, inf.max_memory_bytes, overlap=inf.tile_overlap, precision=inf.precision,
+                    self_ensemble=inf.self_ensemble, log=log,
+                )
+            kw = tiler(lq, task=task).restore_kwargs()
+        return restore(model, lq, self_ensemble=inf.self_ensemble, task=task, precision=inf.precision, **kw)
 
     workers = max((loader.num_workers for loader in validation_options(opts).values()), default=0)
     return Validator(
@@ -304,6 +332,8 @@ def run_training(opts: Options, resume: str | None = None) -> TrainResult:
         accelerator = make_accelerator(opts, needs_unused_parameters(model, opts))
         trainer = None
         try:
+            if opts.val is not None and data.val:  # before the experiment folder exists
+                check_val_precision(opts, accelerator.device)
             exp = prepare_experiment(opts, resume, accelerator)
             trainer = build_trainer(opts, accelerator, model, exp, data)
             val = trainer.fit()

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from irframe.errors import CheckpointError, OptionsError
-from irframe.evaluate.models import load_for_eval, select_task, slugify
+from irframe.evaluate.models import load_for_eval, slugify
+from irframe.nn.spec import spec_for_task
 from irframe.nn.checkpoint import save_weights
 
 
@@ -54,7 +55,7 @@ def test_select_task_and_slugify(toy_arch) -> None:
             self.chosen = task
 
     model = Switchable(tasks=["a", "b"])
-    select_task(model, "b")
+    spec_for_task(model, "b")
     assert model.chosen == "b"
-    select_task(toy_arch(), "a")  # models without set_task are left alone
+    spec_for_task(toy_arch(), "a")  # models without set_task are left alone
     assert slugify("Restormer (x4) / EMA") == "Restormer_x4_EMA" and slugify("..") == "model"

@@ -229,3 +229,19 @@ def test_auto_tiler_probes_once_and_plans_per_image(cpu_probe_works, monkeypatch
     assert again.estimated_peak_bytes <= 24 * MiB
     assert len(lines) == 2 or (len(lines) == 3 and again.tile != big.tile)  # logged when the choice changes
     assert "whole image" in lines[0] and f"tile {big.tile} (overlap 8)" in lines[1]
+
+
+def test_probe_uses_the_requested_task_spec() -> None:
+    """A multi-task model is probed (and planned) with the spec of the task it will run."""
+    import sys
+
+    from irframe.nn.autotile import probe_memory
+    from irframe.registry import ARCHS
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("CPU memory probing reads /proc (Linux only)")
+    model = ARCHS.build({"type": "IPT", "n_feats": 8, "num_heads": 2, "num_layers": 1, "scale": [1, 4],
+                         "num_queries": 2})
+    model.set_task("denoise30")
+    profile = probe_memory(model, task="sr_x4", repeats=1)
+    assert profile.spec.scale == 4
