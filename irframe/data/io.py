@@ -37,11 +37,16 @@ if TYPE_CHECKING:  # torch is imported where tensors are made, so tools that onl
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
 LOSSLESS_EXTENSIONS = {".png": (8, 16), ".tif": (8, 16), ".tiff": (8, 16), ".bmp": (8,), ".ppm": (8, 16), ".pgm": (8, 16), ".pnm": (8, 16)}
 
-# When quantising, values outside [0, 1] are clipped silently only if they are few and near: bicubic
-# or model overshoot at sharp edges touches a few tenths of a percent of the values by a few
-# percent of the range; a wrong value range ([0, 255], [-1, 1]) or a diverged model is far beyond.
-OUT_OF_RANGE_WARN_FRACTION = 0.01
-OUT_OF_RANGE_WARN_DISTANCE = 0.25
+# When quantising, values outside [0, 1] are clipped. Restored images legitimately overshoot: a
+# trained document denoiser (Restormer, L1) puts 30-75% of a white page just above 1 and up to ~1% of
+# its text below -0.25 (never beyond -0.4); bicubic overshoots at sharp edges. A wrong value range
+# differs in kind: a [-1, 1] output puts every dark pixel near -1 (3-10% of a text page lies beyond
+# -0.5), a [0, 255] one nearly every value beyond 1.5. Hence one alarm, used wherever float images
+# are quantised: more than RANGE_ALARM_FRACTION of the values farther than RANGE_ALARM_DISTANCE
+# outside [0, 1], or any value farther than RANGE_ALARM_MAX_DISTANCE (a diverged model).
+RANGE_ALARM_DISTANCE = 0.5
+RANGE_ALARM_FRACTION = 1e-3
+RANGE_ALARM_MAX_DISTANCE = 1.0
 
 Channels = Literal[1, 3] | None
 
@@ -135,12 +140,28 @@ def convert_channels(img: np.ndarray, channels: Channels) -> np.ndarray:
     raise ValueError(f"cannot convert a {c}-channel image to {channels} channels")
 
 
+def far_out_share(values: np.ndarray) -> float:
+    """The share of ``values`` farther than :data:`RANGE_ALARM_DISTANCE` outside ``[0, 1]``."""
+    v = np.asarray(values)
+    far = np.count_nonzero((v < -RANGE_ALARM_DISTANCE) | (v > 1.0 + RANGE_ALARM_DISTANCE))
+    return far / v.size if v.size else 0.0
+
+
+def wrong_value_range(values: np.ndarray) -> bool:
+    """Whether float image ``values`` look like a wrong value range (or a diverged model) rather
+    than overshoot: too many far outside ``[0, 1]``, or any very far (see the module constants)."""
+    v = np.asarray(values)
+    if not v.size:
+        return False
+    too_far = float(v.min()) < -RANGE_ALARM_MAX_DISTANCE or float(v.max()) > 1.0 + RANGE_ALARM_MAX_DISTANCE
+    return too_far or far_out_share(v) > RANGE_ALARM_FRACTION
+
+
 def quantize(img: np.ndarray, bit_depth: Literal[8, 16] = 8, *, source: str = "image") -> np.ndarray:
     """Round a ``[0, 1]`` float image to ``uint8``/``uint16`` (round to nearest, then clip).
 
-    Out-of-range values are clipped; a warning says so when more than
-    :data:`OUT_OF_RANGE_WARN_FRACTION` of the values lie outside ``[0, 1]`` (by more than half a
-    quantisation step) or any lies farther than :data:`OUT_OF_RANGE_WARN_DISTANCE` outside.
+    Out-of-range values are clipped (models overshoot a little, see the module constants); a
+    warning says so when :func:`wrong_value_range` finds the values too far outside ``[0, 1]``.
     NaN/inf raise :class:`DataError`.
     """
     if bit_depth not in (8, 16):
@@ -151,14 +172,13 @@ def quantize(img: np.ndarray, bit_depth: Literal[8, 16] = 8, *, source: str = "i
     if not np.isfinite(arr).all():
         raise DataError(f"{source}: image contains NaN or infinite values ({int((~np.isfinite(arr)).sum())} of {arr.size})")
     peak = 255.0 if bit_depth == 8 else 65535.0
-    half_step = 0.5 / peak
-    outside = np.count_nonzero((arr < -half_step) | (arr > 1.0 + half_step))
-    far = arr.size and (float(arr.min()) < -OUT_OF_RANGE_WARN_DISTANCE or float(arr.max()) > 1.0 + OUT_OF_RANGE_WARN_DISTANCE)
-    if arr.size and (outside / arr.size > OUT_OF_RANGE_WARN_FRACTION or far):
+    if wrong_value_range(arr):
         warnings.warn(
-            f"{source}: {outside / arr.size:.2%} of the values are outside [0, 1] "
-            f"(min {float(arr.min()):.4g}, max {float(arr.max()):.4g}); they are clipped when quantising "
-            "(is the value range right?)",
+            f"{source}: values span [{float(arr.min()):.4g}, {float(arr.max()):.4g}], "
+            f"{far_out_share(arr):.2%} of them more than {RANGE_ALARM_DISTANCE} outside [0, 1]; they are clipped "
+            "when quantising, which changes the image. Is the value range right? The engine's images are "
+            "[0, 1]: an arch computing in another range ([-1, 1], [0, 255]) converts back inside its "
+            "forward (an untrained or diverged model can also do this)",
             RuntimeWarning,
             stacklevel=3,
         )
@@ -203,6 +223,13 @@ def imwrite(path: str | os.PathLike[str], img: np.ndarray, bit_depth: Literal[8,
     atomic_write(path, encoded.tobytes())
 
 
+def give_default_permissions(path: str | os.PathLike[str]) -> None:
+    """Give a file the usual permissions (0666 minus the umask): ``mkstemp`` makes owner-only files."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file and a rename (readers never see half a file).
 
@@ -214,9 +241,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates files readable by the owner only
+        give_default_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

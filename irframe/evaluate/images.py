@@ -8,7 +8,6 @@ the model ran on a replicated 3-channel copy.
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -23,16 +22,9 @@ from irframe.errors import DataError
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"  # followed by the IHDR chunk; byte 25 is the colour type
 
 __all__ = [
-    "ImageFormat", "probe_image", "list_images", "save_restored", "output_suffix", "detail_box", "wrong_value_range",
+    "ImageFormat", "probe_image", "list_images", "save_restored", "output_suffix", "detail_box",
 ]
 
-# Restored images legitimately overshoot [0, 1]: a trained document denoiser (Restormer, L1) puts
-# 30-75% of a white page just above 1 and up to ~1% of its text below -0.25 (never beyond -0.4).
-# A wrong value range differs in kind: a [-1, 1] output puts every dark pixel near -1 (3-10% of a
-# text page lies beyond -0.5), a [0, 255] one nearly every value beyond 1.5. Hence the alarm: more
-# than RANGE_ALARM_FRACTION of the values farther than RANGE_ALARM_DISTANCE outside [0, 1].
-RANGE_ALARM_DISTANCE = 0.5
-RANGE_ALARM_FRACTION = 1e-3
 
 
 @dataclass(frozen=True)
@@ -86,41 +78,17 @@ def save_restored(path: str | os.PathLike[str], image: torch.Tensor, fmt: ImageF
 
     A 3-channel output of a gray source is reduced to BT.601 luma (the model saw the gray image
     replicated, so its channels are near-equal); a 1-channel output stays gray whatever the source.
-    Values are clipped to [0,1] here, when quantising: models do not clamp, and a restored image
-    legitimately overshoots at saturated edges and white backgrounds (no warning for that). An
-    output whose values lie far outside [0,1] (see :func:`wrong_value_range`) is not overshoot but
-    a wrong value range (a model returning [-1,1] or [0,255] values) or a diverged model: it is
-    still clipped, with a ``RuntimeWarning`` naming the file and the range found, because the saved
-    image is wrong (a [-1,1] output clipped to [0,1] turns every dark half-tone black).
+    Values are clipped to [0,1] when quantising (:func:`irframe.data.io.quantize`): models do not
+    clamp, and a restored image legitimately overshoots at saturated edges and white backgrounds (no
+    warning for that). An output far outside [0,1] (:func:`irframe.data.io.wrong_value_range`) is a
+    wrong value range or a diverged model: it is still clipped, with a ``RuntimeWarning`` naming the
+    file, because the saved image is wrong (a [-1,1] output clipped to [0,1] turns dark tones black).
     """
     arr = tensor2img(image)
-    if wrong_value_range(arr):
-        warnings.warn(
-            f"{path}: the model output spans [{float(arr.min()):.4g}, {float(arr.max()):.4g}] with "
-            f"{_far_share(arr):.1%} of the values more than {RANGE_ALARM_DISTANCE} outside the engine's [0, 1]; "
-            "they are clipped to [0, 1] when saved, which changes the image. Models must return [0, 1] values: "
-            "an arch computing in another range ([-1, 1], [0, 255]) converts back inside its forward (an "
-            "untrained or diverged model can also do this)",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    arr = np.clip(arr, 0.0, 1.0)
     if fmt.channels == 1 and arr.shape[2] == 3:
         arr = convert_channels(arr, 1)
     bit_depth = fmt.bit_depth if Path(path).suffix.lower() != ".bmp" else 8
     imwrite(path, arr, bit_depth=bit_depth)
-
-
-def _far_share(values: np.ndarray) -> float:
-    v = np.asarray(values)
-    far = np.count_nonzero((v < -RANGE_ALARM_DISTANCE) | (v > 1.0 + RANGE_ALARM_DISTANCE))
-    return far / v.size if v.size else 0.0
-
-
-def wrong_value_range(values: np.ndarray) -> bool:
-    """Whether float output ``values`` look like a wrong value range rather than overshoot: more
-    than :data:`RANGE_ALARM_FRACTION` of them lie over :data:`RANGE_ALARM_DISTANCE` outside [0, 1]."""
-    return _far_share(values) > RANGE_ALARM_FRACTION
 
 
 def detail_box(image: torch.Tensor, size: int, multiple: int = 1) -> tuple[int, int, int, int]:

@@ -37,7 +37,7 @@ import numpy as np
 
 from irframe.data.io import imread
 from irframe.errors import DataError
-from irframe.evaluate.images import wrong_value_range
+from irframe.data.io import give_default_permissions, wrong_value_range
 
 __all__ = ["Page", "SubmissionInfo", "pair_pages", "pixel_rows", "write_submission"]
 
@@ -196,6 +196,7 @@ def write_submission(
                     rows += values.size
             else:
                 rows = _write_in_sample_order(fh, pages, Path(sample))
+        give_default_permissions(tmp)
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)

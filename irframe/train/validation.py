@@ -177,5 +177,5 @@ class Validator:
         from irframe.data.io import imwrite, tensor2img
 
         assert self.save_dir is not None
-        # Saving quantises to 8 bit: clamp here (the model output itself is never clamped).
-        imwrite(self.save_dir / dataset / f"{name}_{iteration:06d}.png", tensor2img(pred[0].clamp(0, 1)))
+        # Saving quantises to 8 bit and clips there, warning if the output is far outside [0, 1].
+        imwrite(self.save_dir / dataset / f"{name}_{iteration:06d}.png", tensor2img(pred[0]))

@@ -125,12 +125,21 @@ def test_imwrite_clips_and_warns_only_beyond_a_tiny_fraction(tmp_path: Path) -> 
         imwrite(tmp_path / "ok.png", img)
     assert cv2.imread(str(tmp_path / "ok.png"))[0, 0, 2] == 255
     wrong_range = img * 255.0  # a [0, 255] image: almost everything is out of range
-    with pytest.warns(RuntimeWarning, match="outside"):
+    with pytest.warns(RuntimeWarning, match=r"bad\.png: values span \[127\.5, 306\], 100\.00% of them more than 0\.5 outside \[0, 1\]"):
         imwrite(tmp_path / "bad.png", wrong_range)
+    signed = img.copy()
+    signed[:2] = -0.9  # a [-1, 1] output: its dark tones far below 0 (10% of the values)
+    with pytest.warns(RuntimeWarning, match="value range"):
+        imwrite(tmp_path / "signed.png", signed)
     far = img.copy()
-    far[0, 0, 0] = 3.0  # a single value far outside is not clipped silently either
-    with pytest.warns(RuntimeWarning, match="max 3"):
+    far[0, 0, 0] = 3.0  # a single value very far outside is not clipped silently either
+    with pytest.warns(RuntimeWarning, match=r"span \[0\.5, 3\]"):
         imwrite(tmp_path / "far.png", far)
+    overshoot = img.copy()
+    overshoot[:10] = 1.2  # half the image just above 1 (a white page's background): silent
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        imwrite(tmp_path / "overshoot.png", overshoot)
 
 
 def test_imwrite_refuses_nan_lossy_and_bad_shapes(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import cv2
@@ -40,6 +41,9 @@ def test_column_major_rows_one_based_ids_numeric_image_order(pages, tmp_path: Pa
     assert info.rows == 10 and info.images == 2
     values = [float(line.split(",")[1]) for line in lines[1:]]
     assert all(0.0 <= v <= 1.0 for v in values)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert info.path.stat().st_mode & 0o777 == 0o666 & ~umask  # readable by others, like any written file
 
 
 def test_row_major_and_gzip(pages, tmp_path: Path) -> None:
