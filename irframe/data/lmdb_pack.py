@@ -120,7 +120,7 @@ def create_lmdb(
     in_folder: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
     *,
-    compress_level: int = 1,
+    compress_level: int = 0,
     verify: bool = False,
     recursive: bool = False,
     progress: bool = True,
@@ -132,7 +132,7 @@ def create_lmdb(
             ``recursive``).
         out_path: the database folder; must end with ``.lmdb`` (BasicSR's convention). If it exists
             (an interrupted or earlier run), committed keys are kept and skipped.
-        compress_level: PNG zlib level 0-9 (1 is BasicSR's default: fast to decode).
+        compress_level: PNG zlib level 0-9 (default 0: larger than BasicSR's 1 but decoded ~2x faster).
         verify: decode every record afterwards (see :func:`verify_lmdb`).
         recursive: include images in sub-folders.
         progress: show a tqdm progress bar.

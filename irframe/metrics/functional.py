@@ -115,7 +115,7 @@ def ssim(a255: torch.Tensor, b255: torch.Tensor) -> torch.Tensor:
     Per channel with an 11x11 Gaussian (sigma 1.5) in 'valid' mode, then averaged over channels and
     pixels (equal to BasicSR's mean of per-channel means, since all channels have the same size).
     """
-    n, c, h, w = a255.shape
+    n, _, h, w = a255.shape
     if min(h, w) < SSIM_WINDOW_SIZE:
         raise ValueError(
             f"SSIM needs images of at least {SSIM_WINDOW_SIZE}x{SSIM_WINDOW_SIZE} (after cropping), "

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Run every benchmark with the settings used for benchmarks/RESULTS.md, machine facts first.
+#   bash benchmarks/run_all.sh [extra bench_inference.py arguments, e.g. --threads 1]
+# PYTHON overrides the interpreter (default .venv/bin/python). Takes ~2-4 minutes on 2 idle cores (far longer under load).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+
+echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "nproc: $(nproc --all); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+"$PY" -c 'import torch; print("torch", torch.__version__, "threads", torch.get_num_threads())'
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); other pytest processes: $(ps aux | grep -c '[p]ytest' || true)"
+
+run() {
+    echo
+    echo "\$ python $*"
+    "$PY" "$@"
+}
+run benchmarks/bench_overhead.py
+run benchmarks/bench_inference.py --paper "$@"
+run benchmarks/bench_data.py
+run benchmarks/bench_tiling.py
+run benchmarks/bench_metrics.py
+if [ -f benchmarks/bench_autotile.py ]; then
+    run benchmarks/bench_autotile.py
+fi
+echo
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); other pytest processes: $(ps aux | grep -c '[p]ytest' || true)"
