@@ -15,7 +15,6 @@ the EMA network when there is one).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import torch
 import torch.nn as nn
 
 from irframe.errors import CheckpointError, OptionsError
+from irframe.nn.autoload import config_from_metadata
 
 __all__ = ["LoadedModel", "load_for_eval", "slugify"]
 
@@ -69,16 +69,7 @@ def _metadata_config(file: Path) -> dict[str, Any] | None:
             meta = dict(f.metadata() or {})
     except Exception as exc:  # the library raises its own (Rust) error types
         raise CheckpointError(f"{file}: not a readable safetensors file: {exc}") from exc
-    if "arch" not in meta or "config" not in meta:
-        return None
-    try:
-        config = json.loads(meta["config"])
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{file}: metadata 'config' is not valid JSON: {exc}") from None
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{file}: metadata 'config' must be a mapping, got {config!r}")
-    config.setdefault("type", meta["arch"])
-    return config
+    return config_from_metadata(meta, str(file))
 
 
 def load_for_eval(

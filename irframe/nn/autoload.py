@@ -42,6 +42,20 @@ def resolve_weights_file(path: str | os.PathLike[str], prefer_ema: bool = True) 
     return p
 
 
+def config_from_metadata(metadata: Mapping[str, str], source: str = "checkpoint") -> dict[str, Any] | None:
+    """The build config our safetensors files carry (``{"arch", "config"}`` metadata), or None."""
+    if "arch" not in metadata or "config" not in metadata:
+        return None
+    try:
+        config = json.loads(metadata["config"])
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{source}: metadata 'config' is not valid JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{source}: metadata 'config' must be a mapping, got {config!r}")
+    config.setdefault("type", metadata["arch"])
+    return config
+
+
 def detect_config(
     state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None, source: str = "checkpoint"
 ) -> dict[str, Any]:
@@ -50,14 +64,8 @@ def detect_config(
     Raises:
         CheckpointError: no detector or several detectors matched (the message lists them all).
     """
-    if metadata and "arch" in metadata and "config" in metadata:
-        try:
-            config = json.loads(metadata["config"])
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{source}: metadata 'config' is not valid JSON: {exc}") from None
-        if not isinstance(config, dict):
-            raise CheckpointError(f"{source}: metadata 'config' must be a mapping, got {config!r}")
-        config.setdefault("type", metadata["arch"])
+    config = config_from_metadata(metadata or {}, source)
+    if config is not None:
         return config
     matches: list[tuple[str, dict[str, Any]]] = []
     tried: list[str] = []
