@@ -37,10 +37,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (errors in options/data/checkpoints print one clear line)."""
     args = parse_args(argv)
     from irframe.options import load_options
-    from irframe.train.build import run_training
 
     try:
         opts = load_options(args.opt, overrides=args.overrides)
+        # torch and the plugins load only once the option file itself is valid: schema errors are instant
+        from irframe.train.build import run_training
+
         result = run_training(opts, resume=args.resume)
     except IrframeError as exc:
         print(f"error: {error_message(exc)}", file=sys.stderr)
