@@ -218,14 +218,39 @@ def load_weights(
     reported in the returned :class:`LoadResult` otherwise. Messages name the file and list up to
     ten keys of each kind.
     """
-    own = unwrap_model(model).state_dict()
-    # A prefix every model key carries (a top-level submodule named ``net``) is part of the names.
-    prefixes = [p for p in STRIP_PREFIXES if not (own and all(k.startswith(p) for k in own))]
-    raw, metadata = read_checkpoint(path)
-    state = unwrap_state_dict(raw, key=key, prefixes=prefixes, source=str(path))
+    state, metadata = read_state_for(model, path, key)
     result = load_state(model, state, strict=strict, source=str(path))
     result.metadata = metadata
     return result
+
+
+def read_state_for(
+    model: nn.Module, path: str | os.PathLike[str], key: str = "auto"
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read ``path`` and unwrap it into a state dict for ``model`` (and the file's metadata).
+
+    A prefix every model key carries (a top-level submodule named ``net``) is part of the names, so
+    it is not stripped from the file's keys.
+    """
+    own = unwrap_model(model).state_dict()
+    prefixes = [p for p in STRIP_PREFIXES if not (own and all(k.startswith(p) for k in own))]
+    raw, metadata = read_checkpoint(path)
+    return unwrap_state_dict(raw, key=key, prefixes=prefixes, source=str(path)), metadata
+
+
+def compare_state(
+    own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor], label: str = "file"
+) -> tuple[list[str], list[str], list[str]]:
+    """``(missing, unexpected, mismatched)``: model keys absent from ``state``, ``state`` keys the
+    model lacks, and common keys whose shapes differ (as ``"key: <label> (..) vs model (..)"``)."""
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [
+        f"{k}: {label} {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    return missing, unexpected, mismatched
 
 
 def load_state(
@@ -233,14 +258,7 @@ def load_state(
 ) -> LoadResult:
     """Load an unwrapped state dict into ``model`` with the checks and messages of :func:`load_weights`."""
     target = unwrap_model(model)
-    own = target.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    mismatched = [
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in own.items()
-        if k in state and state[k].shape != v.shape
-    ]
+    missing, unexpected, mismatched = compare_state(target.state_dict(), state, label="checkpoint")
     name = type(target).__name__
     if mismatched:
         raise CheckpointError(

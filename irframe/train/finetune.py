@@ -13,12 +13,7 @@ from fnmatch import fnmatchcase
 from torch import nn
 
 from irframe.errors import CheckpointError, OptionsError
-from irframe.nn.checkpoint import (
-    STRIP_PREFIXES,
-    read_checkpoint,
-    unwrap_model,
-    unwrap_state_dict,
-)
+from irframe.nn.checkpoint import compare_state, read_state_for, unwrap_model
 from irframe.options import PretrainOptions
 
 
@@ -52,9 +47,7 @@ def load_pretrained(model: nn.Module, opts: PretrainOptions) -> PretrainReport:
     """
     target = unwrap_model(model)
     own = target.state_dict()
-    prefixes = [p for p in STRIP_PREFIXES if not (own and all(k.startswith(p) for k in own))]
-    raw, _ = read_checkpoint(opts.path)
-    state = unwrap_state_dict(raw, key=opts.key, prefixes=prefixes, source=opts.path)
+    state, _ = read_state_for(target, opts.path, opts.key)
 
     def dropped(key: str) -> bool:
         return any(fnmatchcase(key, pattern) for pattern in opts.drop)
@@ -64,13 +57,7 @@ def load_pretrained(model: nn.Module, opts: PretrainOptions) -> PretrainReport:
             raise OptionsError(f"train.pretrain.drop.{i}: {pattern!r} matches no key of {opts.path} or of the model")
     removed = sorted(k for k in state if dropped(k))
     state = {k: v for k, v in state.items() if not dropped(k)}
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    mismatched = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in own.items()
-        if k in state and state[k].shape != v.shape
-    ]
+    missing, unexpected, mismatched = compare_state(own, state)
     if mismatched:
         raise CheckpointError(
             f"{opts.path}: {len(mismatched)} shape mismatch(es) with the model: {'; '.join(mismatched[:5])}"
