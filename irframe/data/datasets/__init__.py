@@ -5,6 +5,7 @@
 ``SingleImageDataset``            LQ-only inputs (no ground truth)
 ``OnlineDegradationDataset``      GT folder + ``degradation`` pipeline -> LQ on the fly
 ``AllInOneDataset``               PromptIR/IPT multi-task mixer; samples carry ``"task"``
+``DualPixelDataset``              left/right dual-pixel views (``lq`` = 6 channels) + sharp target
 ================================  ==============================================================
 
 Samples: ``{"lq": FloatTensor[C,h,w], "gt": FloatTensor[C,H,W] (absent for LQ-only data),
@@ -16,12 +17,14 @@ from __future__ import annotations
 
 from irframe.data.datasets.allinone import PROMPTIR_TASKS, AllInOneDataset
 from irframe.data.datasets.base import ImageDataset, parse_key, sample_rng
+from irframe.data.datasets.dualpixel import DualPixelDataset
 from irframe.data.datasets.paired import PairedImageDataset, match_keys
 from irframe.data.datasets.single import OnlineDegradationDataset, SingleImageDataset
 
 __all__ = [
     "PROMPTIR_TASKS",
     "AllInOneDataset",
+    "DualPixelDataset",
     "ImageDataset",
     "OnlineDegradationDataset",
     "PairedImageDataset",
