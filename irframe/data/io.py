@@ -20,7 +20,9 @@ Every failure raises :class:`~irframe.errors.DataError` naming the file (or reco
 
 from __future__ import annotations
 
+import io
 import os
+import struct
 import tempfile
 import warnings
 from pathlib import Path
@@ -48,19 +50,32 @@ RANGE_ALARM_DISTANCE = 0.5
 RANGE_ALARM_FRACTION = 1e-3
 RANGE_ALARM_MAX_DISTANCE = 1.0
 
+# Pixel budget: a tiny file can claim a huge image (a 1 MB PNG of 30000 x 30000 decodes to 3.4 GB,
+# 10 GB more once converted to float RGB) and OpenCV's own limit (2^30 pixels) lets it through. The
+# header is read first and an image above the budget is refused with the file named. Default:
+# 16384 x 16384 pixels (float RGB: 3 GiB); override per call (``max_pixels=``) or for a whole run
+# with the environment variable ``IRFRAME_MAX_IMAGE_PIXELS``.
+MAX_IMAGE_PIXELS = 16384 * 16384
+MAX_PIXELS_ENV = "IRFRAME_MAX_IMAGE_PIXELS"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers (all but DHT C4, JPG C8, DAC CC) carry the height and width.
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
 Channels = Literal[1, 3] | None
 
 
-def imread(path: str | os.PathLike[str], channels: Channels = 3) -> np.ndarray:
+def imread(path: str | os.PathLike[str], channels: Channels = 3, *, max_pixels: int | None = None) -> np.ndarray:
     """Read an image file as float32 ``HWC`` RGB in ``[0, 1]``.
 
     Args:
         path: image file (PNG 8/16-bit, JPEG, BMP, TIFF, WebP, PNM).
         channels: 3 (RGB; gray is replicated), 1 (gray; colour becomes BT.601 luma) or ``None``
             (as stored: 1 for gray, 3 for colour; alpha is always composited over white).
+        max_pixels: pixel budget (default :data:`MAX_IMAGE_PIXELS` or ``$IRFRAME_MAX_IMAGE_PIXELS``).
 
     Raises:
-        DataError: the file is missing, empty, truncated, not an image, or of an unsupported type.
+        DataError: the file is missing, empty, truncated, not an image, of an unsupported type, or
+            its header claims more pixels than the budget (refused before decoding).
     """
     path = Path(path)
     try:
@@ -71,21 +86,25 @@ def imread(path: str | os.PathLike[str], channels: Channels = 3) -> np.ndarray:
         raise DataError(f"{path}: is a directory, not an image file") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read image file ({exc.strerror or exc})") from None
-    return decode_image(data, str(path), channels)
+    return decode_image(data, str(path), channels, max_pixels=max_pixels)
 
 
-def decode_image(data: bytes | memoryview, source: str, channels: Channels = 3) -> np.ndarray:
+def decode_image(
+    data: bytes | memoryview, source: str, channels: Channels = 3, *, max_pixels: int | None = None
+) -> np.ndarray:
     """Decode encoded image bytes (a file's content or an LMDB record) like :func:`imread`.
 
     Args:
         data: the encoded bytes.
         source: what the bytes are (a path, ``db:key``), used in error messages.
         channels: see :func:`imread`.
+        max_pixels: pixel budget (see :func:`pixel_budget`); a larger image is refused unread.
     """
     if channels not in (1, 3, None):
         raise ValueError(f"channels must be 1, 3 or None, got {channels!r}")
     if len(data) == 0:
         raise DataError(f"{source}: empty image data (0 bytes)")
+    check_pixel_budget(data, source, max_pixels)
     buf = np.frombuffer(data, dtype=np.uint8)
     if buf[:3].tobytes() == b"\xff\xd8\xff" and buf.tobytes().rfind(b"\xff\xd9") < 3:
         # Some decoders fill a truncated JPEG with gray instead of failing; every JPEG has an EOI.
@@ -98,6 +117,87 @@ def decode_image(data: bytes | memoryview, source: str, channels: Channels = 3) 
     if img is None:
         raise DataError(f"{source}: cannot decode image ({len(data)} bytes): truncated, corrupt or not an image")
     return _to_float_rgb(img, source, channels)
+
+
+def pixel_budget(max_pixels: int | None = None) -> int:
+    """The pixel budget in force: ``max_pixels`` if given, else ``$IRFRAME_MAX_IMAGE_PIXELS``, else
+    :data:`MAX_IMAGE_PIXELS`."""
+    if max_pixels is not None:
+        return int(max_pixels)
+    text = os.environ.get(MAX_PIXELS_ENV)
+    if text is None or not text.strip():
+        return MAX_IMAGE_PIXELS
+    try:
+        value = int(text)
+    except ValueError:
+        raise DataError(f"environment variable {MAX_PIXELS_ENV}={text!r} is not a whole number of pixels") from None
+    if value <= 0:
+        raise DataError(f"environment variable {MAX_PIXELS_ENV}={text!r} must be a positive number of pixels")
+    return value
+
+
+def header_size(data: bytes | memoryview) -> tuple[int, int] | None:
+    """``(width, height)`` read from an encoded image's header without decoding it, or ``None``
+    when the format's header is not understood (PNG and JPEG are parsed here; other formats through
+    Pillow's lazy ``open``, which reads the header only)."""
+    head = bytes(data[:32])
+    if head[:8] == _PNG_SIGNATURE:
+        if len(head) < 24 or head[12:16] != b"IHDR":
+            return None
+        width, height = struct.unpack(">II", head[16:24])
+        return width, height
+    if head[:2] == b"\xff\xd8":
+        return _jpeg_size(bytes(data))
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:  # pragma: no cover - Pillow comes with torchvision
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(bytes(data))) as im:
+                return im.size
+    except Image.DecompressionBombError:  # above Pillow's own hard limit (2 x 89.5 M pixels)
+        return (2 * (Image.MAX_IMAGE_PIXELS or 0) + 1, 1)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from a JPEG's start-of-frame segment, or ``None`` if there is none."""
+    i, n = 2, len(data)
+    while i + 9 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            i += 2
+            continue
+        length = struct.unpack(">H", data[i + 2 : i + 4])[0]
+        if marker in _JPEG_SOF:
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
+            return width, height
+        i += 2 + length
+    return None
+
+
+def check_pixel_budget(data: bytes | memoryview, source: str, max_pixels: int | None = None) -> None:
+    """Refuse encoded image ``data`` whose header claims more pixels than the budget.
+
+    Raises:
+        DataError: naming ``source``, the claimed size and the budget (and how to raise it).
+    """
+    size = header_size(data)
+    budget = pixel_budget(max_pixels)
+    if size is not None and size[0] * size[1] > budget:
+        width, height = size
+        raise DataError(
+            f"{source}: image header claims {width} x {height} = {width * height} pixels, above the budget of "
+            f"{budget} pixels; refused before decoding (set {MAX_PIXELS_ENV} to allow larger images)"
+        )
 
 
 def _to_float_rgb(img: np.ndarray, source: str, channels: Channels) -> np.ndarray:

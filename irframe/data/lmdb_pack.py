@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from irframe.data.backends import META_INFO, close_env, list_image_files, open_env, read_meta_info
-from irframe.data.io import atomic_write, decode_image
+from irframe.data.io import atomic_write, check_pixel_budget, decode_image
 from irframe.errors import DataError
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -62,6 +62,7 @@ def encode_png(path: Path, compress_level: int) -> bytes:
         raise DataError(f"{path}: image file not found")
     if data.size == 0:
         raise DataError(f"{path}: empty image file (0 bytes)")
+    check_pixel_budget(data, str(path))
     try:
         img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     except cv2.error:  # e.g. a header claiming more pixels than OpenCV's safety limit

@@ -129,6 +129,11 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
     _add_set(parser)
     parser.add_argument("--input", required=True, metavar="IMG_OR_DIR")
     parser.add_argument("--output", required=True, metavar="DIR")
+    parser.add_argument(
+        "--input-right", default=None, metavar="IMG_OR_DIR",
+        help="dual-pixel models (6 channels): the right views, a file or a folder paired with --input (the left "
+        "views) by file name",
+    )
     parser.add_argument("--task", default=None, help="task of a multi-task model (IPT: e.g. sr2, denoise30)")
     parser.add_argument(
         "--tile", type=_tile_value, default=None, metavar="SIDE|auto",
@@ -143,7 +148,7 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
     if args.checkpoint is None and args.opt is None:
         parser.error("give --checkpoint CKPT or -opt FILE (or both)")
 
-    from irframe.evaluate.infer import check_task, infer_files, plan_outputs
+    from irframe.evaluate.infer import check_task, infer_files, match_right_views, plan_outputs
     from irframe.errors import OptionsError
     from irframe.evaluate.models import load_for_eval
     from irframe.options import load_options
@@ -151,6 +156,7 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
     device = args.device or _default_device()
     try:
         pairs = plan_outputs(args.input, args.output)  # refuse unsafe outputs before loading a model
+        right_views = match_right_views(pairs, args.input_right, args.output) if args.input_right else None
         model_cfg, checkpoint, inference = None, args.checkpoint, None
         if args.opt is not None:
             opts = load_options(args.opt, args.overrides)
@@ -175,6 +181,7 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
             precision=args.precision or (inference.precision if inference else "fp32"),
             progress=not args.no_progress,
             log=lambda msg: print(msg, file=sys.stderr),
+            right_views=right_views,
         )
     except IrframeError as exc:
         return _fail(exc)

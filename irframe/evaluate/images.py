@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from irframe.data.io import IMAGE_EXTENSIONS, LOSSLESS_EXTENSIONS, convert_channels, imwrite, tensor2img
+from irframe.data.io import IMAGE_EXTENSIONS, LOSSLESS_EXTENSIONS, check_pixel_budget, convert_channels, imwrite, tensor2img
 from irframe.errors import DataError
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"  # followed by the IHDR chunk; byte 25 is the colour type
@@ -46,6 +46,8 @@ def probe_image(path: str | os.PathLike[str]) -> ImageFormat:
         data = np.fromfile(p, dtype=np.uint8)
     except OSError as exc:
         raise DataError(f"{p}: cannot read image file ({exc.strerror or exc})") from None
+    if data.size:
+        check_pixel_budget(data, str(p))
     try:
         img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     except cv2.error:  # e.g. a header claiming more pixels than OpenCV's safety limit

@@ -4,6 +4,11 @@ Safety first: an input file is never overwritten. The output folder may not be t
 and a destination that is an input file (a hard link, a symlinked folder) or a byte-identical copy
 of its input (an output folder that is a copy of the inputs) is refused before any work starts.
 Outputs keep the input's bit depth and channels (gray stays gray; 16-bit stays 16-bit).
+
+Dual-pixel models (two views of each image stacked on the channel axis, e.g. Restormer's 6-channel
+defocus deblurring) get each left view from ``--input`` and its right view from ``--input-right``
+(a file, or a folder whose images pair with the inputs by file stem); the output is named and
+stored like the left view (a 16-bit view gives a 16-bit output).
 """
 
 from __future__ import annotations
@@ -11,8 +16,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Mapping
 
+import numpy as np
 import torch
 
 from irframe.data.io import imread, img2tensor
@@ -20,7 +26,7 @@ from irframe.errors import DataError, OptionsError
 from irframe.evaluate.images import list_images, output_suffix, probe_image, save_restored
 from irframe.nn.spec import get_spec
 
-__all__ = ["plan_outputs", "check_task", "InferResult", "infer_files"]
+__all__ = ["plan_outputs", "match_right_views", "check_task", "InferResult", "infer_files"]
 
 
 def _same_content(a: Path, b: Path) -> bool:
@@ -83,6 +89,61 @@ def plan_outputs(input_path: str | os.PathLike[str], output_dir: str | os.PathLi
     return pairs
 
 
+def match_right_views(
+    pairs: list[tuple[Path, Path]], input_right: str | os.PathLike[str], output_dir: str | os.PathLike[str]
+) -> dict[Path, Path]:
+    """The right view of each input (left view) of ``pairs``: ``{left: right}``.
+
+    ``input_right`` is a file (for a single input image) or a folder whose images pair with the
+    inputs by file stem; an input without a right view, or a right view without an input, is an
+    error listing them. The right views are inputs too: an output that would overwrite one (the
+    output folder is the right-view folder, or a destination is a right-view file) is refused.
+
+    Raises:
+        DataError: a missing path, unpaired images, or an output that would overwrite a right view.
+    """
+    right = Path(input_right)
+    out = Path(output_dir)
+    lefts = [src for src, _dest in pairs]
+    if right.is_dir():
+        if out.resolve() == right.resolve():
+            raise DataError(
+                f"{out}: the output folder is the right-view folder {right}; choose another folder so that "
+                "no input image can be overwritten"
+            )
+        views: dict[str, Path] = {}
+        for f in list_images(right):
+            if f.stem in views:
+                raise DataError(f"{right}: {views[f.stem].name} and {f.name} are both right views of {f.stem!r}")
+            views[f.stem] = f
+        missing = [str(s) for s in lefts if s.stem not in views]
+        orphans = sorted(set(views) - {s.stem for s in lefts})
+        if missing or orphans:
+            parts = [f"--input and --input-right {right} do not pair up by file name"]
+            if missing:
+                parts.append(f"{len(missing)} input(s) without a right view: {', '.join(missing[:10])}")
+            if orphans:
+                parts.append(f"{len(orphans)} right view(s) without an input: {', '.join(orphans[:10])}")
+            raise DataError("; ".join(parts))
+        matched = {s: views[s.stem] for s in lefts}
+    elif right.is_file():
+        if len(lefts) != 1:
+            raise DataError(
+                f"--input-right {right} is one file but --input holds {len(lefts)} images; give a folder of right "
+                "views named like the inputs"
+            )
+        matched = {lefts[0]: right}
+    else:
+        raise DataError(f"right-view input not found: {right}")
+    right_ids = {(st.st_dev, st.st_ino) for st in (r.stat() for r in matched.values())}
+    for _src, dest in pairs:
+        if dest.exists():
+            st = dest.stat()
+            if (st.st_dev, st.st_ino) in right_ids:
+                raise DataError(f"{dest}: is a right-view input file; refusing to overwrite it (choose another output folder)")
+    return matched
+
+
 def check_task(model: torch.nn.Module, task: str | int | None) -> str | int | None:
     """The task to run: required (by name) for multi-task models, refused for single-task ones."""
     tasks = get_spec(model).tasks
@@ -120,6 +181,7 @@ def infer_files(
     precision: Literal["fp32", "bf16", "fp16"] = "fp32",
     progress: bool = True,
     log: Callable[[str], Any] = print,
+    right_views: Mapping[Path, Path] | None = None,
 ) -> InferResult:
     """Restore each ``(source, destination)`` pair.
 
@@ -129,6 +191,9 @@ def infer_files(
         max_memory: budget in bytes of ``tile="auto"`` (default: the device's free memory).
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see :func:`~irframe.nn.inference.restore`).
         log: receives error lines and the automatic tile choices.
+        right_views: ``{source: right view}`` (:func:`match_right_views`) for a dual-pixel model,
+            whose input is the two views stacked on the channel axis (left first); ``None`` for a
+            model that takes one gray or RGB image.
 
     An unreadable image is reported (naming the file) and skipped; the others are still written.
     """
@@ -145,11 +210,7 @@ def infer_files(
     except ValueError as exc:
         raise OptionsError(str(exc)) from None
     spec = get_spec(model)
-    if spec.in_channels not in (1, 3):
-        raise OptionsError(
-            f"infer works on gray or RGB images; this model takes {spec.in_channels} channels (e.g. dual-pixel "
-            "pairs): run it from Python with irframe.nn.inference.restore"
-        )
+    view_channels = _view_channels(spec.in_channels, right_views is not None)
     tiler = (
         AutoTiler(model, max_memory, overlap=tile_overlap, precision=precision, self_ensemble=self_ensemble, log=log)
         if tile == "auto"
@@ -159,7 +220,9 @@ def infer_files(
     for src, dest in tqdm(pairs, desc="infer", unit="img", disable=not progress):
         try:
             fmt = probe_image(src)
-            image = imread(src, channels=spec.in_channels)
+            image = imread(src, channels=view_channels)
+            if right_views is not None:
+                image = _stack_views(image, src, right_views[src], view_channels)
         except DataError as exc:
             result.failed.append((src, str(exc)))
             log(f"error: {exc}")
@@ -175,3 +238,36 @@ def infer_files(
         save_restored(dest, y[0].cpu(), fmt)
         result.written.append(dest)
     return result
+
+
+def _view_channels(in_channels: int, dual: bool) -> int:
+    """Channels read from each input file: the model's, or half of them for two stacked views."""
+    if not dual:
+        if in_channels in (1, 3):
+            return in_channels
+        if in_channels in (2, 6):
+            raise OptionsError(
+                f"this model takes {in_channels} channels: two views of each image (dual-pixel left and right); "
+                "give the right views with --input-right FILE_OR_DIR (the left views are --input)"
+            )
+        raise OptionsError(
+            f"infer works on gray or RGB images (or dual-pixel view pairs); this model takes {in_channels} "
+            "channels: run it from Python with irframe.nn.inference.restore"
+        )
+    if in_channels not in (2, 6):
+        raise OptionsError(
+            f"--input-right: this model takes {in_channels}-channel images, not two stacked views; --input-right "
+            "is for dual-pixel models (6 channels: left and right RGB views)"
+        )
+    return in_channels // 2
+
+
+def _stack_views(left: np.ndarray, left_path: Path, right_path: Path, channels: int) -> np.ndarray:
+    """The left and right views stacked on the channel axis (left first), after a size check."""
+    right = imread(right_path, channels=channels)
+    if right.shape != left.shape:
+        raise DataError(
+            f"{right_path} is {right.shape[0]}x{right.shape[1]} but its left view {left_path} is "
+            f"{left.shape[0]}x{left.shape[1]}; the two views must have the same size"
+        )
+    return np.concatenate([left, right], axis=2)

@@ -74,6 +74,14 @@ def _source_format(path: Any, channels: int) -> ImageFormat:
     return ImageFormat(8, 1 if channels == 1 else 3)
 
 
+def _viewable_input(lq: torch.Tensor, out_channels: int) -> torch.Tensor:
+    """The input as an image to look at: a dual-pixel input (two views stacked on the channel axis,
+    ``2 * out_channels`` channels) is shown as the mean of its two views; others as they are."""
+    if lq.shape[0] == 2 * out_channels:
+        return 0.5 * (lq[:out_channels] + lq[out_channels:])
+    return lq
+
+
 def _sample_task(batch: Mapping[str, Any], default: str | int | None) -> str | int | None:
     tasks = batch.get("task")
     if tasks is None:
@@ -139,16 +147,17 @@ class _Recorder:
         """Save the model's crop and the input/GT crops of one image; return the model crop's path and box."""
         size = self.settings.report_crop
         display = ImageFormat(8, 1 if channels == 1 else 3)  # crops are for viewing: 8-bit is enough
+        shown = _viewable_input(lq, out.shape[0])  # dual-pixel views: their mean (scored only when lq is an image)
         if gt is not None:
             box = detail_box(gt, size, multiple=scale)
         else:  # no GT: pick the place on the input (the same for every model), in output pixels
-            top, left, h, w = detail_box(lq, max(1, size // scale))
+            top, left, h, w = detail_box(shown, max(1, size // scale))
             box = (top * scale, left * scale, h * scale, w * scale)
         top, left, h, w = box
         model_rel = crop_rel_path(self.set_name, name, f"model-{self.model_name}")
         save_restored(self.root / model_rel, out[:, top : top + h, left : left + w], display)
         input_rel = crop_rel_path(self.set_name, name, "input")
-        save_restored(self.root / input_rel, lq[:, top // scale : (top + h) // scale, left // scale : (left + w) // scale], display)
+        save_restored(self.root / input_rel, shown[:, top // scale : (top + h) // scale, left // scale : (left + w) // scale], display)
         gt_rel = None
         input_metrics: dict[str, float] = {}
         if gt is not None:

@@ -41,7 +41,7 @@ def test_lying_png_header_is_a_data_error_naming_the_file(tmp_path: Path) -> Non
     bomb = gt / "img_0001.png"
     bomb.write_bytes(png_claiming(100_000, 100_000))
     for read in (imread, probe_image):
-        with pytest.raises(DataError, match="cannot decode image") as info:
+        with pytest.raises(DataError, match="cannot decode image|above the budget") as info:
             read(bomb)
         assert str(bomb) in str(info.value)
     with pytest.raises(DataError, match="img_0001.png"):
