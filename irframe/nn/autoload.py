@@ -8,21 +8,32 @@ prefixes) and then:
 2. otherwise every registered detector (registry ``DETECTORS``, one per arch family, each plugin adds
    its own) looks at the keys and shapes and returns a build config or ``None``. Exactly one must
    match: none or several is an error that lists what was tried.
+
+A detector is ``fn(state_dict, *, filename=None, metadata=None) -> dict | None``; the two hints are
+passed only to detectors whose signature names them (or takes ``**kwargs``), so ``fn(state_dict)``
+works too. Detectors run isolated: one that raises (or returns something that is not a config)
+is reported by name and plugin, and the others still decide. A detector that recognises its
+family's file but cannot build it raises :class:`~irframe.errors.CheckpointError`; its message is
+what the user sees when nothing else matches.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn as nn
 
 from irframe.errors import CheckpointError, IrframeError
-from irframe.nn.checkpoint import load_state, read_checkpoint, unwrap_state_dict
-from irframe.registry import ARCHS, DETECTORS
+from irframe.nn.checkpoint import WRAPPER_KEYS, load_state, read_checkpoint, unwrap_state_dict
+from irframe.registry import ARCHS, DETECTORS, Entry, conflicts
 
 # Files looked for, in order, when ``path`` is one of our experiment checkpoint folders.
 FOLDER_FILES = ("ema.safetensors", "model.safetensors")
@@ -44,71 +55,119 @@ def resolve_weights_file(path: str | os.PathLike[str], prefer_ema: bool = True) 
 
 def config_from_metadata(metadata: Mapping[str, str], source: str = "checkpoint") -> dict[str, Any] | None:
     """The build config our safetensors files carry (``{"arch", "config"}`` metadata), or None."""
-    if "arch" not in metadata or "config" not in metadata:
+    if "arch" not in metadata or not isinstance(metadata.get("config"), str):
         return None
     try:
-        config = json.loads(metadata["config"], parse_constant=_refuse_constant)
+        config = json.loads(metadata["config"])
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{source}: metadata 'config' is not valid JSON: {exc}") from None
-    except ValueError as exc:  # NaN / Infinity (refused by _refuse_constant)
-        raise CheckpointError(f"{source}: metadata 'config' {exc}") from None
-    except RecursionError:
-        raise CheckpointError(f"{source}: metadata 'config' is nested too deeply to be a model config") from None
     if not isinstance(config, dict):
         raise CheckpointError(f"{source}: metadata 'config' must be a mapping, got {config!r}")
     config.setdefault("type", metadata["arch"])
     return config
 
 
-def _refuse_constant(name: str) -> Any:
-    """``json.loads`` hook for ``NaN``/``Infinity``/``-Infinity``: no model argument is non-finite."""
-    raise ValueError(f"holds the non-finite number {name}")
+def detector_metadata(raw: Mapping[str, Any], metadata: Mapping[str, str]) -> dict[str, Any]:
+    """The ``metadata=`` hint detectors receive for a file: what it says besides its weights.
 
-
-def check_config_against(
-    config: Mapping[str, Any], state: Mapping[str, torch.Tensor], *, strict: bool = True, source: str = "checkpoint"
-) -> None:
-    """Refuse a build config that does not describe the file's tensors, before allocating the model.
-
-    The arch is built on the ``meta`` device (shapes only, no memory), so a tiny file whose recorded
-    config asks for billions of parameters (or absurd numbers: ``10**30`` channels) is refused in
-    moments instead of filling the memory; then its parameter names and shapes are compared with
-    the file's tensors.
-
-    Raises:
-        CheckpointError: the config cannot be built, or the shapes (or, when ``strict``, the key
-            sets) disagree; the message names ``source``.
+    A ``.safetensors`` file's string metadata as is; for a torch file (whose ``read_checkpoint``
+    metadata is empty), its top-level entries that are neither tensors nor the weights wrapper,
+    e.g. Lightning's ``hyper_parameters`` and ``epoch``.
     """
-    from irframe.nn.checkpoint import compare_state
+    if metadata:
+        return dict(metadata)
+    return {
+        str(k): v
+        for k, v in raw.items()
+        if not isinstance(v, torch.Tensor) and not (k in WRAPPER_KEYS and isinstance(v, Mapping))
+    }
 
-    arch = config.get("type")
+
+@dataclass(frozen=True)
+class DetectorOutcome:
+    """What one detector said about a checkpoint.
+
+    ``status`` is ``"match"`` (``config`` set), ``"no match"``, ``"rejected"`` (it raised an
+    irframe error on purpose: it knows the file but cannot build it; ``message`` says why) or
+    ``"failed"`` (it raised anything else, or returned something that is not a config: a bug in
+    the plugin; ``message`` names the exception).
+    """
+
+    name: str
+    provider: str
+    status: str
+    config: dict[str, Any] | None = None
+    message: str = ""
+
+    @property
+    def label(self) -> str:
+        """``detector NAME [plugin]`` as the messages show it."""
+        return f"{self.name} [{self.provider}]"
+
+    def describe(self) -> str:
+        """One line for the "Detectors tried" listing."""
+        if self.status == "rejected":
+            return f"{self.label}: recognised but rejected: {self.message}"
+        if self.status == "failed":
+            return f"{self.label}: FAILED ({self.message}; a bug in plugin {self.provider!r}, ignored)"
+        return f"{self.label}: {self.status}"
+
+
+def _accepted_hints(fn: Callable[..., Any], hints: Mapping[str, Any]) -> dict[str, Any]:
+    """The hints ``fn`` accepts by keyword (all of them with ``**kwargs``; none if unknowable)."""
     try:
-        with torch.device("meta"):
-            skeleton = ARCHS.build(dict(config), path=f"{source} (recorded config)")
-    except CheckpointError:
-        raise
-    except Exception as exc:  # bad options, overflow, negative sizes: whatever the arch raises on absurd values
-        reason = str(exc).splitlines()[0] if str(exc) else ""
-        what = "" if isinstance(exc, IrframeError) else f"{type(exc).__name__}: "
-        raise CheckpointError(f"{source}: its config cannot build {arch}: {what}{reason}") from None
-    missing, unexpected, mismatched = compare_state(skeleton.state_dict(), state, label="file")
-    problems = [f"{len(mismatched)} shape(s) differ: {', '.join(mismatched[:5])}"] if mismatched else []
-    if strict and missing:
-        problems.append(f"{len(missing)} tensor(s) the config implies are not in the file: {', '.join(missing[:5])}")
-    if strict and unexpected:
-        problems.append(f"{len(unexpected)} tensor(s) of the file are not in the config's model: {', '.join(unexpected[:5])}")
-    if problems:
-        params = sum(t.numel() for t in skeleton.state_dict().values())
-        raise CheckpointError(
-            f"{source}: its config ({arch}, {params:,} values) does not describe the file's {len(state)} tensors; "
-            f"refused before building the model: {'; '.join(problems)}"
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return {}
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return dict(hints)
+    named = {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return {k: v for k, v in hints.items() if k in named}
+
+
+def detector_entries() -> list[Entry]:
+    """Every registered detector, including same-named ones of two plugins: detectors are never
+    looked up by name, so such a clash must not keep either of them from running."""
+    clashing = [e for entries in conflicts().get(DETECTORS.kind, {}).values() for e in entries]
+    return DETECTORS.entries() + clashing
+
+
+def run_detector(entry: Entry, state_dict: Mapping[str, torch.Tensor], hints: Mapping[str, Any]) -> DetectorOutcome:
+    """Call one detector, isolated: whatever it raises or returns becomes a :class:`DetectorOutcome`.
+
+    The detector sees a read-only view of the state dict (and of the metadata hint), and gets the
+    ``filename=``/``metadata=`` hints only if its signature names them (or takes ``**kwargs``).
+    """
+    view = {k: (MappingProxyType(dict(v)) if isinstance(v, Mapping) else v) for k, v in hints.items()}
+    try:
+        result = entry.obj(MappingProxyType(dict(state_dict)), **_accepted_hints(entry.obj, view))
+    except IrframeError as exc:  # deliberate: "this is my family's file, but not one I can build"
+        return DetectorOutcome(entry.name, entry.provider, "rejected", message=str(exc))
+    except Exception as exc:  # a careless detector must not break loading for every arch
+        return DetectorOutcome(entry.name, entry.provider, "failed", message=f"raised {type(exc).__name__}: {exc}")
+    if result is None:
+        return DetectorOutcome(entry.name, entry.provider, "no match")
+    if not isinstance(result, Mapping) or not isinstance(result.get("type"), str):
+        return DetectorOutcome(
+            entry.name, entry.provider, "failed",
+            message=f"returned {result!r:.80}, not None or a build config with a 'type' name",
         )
+    return DetectorOutcome(entry.name, entry.provider, "match", config=dict(result))
 
 
 def detect_config(
-    state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None, source: str = "checkpoint"
+    state_dict: Mapping[str, torch.Tensor],
+    metadata: Mapping[str, Any] | None = None,
+    source: str = "checkpoint",
+    *,
+    filename: str | None = None,
 ) -> dict[str, Any]:
     """The build config (``{type: Arch, ...}``) of an unwrapped state dict.
+
+    Our metadata config wins; otherwise every registered detector runs, isolated (see
+    :func:`run_detector`), with ``filename`` and ``metadata`` as optional hints. A detector that
+    fails or rejects the file is named (plugin and detector) in the error when nothing matches, and
+    in a warning when another detector matches.
 
     Raises:
         CheckpointError: no detector or several detectors matched (the message lists them all).
@@ -116,30 +175,34 @@ def detect_config(
     config = config_from_metadata(metadata or {}, source)
     if config is not None:
         return config
-    matches: list[tuple[str, dict[str, Any]]] = []
-    tried: list[str] = []
-    for entry in DETECTORS.entries():
-        try:
-            config = entry.obj(state_dict)
-        except IrframeError as exc:  # a family that recognised its keys but found them inconsistent
-            tried.append(f"{entry.name} [{entry.provider}]: recognised but rejected: {exc}")
-            continue
-        tried.append(f"{entry.name} [{entry.provider}]: {'match' if config else 'no match'}")
-        if config:
-            matches.append((entry.name, config))
+    hints = {"filename": filename, "metadata": dict(metadata or {})}
+    outcomes = [run_detector(entry, state_dict, hints) for entry in detector_entries()]
+    matches = [o for o in outcomes if o.status == "match"]
+    troubled = [o for o in outcomes if o.status in ("rejected", "failed")]
+    tried = "; ".join(o.describe() for o in outcomes) or "(none registered)"
     if len(matches) == 1:
-        return matches[0][1]
+        for o in troubled:
+            warnings.warn(
+                f"{source}: checkpoint detector {o.describe()}; {matches[0].label} matched",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return matches[0].config  # type: ignore[return-value]
+    if matches:
+        raise CheckpointError(
+            f"{source}: several archs claim this checkpoint: {', '.join(o.name for o in matches)}. "
+            f"Detectors tried: {tried}. Pass an option file (-opt) naming the model."
+        )
+    rejected = [o for o in outcomes if o.status == "rejected"]
+    if rejected:
+        why = "; ".join(f"{o.label} recognised it but refused it: {o.message}" for o in rejected)
+        raise CheckpointError(f"{source}: {why}. Detectors tried: {tried}.")
     keys = list(state_dict)
     shown = ", ".join(keys[:6]) + (f", ... ({len(keys) - 6} more)" if len(keys) > 6 else "")
-    if not matches:
-        raise CheckpointError(
-            f"{source}: no registered arch recognises this checkpoint ({len(keys)} tensors: {shown}). "
-            f"Detectors tried: {'; '.join(tried) or '(none registered)'}. "
-            "Pass an option file (-opt) naming the model, or install the plugin that provides it."
-        )
     raise CheckpointError(
-        f"{source}: several archs claim this checkpoint: {', '.join(n for n, _ in matches)}. "
-        f"Detectors tried: {'; '.join(tried)}. Pass an option file (-opt) naming the model."
+        f"{source}: no registered arch recognises this checkpoint ({len(keys)} tensors: {shown}). "
+        f"Detectors tried: {tried}. "
+        "Pass an option file (-opt) naming the model, or install the plugin that provides it."
     )
 
 
@@ -165,8 +228,7 @@ def load_model(
     file = resolve_weights_file(path, prefer_ema)
     raw, metadata = read_checkpoint(file)
     state = unwrap_state_dict(raw, key=key, source=str(file))
-    config = detect_config(state, metadata, source=str(file))
-    check_config_against(config, state, strict=strict, source=str(file))
+    config = detect_config(state, detector_metadata(raw, metadata), source=str(file), filename=str(file))
     model = ARCHS.build(config, path=f"{file} (detected config)")
     load_state(model, state, strict=strict, source=f"{file} (detected {config.get('type')})")
     model.irframe_config = dict(config)  # type: ignore[assignment]
