@@ -33,7 +33,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from irframe.registry import LOADER, conflicts, list_components
 
     components = list_components()
-    kinds = [args.kind] if args.kind else list(components)
+    kinds = [_singular(args.kind, components)] if args.kind else list(components)
     for kind in kinds:
         entries = components.get(kind)
         if entries is None:
@@ -59,6 +59,16 @@ def _plural(kind: str) -> str:
     return kind + ("es" if kind.endswith("s") else "s")
 
 
+def _singular(kind: str, kinds: Sequence[str]) -> str:
+    """The registry kind named by ``kind`` in the singular or as the listing's plural heading
+    (``arch`` or ``archs``, ``loss`` or ``losses``), case-insensitively."""
+    text = kind.lower()
+    for known in kinds:
+        if text in (known, _plural(known)):
+            return known
+    return kind
+
+
 def _cmd_show_options(args: argparse.Namespace) -> int:
     from irframe.options import check_components, dump_options, load_options
 
@@ -71,11 +81,21 @@ def _cmd_show_options(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``irframe`` command."""
-    parser = argparse.ArgumentParser(prog="irframe", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="irframe",
+        description="irframe: list the registered components and plugins, or show resolved options.",
+        epilog="examples:\n"
+        "  irframe list                 every component by kind (arch, loss, dataset, ...) and every plugin\n"
+        "  irframe list archs           only the archs ('arch' works too)\n"
+        "  irframe show-options options/demo.yml --set train.total_iter=10",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list registered components and plugins")
-    p.add_argument("kind", nargs="?", help="only this kind (arch, loss, dataset, degradation, metric, ...)")
+    p.add_argument(
+        "kind", nargs="?", help="only this kind, singular or plural (arch/archs, loss/losses, dataset, metric, ...)"
+    )
     p.set_defaults(func=_cmd_list)
 
     p = sub.add_parser("show-options", help="print the resolved options of an option file")

@@ -247,6 +247,10 @@ class TrainOptions(_Strict):
     grad_clip: float | None = Field(None, gt=0)
     grad_accum: int = Field(1, ge=1)
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    compile: bool = Field(
+        False, description="torch.compile the model (inductor, through accelerate's dynamo plugin); checkpoints "
+        "keep the plain parameter names",
+    )
     progressive: ProgressiveOptions | None = None
     nan_policy: Literal["stop", "skip"] = "stop"
     pretrain: PretrainOptions | None = None
@@ -304,6 +308,10 @@ class InferenceOptions(_Strict):
     )
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32", description="bf16/fp16 run the model under autocast (fp16 needs a GPU); outputs stay float32"
+    )
+    compile: bool = Field(
+        False, description="torch.compile the model for tools/test.py and tools/infer.py (the first image of "
+        "each size compiles); validation during training runs it uncompiled",
     )
 
     @field_validator("tile", mode="before")

@@ -134,7 +134,9 @@ def run_job(
     check_precision(opts, device)
     metrics = build_metrics(opts)
     sets = build_test_sets(opts)
-    loaded = load_for_eval(opts.model, job.checkpoint, name=job.name, device=device, source=opts.source)
+    loaded = load_for_eval(
+        opts.model, job.checkpoint, name=job.name, device=device, source=opts.source, compile=opts.inference.compile
+    )
     run = ModelRun(
         name=loaded.name,
         arch=loaded.arch,

@@ -142,6 +142,10 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tile-overlap", type=int, default=None, help="overlap between tiles (default: the model's)")
     parser.add_argument("--self-ensemble", action="store_true", help="average the x8 flips/rotations")
     parser.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available)")
+    parser.add_argument(
+        "--compile", action="store_true",
+        help="torch.compile the model (pays off over many images of one size; default: inference.compile)",
+    )
     _add_memory_and_precision(parser)
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -165,7 +169,10 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
                 checkpoint = opts.test.checkpoint if opts.test else None
             if checkpoint is None:
                 raise OptionsError(f"{args.opt}: no checkpoint: pass --checkpoint or set test.checkpoint")
-        loaded = load_for_eval(model_cfg, checkpoint, device=device, source=args.opt or "checkpoint")
+        loaded = load_for_eval(
+            model_cfg, checkpoint, device=device, source=args.opt or "checkpoint",
+            compile=args.compile or bool(inference and inference.compile),
+        )
         task = args.task if args.task is not None else (inference.task if inference else None)
         task = check_task(loaded.model, task)
         # the command line wins over the option file's inference: section

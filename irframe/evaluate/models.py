@@ -82,6 +82,7 @@ def load_for_eval(
     prefer_ema: bool = True,
     device: str | torch.device = "cpu",
     source: str = "options",
+    compile: bool = False,
 ) -> LoadedModel:
     """Build the model and load its weights.
 
@@ -96,6 +97,8 @@ def load_for_eval(
         prefer_ema: for a checkpoint folder, read ``ema.safetensors`` when present.
         device: where the model goes.
         source: what ``model_cfg`` came from (an option file name), for messages.
+        compile: wrap the loaded model in ``torch.compile``
+            (:func:`irframe.nn.inference.compile_model`; ``inference.compile`` / ``--compile``).
 
     Raises:
         OptionsError: neither a model config nor a checkpoint, or an arch that differs from the
@@ -132,6 +135,10 @@ def load_for_eval(
             missing, unexpected = result.missing, result.unexpected
         model = model.to(device).eval()
     arch = str(config.get("type", type(model).__name__))
+    if compile:
+        from irframe.nn.inference import compile_model
+
+        model = compile_model(model.eval())
     return LoadedModel(
         model=model,
         name=name or default_name or arch,

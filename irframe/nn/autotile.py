@@ -53,6 +53,7 @@ import torch
 import torch.nn as nn
 
 from irframe.errors import IrframeError
+from irframe.nn.checkpoint import unwrap_model
 from irframe.nn.inference import Precision, _model_device, autocast_context
 from irframe.nn.spec import ModelSpec, spec_for_task
 
@@ -306,6 +307,9 @@ def probe_memory(
         repeats: measurements per size; the largest is kept (CPU readings vary by about 25%
             with the allocator's state, and an underestimate is the costly error).
     """
+    # A torch.compile'd model is probed uncompiled (no compilation per probe size): its eager peak
+    # is the estimate; inductor's fused kernels usually need less (benchmarks/gpu measures both).
+    model = unwrap_model(model)
     spec = spec_for_task(model, task)
     device = _model_device(model, torch.device("cpu"))
     autocast_context(device, precision)  # refuse an unsupported precision first

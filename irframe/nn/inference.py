@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from irframe.nn.spec import ModelSpec, get_spec, spec_for_task
 
 __all__ = [
-    "pad_to_multiple", "crop_to", "tile_starts", "tiled_forward", "self_ensemble", "autocast_context", "restore",
+    "pad_to_multiple", "crop_to", "tile_starts", "tiled_forward", "self_ensemble", "autocast_context", "compile_model",
+    "restore",
 ]
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -272,6 +273,20 @@ def autocast_context(device: torch.device | str, precision: Precision = "fp32") 
         name = torch.cuda.get_device_name(device)
         raise ValueError(f"precision 'bf16': {name} does not support bfloat16; use 'fp16'")
     return torch.autocast(device_type=device.type, dtype=PRECISIONS[precision])
+
+
+def compile_model(model: nn.Module) -> nn.Module:
+    """``torch.compile(model)`` (inductor) for inference (``inference.compile``, ``--compile``).
+
+    The compiled wrapper shares the weights; :func:`irframe.nn.checkpoint.unwrap_model` and
+    :func:`~irframe.nn.spec.get_spec` look through it, so checkpoints saved from it keep the plain
+    parameter names. The first call at each input size compiles (torch marks height and width
+    dynamic after a second size), which takes seconds to minutes: worth it for many images of one
+    size, not for one image.
+    """
+    from irframe.nn.checkpoint import unwrap_model
+
+    return torch.compile(unwrap_model(model))
 
 
 # -- entry point -------------------------------------------------------------------------------

@@ -89,12 +89,20 @@ def make_accelerator(opts: Options, find_unused: bool) -> Any:
     from accelerate.utils import DistributedDataParallelKwargs
 
     assert opts.train is not None
+    extra: dict[str, Any] = {}
+    if opts.train.compile:
+        from accelerate.utils import TorchDynamoPlugin
+
+        # prepare() wraps the (DDP) model in torch.compile; without the option, accelerate's own
+        # configuration (`accelerate launch --dynamo_backend ...`) still decides.
+        extra["dynamo_plugin"] = TorchDynamoPlugin(backend="inductor")
     return Accelerator(
         cpu=_cpu_only_distributed(),
         mixed_precision=opts.train.mixed_precision,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=find_unused)],
         # The trainer steps the scheduler itself, once per optimizer step.
         step_scheduler_with_optimizer=False,
+        **extra,
     )
 
 
@@ -302,6 +310,7 @@ def _batch_note(opts: Options, accelerator: Any) -> str:
         f"global batch (per process x processes x accumulation): {stages}"
         + (" (per progressive stage)" if prog is not None else "")
         + f"; device {accelerator.device}, mixed precision {opts.train.mixed_precision}"
+        + (", torch.compile" if opts.train.compile else "")
         + (f", DDP find_unused_parameters {_ddp_find_unused(accelerator)}" if n > 1 else "")
     )
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from irframe.errors import IrframeError, OptionsError
+from irframe.nn.checkpoint import unwrap_model
 from irframe.train.checkpointer import Checkpointer
 from irframe.train.ema import ModelEMA
 from irframe.train.logger import TrainLogger
@@ -177,7 +178,8 @@ class Trainer:
         self.last_checkpoint: Path | None = None
         self.last_val: ValResult | None = None
         self.meter = LossMeter([t.name for t in losses.terms])
-        self._raw_model = accelerator.unwrap_model(model)
+        # Under DDP and torch.compile (train.compile): EMA, validation and checkpoints use the plain module.
+        self._raw_model = unwrap_model(model)
         self._forward_kwargs = forward_kwargs(self._raw_model, losses.needs_features)
         self._window_start = time.perf_counter()
         self._window_iters = 0
