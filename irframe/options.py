@@ -377,6 +377,11 @@ class Options(_Strict):
     name: str
     seed: int = 0
     deterministic: bool = False
+    threads: int | Literal["auto"] = Field(
+        "auto",
+        description="CPU threads for torch in the tools (train/test/infer/demo); 'auto': cores available / local "
+        "processes - loader workers, fewer on a busy machine (irframe.threads); --threads wins",
+    )
     model: Component
     datasets: dict[str, LoaderOptions] = Field(default_factory=dict)
     train: TrainOptions | None = None
@@ -393,6 +398,13 @@ class Options(_Strict):
     @classmethod
     def _component(cls, v: Any) -> Any:
         return _require_type(v)
+
+    @field_validator("threads")
+    @classmethod
+    def _positive_threads(cls, v: Any) -> Any:
+        if isinstance(v, int) and v < 1:
+            raise ValueError(f"expected 'auto' or a positive number of threads, got {v}")
+        return v
 
     @property
     def source(self) -> str:

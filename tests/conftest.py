@@ -11,6 +11,9 @@ import torch
 # Tiny models on a small shared CPU: one intra-op thread is as fast, and several OpenMP threads
 # competing for 2 cores (pytest beside another job) slowed small convolutions 20-100x.
 torch.set_num_threads(1)
+# The tools choose their threads (irframe.threads) and respect a user's OMP_NUM_THREADS: tests that
+# run them, in this process or as subprocesses, keep the one thread.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("IRFRAME_SHARED", ROOT.parent / "shared"))

@@ -152,7 +152,9 @@ def create_lmdb(
         raise DataError(f"compress_level must be 0-9, got {compress_level!r}")
     files = list_image_files(in_folder, recursive=recursive)
     if not files:
-        raise DataError(f"{in_folder}: no images found")
+        nested = not recursive and bool(list_image_files(in_folder, recursive=True))
+        hint = " directly inside (its sub-folders hold some: pass --recursive, keys = relative paths)" if nested else ""
+        raise DataError(f"{in_folder}: no images found{hint}")
 
     out.mkdir(parents=True, exist_ok=True)
     close_env(out)  # a reader handle of this process would block the writer (one env per process)

@@ -173,14 +173,19 @@ def run_benchmarks(
     progress: bool = True,
     precision: str | None = None,
     max_memory: int | str | None = None,
+    threads: int | str | None = None,
 ) -> dict[str, Path]:
     """Load the option files, evaluate every model and return the leaderboard files written.
 
     Each model's results are merged as soon as it finishes, so an interrupted run keeps the models
     already measured. Without ``out_dir`` each option file's ``test.results_root`` is used.
     ``precision`` and ``max_memory`` (``--precision``, ``--max-memory``) replace every option
-    file's ``inference.precision`` / ``inference.max_memory`` when given.
+    file's ``inference.precision`` / ``inference.max_memory`` when given. ``threads``
+    (``--threads``, else the first option file's ``threads``) sets torch's CPU threads
+    (:func:`irframe.threads.configure_threads`, which prints its choice).
     """
+    from irframe.threads import configure_threads
+
     opts_list = [load_options(path, overrides) for path in option_files]
     for opts in opts_list:  # set through the schema, so the values are checked and the leaderboard records them
         try:
@@ -196,6 +201,8 @@ def run_benchmarks(
     for opts in opts_list:  # a typo in the last file fails before the first model runs
         check_components(opts)
         check_precision(opts, device)
+    workers = max((d.num_workers for o in opts_list for d in (o.test.datasets if o.test else {}).values()), default=0)
+    configure_threads(threads if threads is not None else (opts_list[0].threads if opts_list else None), workers=workers)
     paths: dict[str, Path] = {}
     for job in jobs:
         assert job.opts.test is not None

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from irframe.cli import error_message
 from irframe.errors import IrframeError
+from irframe.threads import add_threads_argument, configure_threads
 
 __all__ = ["benchmark_main", "infer_main", "stats_main", "submission_main"]
 
@@ -26,10 +27,11 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _add_set(parser: argparse.ArgumentParser) -> None:
+def _add_set(parser: argparse.ArgumentParser, example: str) -> None:
+    """``--set KEY=VALUE ...`` with an example of keys that matter to this tool."""
     parser.add_argument(
         "--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-        help="override an option, e.g. --set inference.tile=256 test.report_images=5",
+        help=f"override an option of the option file, e.g. --set {example}",
     )
 
 
@@ -93,11 +95,12 @@ def benchmark_main(argv: Sequence[str] | None = None) -> int:
         help="weights file(s) or checkpoint folder(s): one per option file, or several for one option file "
         "(default: each file's test.checkpoint)",
     )
-    _add_set(parser)
+    _add_set(parser, "inference.tile=256 test.report_images=5")
     parser.add_argument("--out", default=None, metavar="DIR", help="leaderboard folder (default: test.results_root)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     _add_memory_and_precision(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
 
     from irframe.evaluate.bench import run_benchmarks
@@ -106,7 +109,7 @@ def benchmark_main(argv: Sequence[str] | None = None) -> int:
         paths = run_benchmarks(
             args.opts, args.checkpoint, args.overrides, args.out,
             device=args.device or _default_device(), progress=not args.no_progress,
-            precision=args.precision, max_memory=args.max_memory,
+            precision=args.precision, max_memory=args.max_memory, threads=args.threads,
         )
     except IrframeError as exc:
         return _fail(exc)
@@ -126,9 +129,16 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--checkpoint", default=None, metavar="CKPT", help="weights file or checkpoint folder")
     parser.add_argument("-opt", "--opt", default=None, metavar="FILE", help="option file naming the model (and test.checkpoint)")
-    _add_set(parser)
-    parser.add_argument("--input", required=True, metavar="IMG_OR_DIR")
-    parser.add_argument("--output", required=True, metavar="DIR")
+    _add_set(parser, "inference.tile=256 inference.self_ensemble=true")
+    parser.add_argument(
+        "--input", required=True, metavar="IMG_OR_DIR",
+        help="an image file, or a folder whose images (not its subfolders) are restored",
+    )
+    parser.add_argument(
+        "--output", required=True, metavar="DIR",
+        help="folder for the restored images, named like their inputs (lossless formats kept, JPEG etc. saved as "
+        "PNG; created if missing; must not be the input folder, and no output may overwrite an input)",
+    )
     parser.add_argument(
         "--input-right", default=None, metavar="IMG_OR_DIR",
         help="dual-pixel models (6 channels): the right views, a file or a folder paired with --input (the left "
@@ -147,7 +157,8 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
         help="torch.compile the model (pays off over many images of one size; default: inference.compile)",
     )
     _add_memory_and_precision(parser)
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs and scripts)")
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
     if args.checkpoint is None and args.opt is None:
         parser.error("give --checkpoint CKPT or -opt FILE (or both)")
@@ -169,6 +180,8 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
                 checkpoint = opts.test.checkpoint if opts.test else None
             if checkpoint is None:
                 raise OptionsError(f"{args.opt}: no checkpoint: pass --checkpoint or set test.checkpoint")
+        threads = args.threads if args.threads is not None else (opts.threads if args.opt is not None else None)
+        configure_threads(threads, log=lambda msg: print(msg, file=sys.stderr))
         loaded = load_for_eval(
             model_cfg, checkpoint, device=device, source=args.opt or "checkpoint",
             compile=args.compile or bool(inference and inference.compile),
@@ -210,7 +223,7 @@ def stats_main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("-opt", "--opt", dest="opts", nargs="+", default=[], metavar="FILE", help="option file(s)")
     parser.add_argument("--arch", nargs="+", default=[], metavar="NAME", help="registered arch(s), default options")
-    _add_set(parser)
+    _add_set(parser, "model.dim=16 model.num_blocks=[2,2,2,2]")
     parser.add_argument("--size", type=int, default=256, help="square input side for FLOPs (default 256)")
     parser.add_argument("--task", default=None, help="task of a multi-task model")
     parser.add_argument("--no-flops", action="store_true", help="count parameters only")

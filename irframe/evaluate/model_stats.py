@@ -39,7 +39,8 @@ class PaperFigure:
 PAPER_FIGURES: dict[str, PaperFigure] = {
     "Restormer": PaperFigure(26.1, 140.99, 256, "Zamir et al., CVPR 2022 (26.13M params, 140.99G FLOPs at 256x256)"),
     "PromptIR": PaperFigure(35.59, None, None, "Potlapalli et al., NeurIPS 2023 (35.59M params)"),
-    "IPT": PaperFigure(115.5, None, None, "Chen et al., CVPR 2021 (115.5M params, multi-task pre-trained model)"),
+    "IPT": PaperFigure(115.5, None, None, "Chen et al., CVPR 2021 (115.5M params: the shared body with one task's head and tail, as --arch IPT "
+        "builds; options/ipt_pretrain.yml's 6 heads/tails count 118.89M)"),
 }
 
 

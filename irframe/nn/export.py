@@ -57,7 +57,8 @@ DEFAULT_OPSET = 18
 DEFAULT_ATOL = 1e-4
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
-_INSTALL_HINT = "pip install irframe[export]"
+# irframe is installed from a checkout (editable), not from an index: the extra comes the same way.
+_INSTALL_HINT = 'pip install -e ".[export]" (in the irframe checkout)'
 # Protobuf files cannot exceed 2 GiB: bigger weights go to an external data file.
 _MAX_INLINE_BYTES = 1_800_000_000
 
@@ -238,7 +239,7 @@ def export_onnx(
     Returns:
         An :class:`ExportResult`. Check the file with :func:`check_onnx`.
     Raises:
-        ExportDependencyError: onnx / onnxscript missing (``pip install irframe[export]``).
+        ExportDependencyError: onnx / onnxscript missing (``pip install -e ".[export]"`` in the checkout).
         ExportError: the model cannot be traced or converted (the message names the arch and step).
     """
     _require("onnx")

@@ -6,6 +6,7 @@ Examples::
     python tools/train.py -opt options/restormer_derain.yml --set train.total_iter=1000 --resume auto
     accelerate launch --num_processes 8 tools/train.py -opt options/restormer_derain.yml
     torchrun --nproc_per_node 2 tools/train.py -opt options/demo.yml
+    python tools/train.py -opt options/demo.yml --threads 1       # CPU threads (default: auto, printed)
 """
 
 from __future__ import annotations
@@ -13,9 +14,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from irframe.cli import error_message
 from irframe.errors import IrframeError
+from irframe.threads import add_threads_argument, configure_threads
+
+if TYPE_CHECKING:
+    from irframe.options import Options
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -30,6 +36,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--resume", default=None, metavar="auto|PATH",
         help="'auto': continue the experiment's latest checkpoint; PATH: a checkpoint or experiment folder",
     )
+    add_threads_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -43,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # torch and the plugins load only once the option file itself is valid: schema errors are instant
         from irframe.train.build import run_training
 
+        configure_threads(args.threads or opts.threads, workers=train_workers(opts))
         result = run_training(opts, resume=args.resume)
     except IrframeError as exc:
         print(f"error: {error_message(exc)}", file=sys.stderr)
@@ -50,3 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if result.is_main:
         print(f"finished at iteration {result.iteration}; experiment {result.experiment}")
     return 0
+
+
+def train_workers(opts: Options) -> int:
+    """DataLoader workers of the training set (what the thread policy leaves cores for)."""
+    train = opts.datasets.get("train")
+    return train.num_workers if train is not None else 0
