@@ -3,6 +3,7 @@
 Subcommands:
     irframe list                       every registered component, by kind, with its plugin
     irframe show-options FILE [--set]  the resolved options (``_base_`` merged, overrides applied)
+    irframe convert-options IN OUT     write a BasicSR-style option file as a native one
 """
 
 from __future__ import annotations
@@ -75,7 +76,49 @@ def _cmd_show_options(args: argparse.Namespace) -> int:
     opts = load_options(args.file, args.set or [])
     if args.check:
         check_components(opts)
+    sys.stdout.write("".join(f"# {line}\n" for line in _translation_notes(args.file)))
     sys.stdout.write(dump_options(opts))
+    return 0
+
+
+def _translation_notes(path: str) -> list[str]:
+    """For a BasicSR-style file: a line saying so, then its translation notes (else nothing)."""
+    from irframe.compat.basicsr import is_basicsr, translate
+    from irframe.options import load_with_bases
+
+    raw = load_with_bases(path)
+    if not is_basicsr(raw):
+        return []
+    notes = translate(raw, path).notes
+    return [f"{path}: translated from BasicSR's layout; {len(notes)} notes:", *(f"  {n}" for n in notes)]
+
+
+def _cmd_convert_options(args: argparse.Namespace) -> int:
+    """Write the native equivalent of a BasicSR-style option file (checked before it is written)."""
+    import os
+    from pathlib import Path
+
+    from irframe.compat.basicsr import is_basicsr, native_yaml, translate
+    from irframe.errors import OptionsError
+    from irframe.options import load_with_bases, load_yaml, validate_options
+
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise OptionsError(f"{out}: already exists; pass --force to overwrite it")
+    raw = load_with_bases(args.input)
+    if not is_basicsr(raw):
+        raise OptionsError(f"{args.input}: not a BasicSR-style option file (no network_g, optim_g, batch_size_per_gpu, ...)")
+    text = native_yaml(translate(raw, args.input), args.input)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    try:
+        validate_options(load_yaml(tmp), source=str(out))  # what is written must load as it is
+    except OptionsError:
+        tmp.unlink()
+        raise
+    os.replace(tmp, out)
+    print(f"wrote {out} (native options; the notes are at its top)")
     return 0
 
 
@@ -105,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-check", dest="check", action="store_false", help="skip checking components against the registries"
     )
     p.set_defaults(func=_cmd_show_options)
+
+    p = sub.add_parser("convert-options", help="write a BasicSR/Restormer option file as a native irframe one")
+    p.add_argument("input", metavar="IN", help="BasicSR-style option file")
+    p.add_argument("output", metavar="OUT", help="native option file to write")
+    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    p.set_defaults(func=_cmd_convert_options)
     return parser
 
 

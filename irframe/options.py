@@ -190,6 +190,10 @@ class LoaderOptions(BaseModel):
     pin_memory: bool = False
     persistent_workers: bool = False
     prefetch_factor: int | None = None
+    enlarge_ratio: int = Field(
+        1, ge=1, description="training: each pass over the data shows every sample this many times, in one "
+        "shuffled order (BasicSR's dataset_enlarge_ratio)",
+    )
 
     def dataset_cfg(self) -> dict[str, Any]:
         """The ``{type, **kwargs}`` mapping that builds the dataset."""
@@ -235,6 +239,14 @@ class PretrainOptions(_Strict):
     drop: list[str] = Field(default_factory=list, description="glob patterns of keys not loaded (e.g. 'head.*')")
 
 
+class MixingOptions(_Strict):
+    """Restormer's mixing augmentation (``train.mixing_augs``), applied to each training batch."""
+
+    mixup: bool = Field(False, description="mix each batch with a permutation of itself (lq and gt alike)")
+    mixup_beta: float = Field(1.2, gt=0, description="the mixing weight is drawn from Beta(mixup_beta, mixup_beta)")
+    use_identity: bool = Field(False, description="leave half of the batches unmixed (Restormer's identity option)")
+
+
 class TrainOptions(_Strict):
     """The training loop's settings."""
 
@@ -252,6 +264,7 @@ class TrainOptions(_Strict):
         "keep the plain parameter names",
     )
     progressive: ProgressiveOptions | None = None
+    mixing_augs: MixingOptions | None = None
     nan_policy: Literal["stop", "skip"] = "stop"
     pretrain: PretrainOptions | None = None
     find_unused_parameters: bool | None = Field(
@@ -469,8 +482,14 @@ def validate_options(data: Mapping[str, Any], source: str = "<options>") -> Opti
 
 
 def load_options(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> Options:
-    """Load, merge ``_base_`` files, apply ``--set`` overrides and validate one option file."""
-    data = apply_overrides(load_with_bases(path), overrides)
+    """Load, merge ``_base_`` files, apply ``--set`` overrides and validate one option file.
+
+    A BasicSR/Restormer-style file is translated into native options after the ``_base_`` merge
+    and before the overrides (so ``--set`` takes native keys); see :mod:`irframe.compat.basicsr`.
+    """
+    from irframe.compat.basicsr import maybe_translate
+
+    data = apply_overrides(maybe_translate(load_with_bases(path), str(path)), overrides)
     return validate_options(data, source=str(path))
 
 

@@ -86,10 +86,15 @@ def _as_stage(item: Any, i: int) -> Stage:
 
 
 class _Permutations:
-    """Pass ``e`` over ``n`` items in a seeded order; the last two passes are cached."""
+    """Pass ``e`` over ``n`` items in a seeded order; the last two passes are cached.
 
-    def __init__(self, n: int, entropy: tuple[int, ...], shuffle: bool) -> None:
-        self.n, self.entropy, self.shuffle = n, entropy, shuffle
+    With ``enlarge_ratio`` r a pass holds every item r times in one shuffled order of ``n * r``
+    (BasicSR's ``EnlargedSampler``), not r passes shuffled apart.
+    """
+
+    def __init__(self, n: int, entropy: tuple[int, ...], shuffle: bool, enlarge_ratio: int = 1) -> None:
+        self.items, self.entropy, self.shuffle = n, entropy, shuffle
+        self.n = n * enlarge_ratio  # positions per pass
         self._cache: dict[int, np.ndarray] = {}
 
     def __call__(self, epoch: int) -> np.ndarray:
@@ -99,6 +104,8 @@ class _Permutations:
                 perm = np.random.default_rng([*self.entropy, epoch]).permutation(self.n)
             else:
                 perm = np.arange(self.n)
+            if self.n != self.items:
+                perm = perm % self.items
             if len(self._cache) >= 2:
                 self._cache.pop(min(self._cache))
             self._cache[epoch] = perm
@@ -125,6 +132,7 @@ class ProgressiveBatchSampler(Sampler[list[SampleKey]]):
         num_replicas: number of processes sharing the stream (``accelerator.num_processes``).
         rank: this process (``accelerator.process_index``).
         shuffle: reshuffle every pass over the data (``False``: sequential order).
+        enlarge_ratio: a pass shows every sample this many times (BasicSR's ``dataset_enlarge_ratio``).
 
     Use with accelerate: the sampler shards by ``rank`` itself, so with several processes the loader
     must **not** go through ``accelerator.prepare`` (it would shard the batches a second time, handing
@@ -152,10 +160,13 @@ class ProgressiveBatchSampler(Sampler[list[SampleKey]]):
         num_replicas: int = 1,
         rank: int = 0,
         shuffle: bool = True,
+        enlarge_ratio: int = 1,
     ) -> None:
         owner = "ProgressiveBatchSampler"
         if dataset_len < 1:
             raise OptionsError(f"{owner}: the dataset is empty (dataset_len={dataset_len})")
+        if enlarge_ratio < 1:
+            raise OptionsError(f"{owner}.enlarge_ratio: must be at least 1, got {enlarge_ratio!r}")
         if not stages:
             raise OptionsError(f"{owner}.stages: at least one stage is required")
         _check_common(seed, start_iter, num_replicas, rank, owner)
@@ -166,7 +177,7 @@ class ProgressiveBatchSampler(Sampler[list[SampleKey]]):
         if start_iter > self.total_iters:
             raise OptionsError(f"{owner}.start_iter: {start_iter} is past the schedule's end ({self.total_iters} iterations)")
         self.start_iter = int(start_iter)
-        self._order = _Permutations(self.dataset_len, (self.seed, _TAG_ORDER), shuffle)
+        self._order = _Permutations(self.dataset_len, (self.seed, _TAG_ORDER), shuffle, int(enlarge_ratio))
 
     @classmethod
     def from_lists(

@@ -91,6 +91,8 @@ def _read_safetensors(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]
 
 
 def _read_torch(p: Path) -> Mapping[str, Any]:
+    if p.stat().st_size == 0:
+        raise CheckpointError(f"{p}: empty file (0 bytes): not a PyTorch checkpoint (an interrupted copy or a full disk?)")
     try:
         with warnings.catch_warnings():
             # torch warns about plain-pickle protocols before refusing or loading; our error says more

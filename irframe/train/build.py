@@ -37,6 +37,7 @@ from irframe.train.experiment import Experiment, resolve_experiment
 from irframe.train.finetune import load_pretrained
 from irframe.train.logger import LOGGER_NAME, TrainLogger
 from irframe.train.loss import WeightedLoss
+from irframe.train.mixing import MixingAugment
 from irframe.train.optim import build_optimizer, build_scheduler
 from irframe.train.trainer import LoopSettings, Trainer
 from irframe.train.validation import Validator, ValResult
@@ -283,6 +284,7 @@ def build_trainer(
     trainer = Trainer(
         accelerator, model, optimizer, scheduler, losses, batches, settings, checkpointer, logger,
         validator=validator, ema=ema, state=state,
+        mixing=MixingAugment.from_options(train.mixing_augs, opts.seed, accelerator.process_index),
     )
     # Last, so that nothing built above consumes random numbers of the restored streams.
     if state is not None and not Checkpointer.apply_rng(state, accelerator.process_index):

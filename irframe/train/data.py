@@ -67,6 +67,7 @@ def build_batch_sampler(
     accum = opts.train.grad_accum
     micro_total = opts.train.total_iter * accum  # the samplers count micro-batches
     common = {"seed": opts.seed, "start_iter": start, "num_replicas": shard.world_size, "rank": shard.rank}
+    enlarge = {"enlarge_ratio": loader.enlarge_ratio}
     prog = opts.train.progressive
     if prog is not None:
         if sum(prog.iters) < opts.train.total_iter:
@@ -81,14 +82,18 @@ def build_batch_sampler(
             prog.patch_sizes,
             shuffle=loader.shuffle is not False,
             **common,
+            **enlarge,
         )
     if multitask:
+        if loader.enlarge_ratio != 1:
+            raise OptionsError(f"{opts.source}: datasets.train.enlarge_ratio: not supported with multi-task batches")
         return TaskBatchSampler.from_dataset(dataset, loader.batch_size, micro_total, **common)
     return ProgressiveBatchSampler(
         len(dataset),  # type: ignore[arg-type]
         [(micro_total, loader.batch_size, None)],
         shuffle=loader.shuffle is not False,
         **common,
+        **enlarge,
     )
 
 

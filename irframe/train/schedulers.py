@@ -141,3 +141,65 @@ class CosineAnnealingRestartCyclicLR(IterScheduler):
         eta_min = self.eta_mins[idx]
         cosine = (1 + math.cos(math.pi * (it - start) / self.periods[idx])) / 2
         return eta_min + self.restart_weights[idx] * (base_lr - eta_min) * cosine
+
+
+@SCHEDULERS.register("CosineAnnealingRestartLR")
+class CosineAnnealingRestartLR(CosineAnnealingRestartCyclicLR):
+    """BasicSR's cosine with restarts: :class:`CosineAnnealingRestartCyclicLR` with one floor for every period.
+
+    In period ``i`` the rate is
+    ``eta_min + restart_weights[i] * (base - eta_min) * (1 + cos(pi * (it - c_{i-1}) / periods[i])) / 2``
+    (``c`` the cumulative periods), e.g. ``periods [250000, 250000]``, ``restart_weights [1, 0.5]``.
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        periods: Sequence[int],
+        restart_weights: Sequence[float] = (1.0,),
+        eta_min: float = 0.0,
+        warmup_iter: int = 0,
+    ) -> None:
+        super().__init__(optimizer, periods, restart_weights, [float(eta_min)] * len(periods), warmup_iter)
+
+
+@SCHEDULERS.register("MultiStepRestartLR")
+class MultiStepRestartLR(IterScheduler):
+    """BasicSR's multi-step decay with restarts.
+
+    At a restart ``r`` the rate returns to ``restart_weights[k] * base``; after it, each milestone
+    ``m`` with ``r < m <= it`` multiplies it by ``gamma`` (a milestone listed twice counts twice, as
+    in BasicSR). Without restarts this is :class:`MultiStepLR`.
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        milestones: Sequence[int],
+        gamma: float = 0.1,
+        restarts: Sequence[int] = (0,),
+        restart_weights: Sequence[float] = (1.0,),
+        warmup_iter: int = 0,
+    ) -> None:
+        self.milestones = sorted(int(m) for m in milestones)
+        self.restarts = [int(r) for r in restarts]
+        self.restart_weights = [float(w) for w in restart_weights]
+        if any(m < 0 for m in self.milestones) or any(r < 0 for r in self.restarts):
+            raise OptionsError(
+                f"train.scheduler: milestones and restarts must be >= 0, got {list(milestones)} and {list(restarts)}"
+            )
+        if self.restarts != sorted(self.restarts):
+            raise OptionsError(f"train.scheduler.restarts must be increasing, got {list(restarts)}")
+        if len(self.restart_weights) != len(self.restarts):
+            raise OptionsError(
+                f"train.scheduler.restart_weights needs one entry per restart ({len(self.restarts)}), "
+                f"got {self.restart_weights}"
+            )
+        self.gamma = float(gamma)
+        super().__init__(optimizer, warmup_iter)
+
+    def lr_at(self, base_lr: float, it: int) -> float:
+        k = bisect.bisect_right(self.restarts, it) - 1  # the latest restart at or before it
+        start, weight = (self.restarts[k], self.restart_weights[k]) if k >= 0 else (-1, 1.0)
+        decays = bisect.bisect_right(self.milestones, it) - bisect.bisect_right(self.milestones, start)
+        return base_lr * weight * self.gamma**decays

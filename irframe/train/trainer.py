@@ -139,6 +139,8 @@ class Trainer:
             ``micro_step``.
         settings: loop numbers.
         checkpointer, logger: collaborators; ``validator`` and ``ema`` are optional.
+        mixing: batch augmentation ``mixing(batch, iteration, micro_index)`` applied on the device
+            before the forward pass (:class:`~.mixing.MixingAugment`, ``train.mixing_augs``).
         state: the restored trainer state when resuming (``iteration``, ``micro_step``, ``best``).
     """
 
@@ -157,8 +159,10 @@ class Trainer:
         validator: Validator | None = None,
         ema: ModelEMA | None = None,
         state: Mapping[str, Any] | None = None,
+        mixing: Callable[[Mapping[str, Any], int, int], Mapping[str, Any]] | None = None,
     ) -> None:
         self.accelerator = accelerator
+        self.mixing = mixing
         self.model = model
         self.optimizer = optimizer
         self.scheduler = scheduler
@@ -225,7 +229,10 @@ class Trainer:
             # Gradients are all-reduced once, on the last micro-batch.
             sync = contextlib.nullcontext() if k == n - 1 else acc.no_sync(self.model)
             with sync:
-                loss, terms = self._loss(self._to_device(batch))
+                batch = self._to_device(batch)
+                if self.mixing is not None:
+                    batch = self.mixing(batch, self.iteration, k)
+                loss, terms = self._loss(batch)
                 # Policy "skip" must decide before the step (a host sync); "stop" checks lazily.
                 if self.settings.nan_policy == "skip" and not self._all_finite(loss):
                     return self._skip(terms)

@@ -1,0 +1,39 @@
+"""Fixtures of the BasicSR-dialect tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "basicsr_options"
+
+
+@pytest.fixture
+def data_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Path]:
+    """``data_tree(name)``: make every (relative) ``dataroot_*`` folder of fixture ``name`` under a
+    temporary folder and work from there, so the path checks find them; returns the fixture path."""
+    from irframe.options import load_with_bases
+
+    monkeypatch.chdir(tmp_path)
+
+    def make(name: str) -> Path:
+        path = FIXTURES / name
+        for cfg in load_with_bases(path).get("datasets", {}).values():
+            for key, value in cfg.items():
+                if key.startswith("dataroot") and isinstance(value, str) and value.lower() != "none":
+                    (tmp_path / value).mkdir(parents=True, exist_ok=True)
+        return path
+
+    return make
+
+
+def roots_under(data: Any, base: Path) -> None:
+    """Point every ``dataroot_*`` of translated dataset mappings at new folders under ``base``."""
+    for cfg in data.values():
+        for key in [k for k in cfg if k.startswith("dataroot")]:
+            folder = base / f"{len(list(base.iterdir()))}_{key}"
+            folder.mkdir()
+            cfg[key] = str(folder)
