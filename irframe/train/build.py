@@ -20,9 +20,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from irframe.errors import OptionsError
+from irframe.errors import CheckpointError, OptionsError
 from irframe.nn.spec import get_spec
-from irframe.options import Options, check_components, save_options
+from irframe.options import Options, check_components, dump_options, save_options
 from irframe.registry import ARCHS, METRICS
 from irframe.train.checkpointer import Checkpointer
 from irframe.train.data import (
@@ -33,8 +33,8 @@ from irframe.train.data import (
     validation_options,
 )
 from irframe.train.ema import ModelEMA
-from irframe.train.experiment import Experiment, resolve_experiment
-from irframe.train.finetune import load_pretrained
+from irframe.train.experiment import Experiment, check_name, claim_experiment
+from irframe.train.finetune import PretrainReport, load_pretrained
 from irframe.train.logger import LOGGER_NAME, TrainLogger
 from irframe.train.loss import WeightedLoss
 from irframe.train.mixing import MixingAugment
@@ -122,18 +122,28 @@ def prepare_experiment(opts: Options, resume: str | None, accelerator: Any) -> E
 
     holder: list[Any] = [None]
     if accelerator.is_main_process:
-        exp = resolve_experiment(opts.path.experiments_root, opts.name, resume)
-        exp.root.mkdir(parents=True, exist_ok=True)
-        exp.checkpoints.mkdir(exist_ok=True)
-        saved = opts.model_copy(deep=True)
-        saved.name = exp.name
-        stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
-        target = exp.root / "options.yml"
-        save_options(saved, target if not target.exists() else exp.root / f"options_{stamp}.yml")
+        exp = claim_experiment(opts.path.experiments_root, opts.name, resume)
+        if not (exp.root / "options.yml").exists():
+            record_options(opts, exp)
         holder[0] = exp
     if accelerator.num_processes > 1:
         broadcast_object_list(holder)
     return holder[0]
+
+
+def record_options(opts: Options, exp: Experiment) -> None:
+    """Keep the options a run uses: ``options.yml`` in a new folder; a resumed run whose options
+    differ from the newest saved ones adds ``options_<time>.yml`` (identical ones add nothing)."""
+    saved = opts.model_copy(deep=True)
+    saved.name = exp.name
+    target = exp.root / "options.yml"
+    if not target.exists():
+        save_options(saved, target)
+        return
+    newest = max([target, *exp.root.glob("options_*.yml")], key=lambda p: (p != target, p.name))
+    if newest.read_text(encoding="utf-8") != dump_options(saved):
+        stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S_%f")
+        save_options(saved, exp.root / f"options_{stamp}.yml")
 
 
 def check_val_precision(opts: Options, device: torch.device | str) -> None:
@@ -219,11 +229,17 @@ def loop_settings(opts: Options, multitask: bool) -> LoopSettings:
 
 
 def build_trainer(
-    opts: Options, accelerator: Any, model: nn.Module, exp: Experiment, data: RunData | None = None
+    opts: Options,
+    accelerator: Any,
+    model: nn.Module,
+    exp: Experiment,
+    data: RunData | None = None,
+    pretrained: PretrainReport | None = None,
 ) -> Trainer:
     """Build every collaborator and the trainer (resuming from ``exp.resume_from`` if set).
 
-    ``data``: the already built datasets (built here when ``None``).
+    ``data``: the already built datasets (built here when ``None``). ``pretrained``: the report of
+    ``train.pretrain`` already loaded into ``model`` (loaded here when ``None``).
     """
     train = opts.train
     assert train is not None
@@ -242,17 +258,14 @@ def build_trainer(
     notes = [exp.message]
     state: dict[str, Any] | None = None
     if exp.resume_from is not None:
-        # Order matters: the scheduler was built (it set the initial rate); now both get their state.
-        state = checkpointer.restore(exp.resume_from, model, ema)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        state = _restore_newest_intact(exp, checkpointer, model, ema, optimizer, scheduler, notes)
         if state.get("world_size") != accelerator.num_processes:
             notes.append(
                 f"the checkpoint was written by {state.get('world_size')} processes, this run has "
                 f"{accelerator.num_processes}: the global batch and the random streams differ from the original run"
             )
     elif train.pretrain is not None:
-        notes.append(load_pretrained(model, train.pretrain).summary())
+        notes.append((pretrained or load_pretrained(model, train.pretrain)).summary())
         if ema is not None:
             ema.model.load_state_dict(model.state_dict())
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -295,6 +308,28 @@ def build_trainer(
     return trainer
 
 
+def _restore_newest_intact(
+    exp: Experiment, checkpointer: Checkpointer, model: nn.Module, ema: ModelEMA | None,
+    optimizer: Any, scheduler: Any, notes: list[str],
+) -> dict[str, Any]:
+    """Restore ``exp.resume_from``; one that cannot be read falls back to the next older complete
+    checkpoint in ``exp.fallbacks`` (``--resume auto``), with a note naming both."""
+    candidates = [exp.resume_from, *exp.fallbacks]
+    for i, folder in enumerate(candidates):
+        try:
+            # Order matters: the scheduler was built (it set the initial rate); now both get their state.
+            state = checkpointer.restore(folder, model, ema)
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            return state
+        except (CheckpointError, KeyError, ValueError, RuntimeError) as exc:
+            reason = str(exc) if isinstance(exc, CheckpointError) else f"{folder}: {type(exc).__name__}: {exc}"
+            if i + 1 == len(candidates):
+                raise CheckpointError(f"cannot resume: {reason}") from None
+            notes.append(f"{reason}; falling back to the older complete checkpoint {candidates[i + 1]}")
+    raise AssertionError("unreachable")
+
+
 def _gather_one(obj: Any) -> list[Any]:
     from accelerate.utils import gather_object
 
@@ -331,6 +366,7 @@ def run_training(opts: Options, resume: str | None = None) -> TrainResult:
     if opts.train is None:
         raise OptionsError(f"{opts.source}: no train section; nothing to train")
     check_components(opts)
+    check_name(opts.name, opts.source)
     resume = resume if resume is not None else opts.path.resume
     pretrain = opts.train.pretrain
     if pretrain is not None and not Path(pretrain.path).exists():  # before any folder is made
@@ -345,8 +381,12 @@ def run_training(opts: Options, resume: str | None = None) -> TrainResult:
         try:
             if opts.val is not None and data.val:  # before the experiment folder exists
                 check_val_precision(opts, accelerator.device)
+            # A pretrain file that exists but is refused fails here, before the folder is made.
+            pretrained = load_pretrained(model, pretrain) if pretrain is not None else None
             exp = prepare_experiment(opts, resume, accelerator)
-            trainer = build_trainer(opts, accelerator, model, exp, data)
+            trainer = build_trainer(opts, accelerator, model, exp, data, pretrained)
+            if accelerator.is_main_process:
+                record_options(opts, exp)  # a resumed run with changed options: after it could resume
             val = trainer.fit()
             return TrainResult(exp.root, trainer.iteration, trainer.last_checkpoint, val, accelerator.is_main_process)
         finally:

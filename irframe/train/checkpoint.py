@@ -134,19 +134,24 @@ def check_finite(state: Mapping[str, torch.Tensor], what: str) -> None:
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
-    """Write the trainer state (plain containers of tensors/numbers/strings) with ``torch.save``."""
-    torch.save({"format": STATE_FORMAT, **state}, path)
+    """Write the trainer state (plain containers of tensors/numbers/strings) with ``torch.save``,
+    flushed to the disk (``fsync``) like the weights."""
+    with open(path, "wb") as fh:
+        torch.save({"format": STATE_FORMAT, **state}, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def load_state(folder: Path) -> dict[str, Any]:
     """Read ``trainer_state.pt`` of a checkpoint folder safely (``weights_only=True``)."""
+    from irframe.nn.checkpoint import read_checkpoint
+
     path = folder / STATE_FILE
     if not path.is_file():
         raise CheckpointError(f"{folder}: not a training checkpoint (no {STATE_FILE})")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - corrupt zips, truncated files and refused pickles differ in type
-        raise CheckpointError(f"{path}: cannot be read safely: {exc}") from None
+    # weights_only=True, with one-line messages for empty, corrupt and refused files (torch's own
+    # text for a refused pickle advises weights_only=False, which would run the file's code).
+    state, _ = read_checkpoint(path)
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{path}: unknown trainer-state format {state.get('format') if isinstance(state, dict) else type(state).__name__}")
     return state
@@ -157,4 +162,7 @@ def write_best_info(folder: Path, info: Mapping[str, Any]) -> None:
     value = info.get("value")
     if isinstance(value, float) and not math.isfinite(value):
         raise CheckpointError(f"best checkpoint: metric value {value} is not finite")
-    (folder / "best.json").write_text(json.dumps(dict(info), indent=2), encoding="utf-8")
+    with open(folder / "best.json", "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(dict(info), indent=2))
+        fh.flush()
+        os.fsync(fh.fileno())

@@ -4,15 +4,19 @@ Rules: an existing experiment folder is never overwritten. ``--resume auto`` con
 folder's latest complete checkpoint (or starts in it when it has none yet); ``--resume PATH``
 continues a given checkpoint folder (or an experiment folder's latest); without ``--resume`` a
 run whose folder exists gets the next free name ``<name>_1``, ``<name>_2``, ... and says so.
+:func:`claim_experiment` creates the folder: a new run's folder is created exclusively, so two runs
+started at once never share one. ``name`` must be one plain folder name (:func:`check_name`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import unicodedata
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from irframe.errors import CheckpointError, OptionsError
-from irframe.train.checkpoint import is_complete, latest_checkpoint
+from irframe.train.checkpoint import is_complete, latest_checkpoint, list_checkpoints
 
 
 @dataclass(frozen=True)
@@ -24,12 +28,15 @@ class Experiment:
         root: ``experiments_root / name``.
         resume_from: the checkpoint folder to continue from, if any.
         message: one line telling the user what was decided.
+        fallbacks: for ``--resume auto``, the older complete checkpoints (newest first) to try
+            when ``resume_from`` turns out to be unreadable.
     """
 
     name: str
     root: Path
     resume_from: Path | None
     message: str
+    fallbacks: tuple[Path, ...] = field(default=())
 
     @property
     def checkpoints(self) -> Path:
@@ -44,8 +51,30 @@ class Experiment:
         return self.root / "tensorboard"
 
 
+def check_name(name: str, source: str = "options") -> None:
+    """Refuse a run ``name`` that is not one plain folder name.
+
+    Raises:
+        OptionsError: an empty name, ``.``/``..``, a path separator (``../../x`` would write
+            outside ``experiments_root``), a control character (newline, tab, ...) or surrounding
+            spaces; the message names the key and the value.
+    """
+    why = None
+    if not name or name.strip() != name:
+        why = "is empty or starts/ends with spaces"
+    elif name in (".", ".."):
+        why = "is a relative path"
+    elif "/" in name or "\\" in name or (os.altsep and os.altsep in name):
+        why = "contains a path separator (the experiment folder must stay inside path.experiments_root)"
+    elif any(unicodedata.category(ch).startswith("C") for ch in name):
+        why = "contains a control character (newline, tab, ...)"
+    if why:
+        raise OptionsError(f"{source}: name: {name!r} {why}; use one plain folder name")
+
+
 def resolve_experiment(experiments_root: str | Path, name: str, resume: str | None) -> Experiment:
     """Decide the run folder and resume checkpoint (creates nothing)."""
+    check_name(name)
     base = Path(experiments_root)
     root = base / name
     if resume is None:
@@ -65,8 +94,27 @@ def resolve_experiment(experiments_root: str | Path, name: str, resume: str | No
         ckpt = latest_checkpoint(root / "checkpoints")
         if ckpt is None:
             return Experiment(name, root, None, f"--resume auto: no complete checkpoint in {root}; starting at iteration 0 in it")
-        return Experiment(name, root, ckpt, f"resuming {root} from {ckpt.name}")
+        older = tuple(p for _, p in reversed(list_checkpoints(root / "checkpoints")) if p != ckpt)
+        return Experiment(name, root, ckpt, f"resuming {root} from {ckpt.name}", older)
     return _explicit(Path(resume))
+
+
+def claim_experiment(experiments_root: str | Path, name: str, resume: str | None) -> Experiment:
+    """Resolve (:func:`resolve_experiment`) and create the run folder and its ``checkpoints/``.
+
+    A new run creates its folder with an exclusive ``mkdir``: when another run created the same
+    folder in between (two runs started at once), the name is resolved again (``<name>_N+1``).
+    """
+    for _ in range(1000):
+        exp = resolve_experiment(experiments_root, name, resume)
+        Path(experiments_root).mkdir(parents=True, exist_ok=True)
+        try:
+            exp.root.mkdir(exist_ok=resume is not None)
+        except FileExistsError:
+            continue  # another run took this name a moment ago
+        exp.checkpoints.mkdir(exist_ok=True)
+        return exp
+    raise OptionsError(f"{experiments_root}: could not claim a free experiment folder for {name!r}")
 
 
 def _explicit(path: Path) -> Experiment:

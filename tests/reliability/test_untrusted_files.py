@@ -51,7 +51,7 @@ def test_malicious_trainer_state_is_refused_on_resume(relnet, images, tools, tmp
     ckpt.mkdir(parents=True)
     save_weights(relnet(), ckpt / "model.safetensors", {"arch": "RelNet", "config": '{"type": "RelNet"}'})
     torch.save({"format": 1, "iteration": 2, "optimizer": Payload(marker)}, ckpt / "trainer_state.pt")
-    with pytest.raises(CheckpointError, match=r"iter_000002/trainer_state\.pt: cannot be read safely"):
+    with pytest.raises(CheckpointError, match=r"iter_000002/trainer_state\.pt: refused as unsafe"):
         run_training(options(images, tools, tmp_path, val=None), resume="auto")
 
 
