@@ -39,3 +39,13 @@ def registry_sandbox():
         yield LOADER
     finally:
         restore()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``cuda`` need a CUDA device: where torch sees none they are skipped, with the reason."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (marker 'cuda'); benchmarks/gpu/run.sh runs them")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
