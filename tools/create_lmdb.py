@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"create_lmdb: error: {exc}", file=sys.stderr)
         return 1
     verified = ", all records verified" if report.verified else ""
-    print(f"{report.path}: {report.total} images ({report.written} written, {report.skipped} already there){verified}")
+    changed = f", {report.rewritten} re-encoded because their source changed" if report.rewritten else ""
+    print(f"{report.path}: {report.total} images ({report.written} written, {report.skipped} already there{changed}){verified}")
     return 0
 
 

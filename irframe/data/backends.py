@@ -116,12 +116,21 @@ def read_meta_info(db_path: str | os.PathLike[str]) -> dict[str, tuple[tuple[int
     """Parse an LMDB's ``meta_info.txt``: key -> ((h, w, c), compression level), in file order."""
     meta = Path(db_path) / META_INFO
     out: dict[str, tuple[tuple[int, int, int], int]] = {}
-    for lineno, line in enumerate(meta.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = meta.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = meta.read_bytes()[: exc.start].count(b"\n") + 1
+        raise DataError(f"{meta}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); rewrite it with tools/create_lmdb.py") from None
+    except OSError as exc:
+        raise DataError(f"{meta}: cannot read ({exc.strerror or exc})") from None
+    for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         m = _META_LINE.match(line.strip())
         if m is None:
             raise DataError(f"{meta}:{lineno}: expected '<key>.png (h,w,c) <level>', got {line!r}")
+        if m["key"] in out:
+            raise DataError(f"{meta}:{lineno}: key {m['key']!r} is listed twice")
         out[m["key"]] = ((int(m["h"]), int(m["w"]), int(m["c"])), int(m["level"]))
     return out
 
@@ -183,8 +192,22 @@ class LMDBBackend(Backend):
         self._keys: list[str] | None = None
 
     def keys(self) -> list[str]:
+        """The keys ``meta_info.txt`` lists (a key listed twice is an error), checked against the
+        database: records it does not list (a deleted line would silently drop them) are an error.
+        A listed key without a record fails when read (or is skipped under ``skip_bad``)."""
         if self._keys is None:
-            self._keys = sorted(read_meta_info(self.root))
+            keys = sorted(read_meta_info(self.root))
+            env = open_env(self.root)
+            with env.begin(write=False) as txn:  # keys only: no record is read
+                stored = {bytes(k).decode("utf-8", "replace") for k in txn.cursor().iternext(keys=True, values=False)}
+            unlisted = sorted(stored - set(keys))
+            if unlisted:
+                raise DataError(
+                    f"{self.root}: the database holds {len(unlisted)} record(s) that {META_INFO} does not list "
+                    f"(e.g. {', '.join(unlisted[:5])}: a line deleted, or the file of another database); "
+                    "rerun tools/create_lmdb.py on its folder"
+                )
+            self._keys = keys
         return list(self._keys)
 
     def get(self, key: str) -> bytes:

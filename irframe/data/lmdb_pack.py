@@ -7,6 +7,12 @@
   committed (LMDB transactions are atomic: a batch is either fully there or absent), so nothing is
   written twice and nothing is lost. ``meta_info.txt`` is written last; a database without it is
   incomplete and :class:`~irframe.data.backends.LMDBBackend` refuses it.
+* A rerun notices source images that changed since they were packed: each committed record's
+  source size and modification time are kept in ``irframe_sources.txt`` (next to ``data.mdb``,
+  appended after every committed batch), and a record whose source differs (or was never
+  fingerprinted) is re-encoded and overwritten instead of being kept stale.
+* File names that cannot be keys of ``meta_info.txt`` (a newline or other control character,
+  leading/trailing spaces, bytes that are not UTF-8) are refused by name before anything is written.
 * The map size is estimated from the data (encoded sizes of a few sample images) and doubled
   whenever a batch does not fit.
 """
@@ -31,6 +37,7 @@ _PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # PNG colour type -> channels as
 _MIN_MAP_SIZE = 64 << 20
 _BATCH_BYTES = 64 << 20  # commit at least this often (bytes) ...
 _BATCH_RECORDS = 256  # ... or every this many records
+SOURCES = "irframe_sources.txt"  # "<size> <mtime_ns> <key>" per committed record; the last line of a key wins
 
 
 @dataclass
@@ -42,6 +49,7 @@ class PackReport:
     written: int  # records written by this run
     skipped: int  # records already committed by an earlier, interrupted run
     verified: bool
+    rewritten: int = 0  # committed records re-encoded because their source image changed
 
 
 def png_shape(data: bytes, source: str) -> tuple[int, int, int]:
@@ -87,6 +95,50 @@ def _estimate_map_size(paths: list[Path], compress_level: int) -> int:
     return max(_MIN_MAP_SIZE, int(mean * len(paths) * 2))
 
 
+def _fingerprint(path: Path) -> tuple[int, int]:
+    """``(size, mtime_ns)`` of a source image: what tells a rerun that it changed."""
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def _read_sources(out: Path) -> dict[str, tuple[int, int]]:
+    """The source fingerprints of committed records (a torn last line is ignored)."""
+    found: dict[str, tuple[int, int]] = {}
+    try:
+        text = (out / SOURCES).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return found
+    for line in text.split("\n"):
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit():
+            found[parts[2]] = (int(parts[0]), int(parts[1]))
+    return found
+
+
+def _append_sources(out: Path, prints: list[tuple[str, tuple[int, int]]]) -> None:
+    with open(out / SOURCES, "a", encoding="utf-8") as fh:
+        fh.write("".join(f"{size} {mtime} {key}\n" for key, (size, mtime) in prints))
+
+
+def _check_keys(files: dict[str, Path]) -> None:
+    """Refuse file names that cannot be written as one ``meta_info.txt`` line (named)."""
+    import unicodedata
+
+    for key, path in files.items():
+        why = None
+        if any(unicodedata.category(ch).startswith("C") for ch in key):
+            why = "a newline or other control character"
+        elif key != key.strip():
+            why = "leading or trailing spaces"
+        else:
+            try:
+                key.encode("utf-8")
+            except UnicodeEncodeError:
+                why = "bytes that are not UTF-8"
+        if why:
+            raise DataError(f"{os.fsencode(path)!r}: its name holds {why}, which {META_INFO} cannot list; rename the file")
+
+
 def _write_batch(env: Any, batch: list[tuple[str, bytes]]) -> None:
     import lmdb
 
@@ -94,7 +146,7 @@ def _write_batch(env: Any, batch: list[tuple[str, bytes]]) -> None:
         try:
             with env.begin(write=True) as txn:
                 for key, value in batch:
-                    txn.put(key.encode("utf-8"), value, overwrite=False)
+                    txn.put(key.encode("utf-8"), value)  # overwrites a stale record of a changed source
             return
         except lmdb.MapFullError:  # the transaction was aborted: grow the map and retry it
             env.set_mapsize(env.info()["map_size"] * 2)
@@ -155,6 +207,7 @@ def create_lmdb(
         nested = not recursive and bool(list_image_files(in_folder, recursive=True))
         hint = " directly inside (its sub-folders hold some: pass --recursive, keys = relative paths)" if nested else ""
         raise DataError(f"{in_folder}: no images found{hint}")
+    _check_keys(files)
 
     out.mkdir(parents=True, exist_ok=True)
     close_env(out)  # a reader handle of this process would block the writer (one env per process)
@@ -167,32 +220,41 @@ def create_lmdb(
                 f"{out}: the database holds {len(foreign)} key(s) that are not images of {in_folder} "
                 f"(e.g. {', '.join(foreign[:5])}); it was made from another folder: choose a new output path"
             )
-        pending = [k for k in files if k not in done]
+        known = _read_sources(out)
+        stale = {k for k in done if known.get(k) != _fingerprint(files[k])}
+        pending = [k for k in files if k not in done or k in stale]
         if pending:
             (out / META_INFO).unlink(missing_ok=True)  # incomplete until the end of this run
             want = _estimate_map_size([files[k] for k in pending], compress_level) + env.info()["last_pgno"] * env.stat()["psize"]
             if want > env.info()["map_size"]:
                 env.set_mapsize(want)
         batch: list[tuple[str, bytes]] = []
+        prints: list[tuple[str, tuple[int, int]]] = []
         batch_bytes = 0
         with tqdm(total=len(files), initial=len(files) - len(pending), unit="img", desc=f"packing {out.name}", disable=not progress) as bar:
             for key in pending:
+                prints.append((key, _fingerprint(files[key])))  # before reading: a later change shows
                 value = encode_png(files[key], compress_level)
                 batch.append((key, value))
                 batch_bytes += len(value)
                 if len(batch) >= _BATCH_RECORDS or batch_bytes >= _BATCH_BYTES:
                     _write_batch(env, batch)
+                    _append_sources(out, prints)
                     bar.update(len(batch))
-                    batch, batch_bytes = [], 0
+                    batch, prints, batch_bytes = [], [], 0
             if batch:
                 _write_batch(env, batch)
+                _append_sources(out, prints)
                 bar.update(len(batch))
         _write_meta_info(out, env, list(files), int(compress_level))
     finally:
         env.close()
     if verify:
         verify_lmdb(out, progress=progress)
-    return PackReport(str(out), total=len(files), written=len(pending), skipped=len(files) - len(pending), verified=verify)
+    return PackReport(
+        str(out), total=len(files), written=len(pending), skipped=len(files) - len(pending), verified=verify,
+        rewritten=len(stale),
+    )
 
 
 def verify_lmdb(path: str | os.PathLike[str], *, progress: bool = True) -> int:
