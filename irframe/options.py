@@ -373,6 +373,9 @@ class TestOptions(_Strict):
     checkpoint: str | None = Field(None, description="weights file or checkpoint folder (--checkpoint wins)")
     results_root: str = Field("results", description="leaderboard folder (--out wins)")
     model_name: str | None = Field(None, description="leaderboard row name (default: the options' name)")
+    param_key: Literal["auto", "params", "params_ema"] = Field(
+        "auto", description="weights of a file holding both params and params_ema; auto: params_ema (--param-key wins)"
+    )
     report_images: int = Field(3, ge=0, description="images per data set shown as crops in report.html")
     report_crop: int = Field(128, ge=8, description="crop side (output pixels) in report.html")
 
@@ -395,7 +398,10 @@ class Options(_Strict):
         description="CPU threads for torch in the tools (train/test/infer/demo); 'auto': cores available / local "
         "processes - loader workers, fewer on a busy machine (irframe.threads); --threads wins",
     )
-    model: Component
+    model: Component | None = Field(
+        None, description="{type: Arch, ...}; required to train; tools/test.py and tools/infer.py detect it from the "
+        "checkpoint when absent"
+    )
     datasets: dict[str, LoaderOptions] = Field(default_factory=dict)
     train: TrainOptions | None = None
     val: ValOptions | None = None
@@ -527,7 +533,10 @@ def check_components(opts: Options) -> None:
         except OptionsError as exc:
             raise OptionsError(f"{src}: {exc}") from None
 
-    check(ARCHS, opts.model, "model")
+    if opts.model is not None:
+        check(ARCHS, opts.model, "model")
+    elif opts.train is not None:
+        raise OptionsError(f"{src}: model: missing required key (training builds the model from it)")
     for name, loader in opts.datasets.items():
         check(DATASETS, loader.dataset_cfg(), f"datasets.{name}")
     if opts.test:

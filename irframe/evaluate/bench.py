@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import inspect
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -119,6 +120,10 @@ def check_precision(opts: Options, device: str | torch.device) -> None:
         raise OptionsError(f"{opts.source}: inference.precision: {exc}") from None
 
 
+def _note(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
 def run_job(
     job: Job,
     out_dir: str | os.PathLike[str],
@@ -135,7 +140,8 @@ def run_job(
     metrics = build_metrics(opts)
     sets = build_test_sets(opts)
     loaded = load_for_eval(
-        opts.model, job.checkpoint, name=job.name, device=device, source=opts.source, compile=opts.inference.compile
+        opts.model, job.checkpoint, name=job.name, device=device, source=opts.source, compile=opts.inference.compile,
+        key=opts.test.param_key if opts.test else "auto", log=_note,
     )
     run = ModelRun(
         name=loaded.name,
@@ -173,12 +179,15 @@ def run_benchmarks(
     progress: bool = True,
     precision: str | None = None,
     max_memory: int | str | None = None,
+    param_key: str | None = None,
     threads: int | str | None = None,
 ) -> dict[str, Path]:
     """Load the option files, evaluate every model and return the leaderboard files written.
 
     Each model's results are merged as soon as it finishes, so an interrupted run keeps the models
     already measured. Without ``out_dir`` each option file's ``test.results_root`` is used.
+    ``param_key`` (``--param-key``) replaces every file's ``test.param_key`` when given. An option
+    file without ``model:`` is evaluated with the arch detected from its checkpoint.
     ``precision`` and ``max_memory`` (``--precision``, ``--max-memory``) replace every option
     file's ``inference.precision`` / ``inference.max_memory`` when given. ``threads``
     (``--threads``, else the first option file's ``threads``) sets torch's CPU threads
@@ -193,11 +202,19 @@ def run_benchmarks(
                 opts.inference.precision = precision  # type: ignore[assignment]
             if max_memory is not None:
                 opts.inference.max_memory = max_memory
+            if param_key is not None and opts.test is not None:
+                opts.test.param_key = param_key  # type: ignore[assignment]
         except ValidationError as exc:
             err = exc.errors()[0]
             key = ".".join(str(p) for p in err["loc"])
             raise OptionsError(f"inference.{key}: {err['msg']} (got {err.get('input')!r})") from None
     jobs = plan_jobs(opts_list, checkpoints)
+    for job in jobs:  # without model: the checkpoint says which arch it is
+        if job.opts.model is None and job.checkpoint is None:
+            raise OptionsError(
+                f"{job.opts.source}: no 'model:' section and no checkpoint: give --checkpoint (or test.checkpoint), "
+                "whose arch is then detected, or add 'model:'"
+            )
     for opts in opts_list:  # a typo in the last file fails before the first model runs
         check_components(opts)
         check_precision(opts, device)

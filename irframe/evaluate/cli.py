@@ -67,6 +67,16 @@ def _memory_value(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _add_param_key(parser: argparse.ArgumentParser, default_note: str) -> None:
+    from irframe.nn.checkpoint import PARAM_KEYS
+
+    parser.add_argument(
+        "--param-key", choices=PARAM_KEYS, default=None,
+        help="which weights of a file holding both 'params' and 'params_ema' (BasicSR); auto takes params_ema and "
+        f"says so (default: {default_note})",
+    )
+
+
 def _add_memory_and_precision(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-memory", type=_memory_value, default=None, metavar="SIZE",
@@ -97,6 +107,7 @@ def benchmark_main(argv: Sequence[str] | None = None) -> int:
     )
     _add_set(parser, "inference.tile=256 test.report_images=5")
     parser.add_argument("--out", default=None, metavar="DIR", help="leaderboard folder (default: test.results_root)")
+    _add_param_key(parser, "each file's test.param_key, else auto")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     _add_memory_and_precision(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -109,7 +120,7 @@ def benchmark_main(argv: Sequence[str] | None = None) -> int:
         paths = run_benchmarks(
             args.opts, args.checkpoint, args.overrides, args.out,
             device=args.device or _default_device(), progress=not args.no_progress,
-            precision=args.precision, max_memory=args.max_memory, threads=args.threads,
+            precision=args.precision, max_memory=args.max_memory, param_key=args.param_key, threads=args.threads,
         )
     except IrframeError as exc:
         return _fail(exc)
@@ -144,6 +155,7 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
         help="dual-pixel models (6 channels): the right views, a file or a folder paired with --input (the left "
         "views) by file name",
     )
+    _add_param_key(parser, "the option file's test.param_key, else auto")
     parser.add_argument("--task", default=None, help="task of a multi-task model (IPT: e.g. sr2, denoise30)")
     parser.add_argument(
         "--tile", type=_tile_value, default=None, metavar="SIDE|auto",
@@ -182,9 +194,11 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
                 raise OptionsError(f"{args.opt}: no checkpoint: pass --checkpoint or set test.checkpoint")
         threads = args.threads if args.threads is not None else (opts.threads if args.opt is not None else None)
         configure_threads(threads, log=lambda msg: print(msg, file=sys.stderr))
+        param_key = args.param_key or (opts.test.param_key if args.opt is not None and opts.test else "auto")
         loaded = load_for_eval(
             model_cfg, checkpoint, device=device, source=args.opt or "checkpoint",
             compile=args.compile or bool(inference and inference.compile),
+            key=param_key, log=lambda msg: print(msg, file=sys.stderr),
         )
         task = args.task if args.task is not None else (inference.task if inference else None)
         task = check_task(loaded.model, task)
@@ -233,6 +247,7 @@ def stats_main(argv: Sequence[str] | None = None) -> int:
     if args.size < 1:
         parser.error(f"--size must be positive, got {args.size}")
 
+    from irframe.errors import OptionsError
     from irframe.evaluate.model_stats import build_on_meta, measure, stats_table
     from irframe.options import load_options
 
@@ -240,6 +255,8 @@ def stats_main(argv: Sequence[str] | None = None) -> int:
         targets = [(name, {"type": name}, f"--arch {name}") for name in args.arch]
         for path in args.opts:
             opts = load_options(path, args.overrides)
+            if opts.model is None:
+                raise OptionsError(f"{path}: model: missing required key (model_stats builds the arch from it)")
             targets.append((opts.name, opts.model, f"{path}: model"))
         rows = []
         for name, cfg, where in targets:

@@ -19,7 +19,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn as nn
@@ -83,6 +83,7 @@ def load_for_eval(
     device: str | torch.device = "cpu",
     source: str = "options",
     compile: bool = False,
+    log: Callable[[str], object] | None = None,
 ) -> LoadedModel:
     """Build the model and load its weights.
 
@@ -93,10 +94,12 @@ def load_for_eval(
             initial weights (only allowed with ``model_cfg``; useful for smoke tests and stats).
         name: leaderboard row name (default: the arch name, or the checkpoint's stem).
         strict: refuse missing/unexpected keys.
-        key: wrapper key for official files (``"auto"``, ``"params"``, ``"params_ema"``, ...).
+        key: wrapper key for official files (``"auto"``: ``params_ema`` before ``params``;
+            ``"params"``, ``"params_ema"``, ...; ``--param-key``).
         prefer_ema: for a checkpoint folder, read ``ema.safetensors`` when present.
         device: where the model goes.
         source: what ``model_cfg`` came from (an option file name), for messages.
+        log: told which of ``params`` / ``params_ema`` was used when the file holds both.
         compile: wrap the loaded model in ``torch.compile``
             (:func:`irframe.nn.inference.compile_model`; ``inference.compile`` / ``--compile``).
 
@@ -119,7 +122,7 @@ def load_for_eval(
     unexpected: list[str] = []
     if model_cfg is None:
         assert file is not None
-        model = load_model(file, key=key, strict=strict, device=device)
+        model = load_model(file, key=key, strict=strict, device=device, log=log)
         config = dict(getattr(model, "irframe_config", {}) or {"type": type(model).__name__})
     else:
         config = dict(model_cfg)
@@ -131,7 +134,7 @@ def load_for_eval(
             )
         model = ARCHS.build(config, path=f"{source}: model")
         if file is not None:
-            result = load_weights(model, file, strict=strict, key=key)
+            result = load_weights(model, file, strict=strict, key=key, log=log)
             missing, unexpected = result.missing, result.unexpected
         model = model.to(device).eval()
     arch = str(config.get("type", type(model).__name__))

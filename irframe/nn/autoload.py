@@ -213,12 +213,14 @@ def load_model(
     prefer_ema: bool = True,
     strict: bool = True,
     device: str | torch.device = "cpu",
+    log: Callable[[str], object] | None = None,
 ) -> nn.Module:
     """Build the right arch for a checkpoint and load its weights (eval mode).
 
     Args:
         path: a weights file or one of our experiment checkpoint folders.
-        key: wrapper key to read (``"auto"``, ``"params"``, ``"params_ema"``, ...).
+        key: wrapper key to read (``"auto"``: ``params_ema`` before ``params``; ``"params"``, ...).
+        log: told which of ``params`` / ``params_ema`` was used when the file holds both.
         prefer_ema: for a checkpoint folder, take ``ema.safetensors`` when present.
         strict: refuse missing/unexpected keys.
         device: where the model goes.
@@ -227,7 +229,7 @@ def load_model(
     """
     file = resolve_weights_file(path, prefer_ema)
     raw, metadata = read_checkpoint(file)
-    state = unwrap_state_dict(raw, key=key, source=str(file))
+    state = unwrap_state_dict(raw, key=key, source=str(file), log=log)
     config = detect_config(state, detector_metadata(raw, metadata), source=str(file), filename=str(file))
     model = ARCHS.build(config, path=f"{file} (detected config)")
     load_state(model, state, strict=strict, source=f"{file} (detected {config.get('type')})")

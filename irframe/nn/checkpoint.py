@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn as nn
@@ -28,6 +28,7 @@ from irframe.errors import CheckpointError
 __all__ = [
     "TORCH_SUFFIXES",
     "WRAPPER_KEYS",
+    "PARAM_KEYS",
     "STRIP_PREFIXES",
     "LoadResult",
     "read_checkpoint",
@@ -40,8 +41,11 @@ __all__ = [
 
 TORCH_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 # Wrapper keys tried, in order, when key="auto". BasicSR files may hold both ``params`` and
-# ``params_ema``; like BasicSR's loader we take ``params`` unless told otherwise.
-WRAPPER_KEYS = ("params", "params_ema", "state_dict", "model_state_dict", "model", "net")
+# ``params_ema``: we take the EMA weights (the ones BasicSR validates and releases, and what our
+# checkpoint folders give with ema.safetensors) unless told otherwise (key="params"); the choice
+# is reported through ``log`` when a file holds both.
+WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model_state_dict", "model", "net")
+PARAM_KEYS = ("auto", "params", "params_ema")  # the choices of --param-key
 # Prefixes removed when *every* key carries them: DDP, torch.compile, Lightning's ``self.net``.
 STRIP_PREFIXES = ("module.", "_orig_mod.", "net.")
 _MAX_LISTED = 10
@@ -153,19 +157,25 @@ def unwrap_state_dict(
     *,
     prefixes: Iterable[str] = STRIP_PREFIXES,
     source: str = "checkpoint",
+    log: Callable[[str], object] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Reduce a loaded checkpoint to a plain ``{name: tensor}`` state dict.
 
     Args:
         obj: what :func:`read_checkpoint` returned.
         key: ``"auto"`` walks down the first wrapper found among :data:`WRAPPER_KEYS` (so BasicSR's
-            ``params`` is preferred over ``params_ema``); any other value picks that top-level key
-            (e.g. ``"params_ema"``) and then continues automatically.
+            ``params_ema`` is preferred over ``params``); any other value picks that top-level key
+            (e.g. ``"params"``) and then continues automatically.
         prefixes: prefixes to strip when every key carries them (default DDP / compile / Lightning).
         source: the file name, for messages.
+        log: told which of ``params`` / ``params_ema`` was used when the file holds both.
     """
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{source}: expected a mapping of weights, got {type(obj).__name__}")
+    if log is not None and all(isinstance(obj.get(k), Mapping) for k in ("params", "params_ema")):
+        used = "params_ema" if key == "auto" else key
+        other = "params" if used == "params_ema" else "params_ema"
+        log(f"{source}: holds both 'params' and 'params_ema'; using {used!r} (--param-key {other} for the other)")
     current: Any = obj
     if key != "auto":
         if key not in current:
@@ -212,22 +222,27 @@ class LoadResult:
 
 
 def load_weights(
-    model: nn.Module, path: str | os.PathLike[str], strict: bool = True, key: str = "auto"
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    strict: bool = True,
+    key: str = "auto",
+    log: Callable[[str], object] | None = None,
 ) -> LoadResult:
     """Load a weights file into ``model`` (DDP/compiled wrappers are looked through).
 
     Shape mismatches are always an error; missing/unexpected keys are an error when ``strict``, and
     reported in the returned :class:`LoadResult` otherwise. Messages name the file and list up to
-    ten keys of each kind.
+    ten keys of each kind. ``log`` is told which weights were used when the file holds both
+    ``params`` and ``params_ema`` (see :func:`unwrap_state_dict`).
     """
-    state, metadata = read_state_for(model, path, key)
+    state, metadata = read_state_for(model, path, key, log=log)
     result = load_state(model, state, strict=strict, source=str(path))
     result.metadata = metadata
     return result
 
 
 def read_state_for(
-    model: nn.Module, path: str | os.PathLike[str], key: str = "auto"
+    model: nn.Module, path: str | os.PathLike[str], key: str = "auto", log: Callable[[str], object] | None = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read ``path`` and unwrap it into a state dict for ``model`` (and the file's metadata).
 
@@ -237,7 +252,7 @@ def read_state_for(
     own = unwrap_model(model).state_dict()
     prefixes = [p for p in STRIP_PREFIXES if not (own and all(k.startswith(p) for k in own))]
     raw, metadata = read_checkpoint(path)
-    return unwrap_state_dict(raw, key=key, prefixes=prefixes, source=str(path)), metadata
+    return unwrap_state_dict(raw, key=key, prefixes=prefixes, source=str(path), log=log), metadata
 
 
 def compare_state(

@@ -117,11 +117,18 @@ def test_prefix_only_on_some_keys_is_kept() -> None:
     assert list(strip_prefixes(sd)) == ["net.a", "head.b"]
 
 
-def test_params_preferred_over_params_ema_unless_asked() -> None:
+def test_params_ema_preferred_over_params_unless_asked() -> None:
     a, b = _state(seed=1), _state(seed=2)
     both = {"params": a, "params_ema": b}
-    assert torch.equal(unwrap_state_dict(both)["conv.weight"], a["conv.weight"])
-    assert torch.equal(unwrap_state_dict(both, key="params_ema")["conv.weight"], b["conv.weight"])
+    notes: list[str] = []
+    assert torch.equal(unwrap_state_dict(both, source="x.pth", log=notes.append)["conv.weight"], b["conv.weight"])
+    assert torch.equal(unwrap_state_dict(both, key="params", log=notes.append)["conv.weight"], a["conv.weight"])
+    assert notes == [
+        "x.pth: holds both 'params' and 'params_ema'; using 'params_ema' (--param-key params for the other)",
+        "checkpoint: holds both 'params' and 'params_ema'; using 'params' (--param-key params_ema for the other)",
+    ]
+    unwrap_state_dict({"params": a}, log=notes.append)
+    assert len(notes) == 2  # nothing to choose: nothing said
     with pytest.raises(CheckpointError, match="no key 'ema'.*params, params_ema"):
         unwrap_state_dict(both, key="ema", source="x.pth")
 
