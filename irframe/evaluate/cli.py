@@ -178,6 +178,7 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
     from irframe.evaluate.infer import check_task, infer_files, match_right_views, plan_outputs
     from irframe.errors import OptionsError
     from irframe.evaluate.models import load_for_eval
+    from irframe.evaluate.runner import log_line
     from irframe.options import load_options
 
     device = args.device or _default_device()
@@ -193,7 +194,7 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
             if checkpoint is None:
                 raise OptionsError(f"{args.opt}: no checkpoint: pass --checkpoint or set test.checkpoint")
         threads = args.threads if args.threads is not None else (opts.threads if args.opt is not None else None)
-        configure_threads(threads, log=lambda msg: print(msg, file=sys.stderr))
+        configure_threads(threads, log=lambda msg: log_line(msg, sys.stdout))
         param_key = args.param_key or (opts.test.param_key if args.opt is not None and opts.test else "auto")
         loaded = load_for_eval(
             model_cfg, checkpoint, device=device, source=args.opt or "checkpoint",
@@ -214,7 +215,7 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
             max_memory=args.max_memory if args.max_memory is not None else (inference.max_memory_bytes if inference else None),
             precision=args.precision or (inference.precision if inference else "fp32"),
             progress=not args.no_progress,
-            log=lambda msg: print(msg, file=sys.stderr),
+            log=log_line,  # through tqdm: the tile choices do not land on the progress bar
             right_views=right_views,
         )
     except IrframeError as exc:

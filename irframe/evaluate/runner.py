@@ -11,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence, TextIO
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -22,7 +22,7 @@ from irframe.evaluate.models import LoadedModel, slugify
 from irframe.evaluate.report import crop_rel_path, image_entry
 from irframe.nn.spec import get_spec
 
-__all__ = ["EvalSettings", "evaluate_dataset", "IMAGES_DIR"]
+__all__ = ["EvalSettings", "evaluate_dataset", "log_line", "IMAGES_DIR"]
 
 IMAGES_DIR = "images"
 
@@ -55,10 +55,12 @@ class EvalSettings:
     num_workers: int = 0
 
 
-def _log_stderr(message: str) -> None:
+def log_line(message: str, file: TextIO | None = None) -> None:
+    """Print a message line through ``tqdm.write``, so an open progress bar stays intact (the tools'
+    tile choices and errors on stderr, the default; the thread choice on stdout)."""
     from tqdm import tqdm
 
-    tqdm.write(message, file=sys.stderr)  # keeps the progress bar intact
+    tqdm.write(message, file=file or sys.stderr)
 
 
 def _sync(device: torch.device) -> None:
@@ -189,7 +191,7 @@ def evaluate_dataset(
     *,
     device: torch.device | str = "cpu",
     progress: bool = True,
-    log: Callable[[str], object] | None = _log_stderr,
+    log: Callable[[str], object] | None = log_line,
 ) -> tuple[DatasetResult, dict[str, dict[str, Any]]]:
     """Restore every sample of ``dataset`` with ``loaded.model`` and measure it.
 

@@ -87,6 +87,20 @@ class TrainLogger:
         if self._bar is not None:
             self._bar.update(1)
 
+    def unpause(self) -> None:
+        """Leave the time since the bar's last update out of its rate and ETA (after validation,
+        checkpoints, or the start-up before the first iteration)."""
+        if self._bar is not None:
+            self._bar.unpause()
+
+    def progress(self, total: int, desc: str) -> Any:
+        """A transient bar below the training bar (validation): its own rate and ETA, removed when
+        closed; a disabled bar on other processes or without ``progress_bar``."""
+        return tqdm(
+            total=total, desc=desc, unit="img", dynamic_ncols=True, file=sys.stderr, leave=False,
+            disable=self._bar is None,
+        )
+
     def set_loss(self, loss: float) -> None:
         """Show the latest reported loss on the bar (updated at every report, not every step,
         so that a step never waits for the device)."""

@@ -195,19 +195,35 @@ class Trainer:
         if self.iteration >= s.total_iter:
             self.logger.info(f"nothing to train: already at iteration {self.iteration} of train.total_iter {s.total_iter}")
         self.model.train()
-        self._window_start = time.perf_counter()
+        first = True
         while self.iteration < s.total_iter:
             self.run_iteration()
+            if first:  # rates count from the first iteration after (re)start: no start-up time in them
+                first = False
+                self._window_start, self._window_iters = time.perf_counter(), 0
+                self.logger.unpause()
             last = self.iteration == s.total_iter
             if self.iteration % s.print_freq == 0 or last:
                 self._report()
             if self.validator is not None and s.val_freq and (self.iteration % s.val_freq == 0 or last):
-                self._check_diverged()
-                self.validate()
+                with self._untimed():
+                    self._check_diverged()
+                    self.validate()
             if self.iteration % s.checkpoint_freq == 0 or last:
-                self._check_diverged()
-                self.save_checkpoint()
+                with self._untimed():
+                    self._check_diverged()
+                    self.save_checkpoint()
         return self.last_val
+
+    @contextlib.contextmanager
+    def _untimed(self) -> Iterator[None]:
+        """Leave the time spent inside (validation, checkpoints) out of the training rate and ETA."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._window_start += time.perf_counter() - start
+            self.logger.unpause()
 
     def run_iteration(self) -> StepOutput:
         """Fetch ``grad_accum`` micro-batches, take one optimizer step, account it."""
@@ -310,10 +326,12 @@ class Trainer:
         assert self.validator is not None
         use_ema = self.ema is not None and self.settings.val_use_ema
         net = self.ema.model if use_ema else self._raw_model
-        result = self.validator.run(net, self.iteration)
+        # a bar per set, and each set's line as soon as it is scored (not all at the end)
+        result = self.validator.run(
+            net, self.iteration, progress=self.logger.progress,
+            on_dataset=lambda name, partial: self.logger.info(f"val @ {self.iteration}: {partial.line(name)}"),
+        )
         self.last_val = result
-        for line in result.lines():
-            self.logger.info(f"val @ {self.iteration}: {line}")
         self.logger.scalars(
             self.iteration,
             {f"val/{ds}/{k}": v for ds, scores in result.scores.items() for k, v in scores.items()},
@@ -334,7 +352,7 @@ class Trainer:
         if better:
             self.best = candidate
             self.checkpointer.save_best(self.iteration, self.model, self.ema, vars(candidate))
-            self.logger.info(f"new best {key} {value:.4f} at iteration {self.iteration}")
+            self.logger.info(f"new best {key} {value:.4f} ({result.best_text(key)}) at iteration {self.iteration}")
 
     def save_checkpoint(self) -> Path:
         """Write ``iter_<iteration>`` with everything needed to resume bit-identically."""
@@ -358,11 +376,12 @@ class Trainer:
         first_bad, loss, parts, lr = self.meter.report(self._combine())
         self._check_diverged(first_bad)
         elapsed = time.perf_counter() - self._window_start
-        speed = self._window_iters / elapsed if elapsed > 0 else float("nan")
+        # training steps only: validation, checkpoints and the first (start-up) iteration are left out
+        speed = f" | {self._window_iters / elapsed:.2f} it/s" if self._window_iters and elapsed > 0 else ""
         self._window_start, self._window_iters = time.perf_counter(), 0
         terms = ", ".join(f"{k} {v:.4g}" for k, v in parts.items())
         self.logger.info(
-            f"iter {self.iteration}/{self.settings.total_iter} | lr {lr:.3e} | loss {loss:.4g} ({terms}) | {speed:.2f} it/s"
+            f"iter {self.iteration}/{self.settings.total_iter} | lr {lr:.3e} | loss {loss:.4g} ({terms}){speed}"
             + (f" | {self.skipped_steps} skipped" if self.skipped_steps else "")
         )
         self.logger.set_loss(loss)

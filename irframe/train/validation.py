@@ -17,11 +17,14 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm import tqdm
 
 from irframe.errors import OptionsError
 
 # (per-process list of records) -> records of all processes
 Gather = Callable[[list[Any]], list[Any]]
+# (total, description) -> a progress bar with update(n) and close() (TrainLogger.progress)
+Progress = Callable[[int, str], Any]
 
 
 @dataclass
@@ -45,16 +48,24 @@ class ValResult:
             raise KeyError(metric)
         return sum(values) / len(values)
 
+    def line(self, name: str) -> str:
+        """A human-readable line for one dataset: restored scores and, if known, the inputs'."""
+        text = ", ".join(f"{k} {v:.4f}" for k, v in self.scores[name].items())
+        base = self.baseline.get(name)
+        if base:
+            text += " (degraded input: " + ", ".join(f"{k} {v:.4f}" for k, v in base.items()) + ")"
+        return f"{name} [{self.images.get(name, 0)} images]: {text}"
+
     def lines(self) -> list[str]:
-        """One human-readable line per dataset: restored scores and, if known, the inputs'."""
-        out = []
-        for name, scores in self.scores.items():
-            text = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
-            base = self.baseline.get(name)
-            if base:
-                text += " (degraded input: " + ", ".join(f"{k} {v:.4f}" for k, v in base.items()) + ")"
-            out.append(f"{name} [{self.images.get(name, 0)} images]: {text}")
-        return out
+        """One line per dataset (:meth:`line`)."""
+        return [self.line(name) for name in self.scores]
+
+    def best_text(self, metric: str) -> str:
+        """What the tracked score is: ``"on val"`` for one set, else ``"mean over 2 sets: a 28.1, b 30.2"``."""
+        values = {name: s[metric] for name, s in self.scores.items() if metric in s}
+        if len(values) == 1:
+            return f"on {next(iter(values))}"
+        return f"mean over {len(values)} sets: " + ", ".join(f"{n} {v:.4f}" for n, v in values.items())
 
 
 def metric_keys(metrics: Sequence[Any]) -> list[str]:
@@ -118,14 +129,26 @@ class Validator:
         return bool(self.metrics[self.keys.index(key)].higher_is_better)
 
     @torch.no_grad()
-    def run(self, model: nn.Module, iteration: int) -> ValResult:
-        """Validate ``model`` (unwrapped; switched to eval mode and back)."""
+    def run(
+        self,
+        model: nn.Module,
+        iteration: int,
+        *,
+        progress: Progress | None = None,
+        on_dataset: Callable[[str, ValResult], object] | None = None,
+    ) -> ValResult:
+        """Validate ``model`` (unwrapped; switched to eval mode and back).
+
+        Args:
+            progress: ``progress(total, desc)`` -> a bar (``update``, ``close``) for each set.
+            on_dataset: called with ``(name, result so far)`` as soon as a set is scored.
+        """
         was_training = model.training
         model.eval()
         result = ValResult()
         try:
             for name, dataset in self.datasets.items():
-                records = self._run_dataset(model, name, dataset, iteration)
+                records = self._run_dataset(model, name, dataset, iteration, progress)
                 records = sorted(self.gather(records), key=lambda r: r["index"])
                 result.images[name] = len(records)
                 result.scores[name] = self._reduce(records, "pred")
@@ -133,11 +156,15 @@ class Validator:
                     self._baseline[name] = self._reduce(records, "input")
                 if name in self._baseline:
                     result.baseline[name] = self._baseline[name]
+                if on_dataset is not None:
+                    on_dataset(name, result)
         finally:
             model.train(was_training)
         return result
 
-    def _run_dataset(self, model: nn.Module, name: str, dataset: Dataset, iteration: int) -> list[dict[str, Any]]:
+    def _run_dataset(
+        self, model: nn.Module, name: str, dataset: Dataset, iteration: int, progress: Progress | None = None
+    ) -> list[dict[str, Any]]:
         indices = list(range(self.rank, len(dataset), self.world_size))  # type: ignore[arg-type]
         # A private generator: creating the loader must not draw from the training's random stream.
         loader = DataLoader(
@@ -146,20 +173,23 @@ class Validator:
         )
         records = []
         need_baseline = name not in self._baseline
-        for index, sample in zip(indices, loader):
-            if "gt" not in sample:
-                raise OptionsError(f"datasets.{name}: validation needs ground truth ('gt'), the dataset gives none")
-            lq = sample["lq"].to(self.device)
-            gt = sample["gt"].to(self.device)
-            task = sample["task"][0] if "task" in sample else None
-            pred = self.restore(model, lq, task)
-            record: dict[str, Any] = {"index": index, "pixels": int(gt[0, 0].numel())}
-            record["pred"] = [float(m(pred, gt)[0]) for m in self.metrics]
-            if need_baseline and lq.shape == gt.shape:
-                record["input"] = [float(m(lq, gt)[0]) for m in self.metrics]
-            records.append(record)
-            if self.save_dir is not None and (self.max_images is None or index < self.max_images):
-                self._save(pred, name, str(sample["name"][0]), iteration)
+        bar = progress(len(indices), f"val {name}") if progress is not None else tqdm(disable=True)
+        with bar:  # closed (and removed from the screen) even when a sample fails
+            for index, sample in zip(indices, loader):
+                if "gt" not in sample:
+                    raise OptionsError(f"datasets.{name}: validation needs ground truth ('gt'), the dataset gives none")
+                lq = sample["lq"].to(self.device)
+                gt = sample["gt"].to(self.device)
+                task = sample["task"][0] if "task" in sample else None
+                pred = self.restore(model, lq, task)
+                record: dict[str, Any] = {"index": index, "pixels": int(gt[0, 0].numel())}
+                record["pred"] = [float(m(pred, gt)[0]) for m in self.metrics]
+                if need_baseline and lq.shape == gt.shape:
+                    record["input"] = [float(m(lq, gt)[0]) for m in self.metrics]
+                records.append(record)
+                if self.save_dir is not None and (self.max_images is None or index < self.max_images):
+                    self._save(pred, name, str(sample["name"][0]), iteration)
+                bar.update(1)
         return records
 
     def _reduce(self, records: list[dict[str, Any]], field_name: str) -> dict[str, float]:
