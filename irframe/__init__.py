@@ -10,7 +10,16 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_model"]
+__all__ = ["PLUGIN_API_VERSION", "__version__", "load_model"]
+
+
+def __getattr__(name: str) -> Any:
+    """``irframe.PLUGIN_API_VERSION`` (from :mod:`irframe.registry`, which imports no plugin and no torch)."""
+    if name == "PLUGIN_API_VERSION":
+        from irframe.registry import PLUGIN_API_VERSION
+
+        return PLUGIN_API_VERSION
+    raise AttributeError(f"module 'irframe' has no attribute {name!r}")
 
 
 def load_model(path: str, **kwargs: Any) -> Any:

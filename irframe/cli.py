@@ -35,6 +35,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
     components = list_components()
     kinds = [_singular(args.kind, components)] if args.kind else list(components)
+    unchecked = False
     for kind in kinds:
         entries = components.get(kind)
         if entries is None:
@@ -43,16 +44,25 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print(f"{_plural(kind)} ({len(entries)}):")
         width = max((len(e.name) for e in entries), default=0)
         for e in entries:
-            print(f"  {e.name:<{width}}  [{e.provider}]")
+            print(f"  {e.name:<{width}}  [{e.provider}]" + ("" if e.checked else " *"))
+            unchecked = unchecked or not e.checked
+    if unchecked:
+        print("* arguments not checked strictly: no signature, or registered with extra_keys=True (**kwargs)")
     print("plugins:")
     for info in LOADER.plugins.values():
         dist = f" ({info.distribution})" if info.distribution else ""
-        state = f"FAILED: {info.error}" if info.error else f"{len(info.components)} components"
+        if info.error:
+            state = f"FAILED: {info.error}"
+        elif info.disabled:
+            state = f"disabled ({info.disabled})"
+        else:
+            state = f"{len(info.components)} components" + (f", plugin API {info.api}" if info.api is not None else "")
         print(f"  {info.name}{dist} -> {info.value}: {state}")
     for kind, names in conflicts().items():
         for name, entries in names.items():
             who = ", ".join(e.provider for e in entries)
-            print(f"CONFLICT: {kind} {name!r} is registered by several plugins: {who}")
+            picks = " or ".join(e.qualified for e in entries)
+            print(f"CONFLICT: {kind} {name!r} is registered by several plugins: {who} (pick one with type: {picks})")
     return 0
 
 
@@ -71,11 +81,9 @@ def _singular(kind: str, kinds: Sequence[str]) -> str:
 
 
 def _cmd_show_options(args: argparse.Namespace) -> int:
-    from irframe.options import check_components, dump_options, load_options
+    from irframe.options import dump_options, load_options
 
-    opts = load_options(args.file, args.set or [])
-    if args.check:
-        check_components(opts)
+    opts = load_options(args.file, args.set or [], check=args.check, paths=args.paths)  # builds nothing heavy
     sys.stdout.write("".join(f"# {line}\n" for line in _translation_notes(args.file)))
     sys.stdout.write(dump_options(opts))
     return 0
@@ -146,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="overrides, e.g. train.optim.lr=2e-4")
     p.add_argument(
         "--no-check", dest="check", action="store_false", help="skip checking components against the registries"
+    )
+    p.add_argument(
+        "--no-paths", dest="paths", action="store_false", help="check components but not that data folders and files exist"
     )
     p.set_defaults(func=_cmd_show_options)
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from irframe.registry import LOSSES
+from irframe.registry import LOSSES, ExistingFile
 
 Reduction = Literal["mean", "sum"]
 
@@ -170,7 +170,7 @@ class LPIPSLoss(nn.Module):
     def __init__(
         self,
         net: Literal["alex", "vgg", "squeeze"] = "vgg",
-        backbone_weights: str | None = None,
+        backbone_weights: ExistingFile | None = None,
         random_backbone: bool = False,
     ) -> None:
         super().__init__()

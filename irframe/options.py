@@ -17,7 +17,6 @@ The one path from a file to validated options::
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from pathlib import Path
@@ -27,6 +26,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from irframe.errors import OptionsError
+from irframe.registry import bool_allowed, clip, join_problems, key_hint, short
+
+MAX_YAML_NODES = 1_000_000
+"""A YAML document whose aliases expand to more nodes than this is refused (an alias bomb)."""
+MAX_YAML_DEPTH = 100
+"""A YAML document nested deeper than this is refused."""
 
 # ----------------------------------------------------------------------------------------------
 # YAML loading
@@ -66,16 +71,66 @@ _StrictSafeLoader.add_implicit_resolver(
 )
 
 
+def _node_children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_node_graph(root: yaml.Node, source: str) -> None:
+    """Refuse recursive aliases, documents expanding to over :data:`MAX_YAML_NODES` nodes (aliases
+    counted as often as they are used) and nesting deeper than :data:`MAX_YAML_DEPTH`, before
+    anything is constructed (iteratively: no recursion, no expansion)."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            open_nodes.discard(key)
+            kids = _node_children(node)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            if size[key] > MAX_YAML_NODES:
+                raise OptionsError(
+                    f"{source}: refused: its aliases expand to more than {MAX_YAML_NODES:,} values (line "
+                    f"{node.start_mark.line + 1}); an option file is small data (is this a YAML alias bomb?)"
+                )
+            if depth[key] > MAX_YAML_DEPTH:
+                raise OptionsError(f"{source}: refused: nested more than {MAX_YAML_DEPTH} levels deep")
+            continue
+        if key in size:
+            continue
+        if key in open_nodes:
+            raise OptionsError(f"{source}:{node.start_mark.line + 1}: refused: an alias refers to itself (a recursive value)")
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((k, False) for k in _node_children(node) if id(k) not in size)
+
+
 def _yaml_load(text: str, source: str) -> Any:
+    loader = _StrictSafeLoader(text)
     try:
-        return yaml.load(text, Loader=_StrictSafeLoader)  # noqa: S506 - a SafeLoader subclass
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_node_graph(node, source)
+        return loader.construct_document(node)
+    except RecursionError:
+        raise OptionsError(f"{source}: refused: nested more than {MAX_YAML_DEPTH} levels deep") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         problem = getattr(exc, "problem", None) or str(exc)
         if "could not determine a constructor" in str(exc):
             problem += " (tags that construct Python objects are refused: option files are data only)"
-        raise OptionsError(f"{where}: invalid YAML: {problem}") from None
+        raise OptionsError(f"{where}: invalid YAML: {clip(problem)}") from None
+    finally:
+        loader.dispose()
 
 
 def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -83,7 +138,12 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise OptionsError(f"{p}: option file not found")
-    data = _yaml_load(p.read_text(encoding="utf-8"), str(p))
+    raw = p.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise OptionsError(f"{p}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
+    data = _yaml_load(text, str(p))
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -168,7 +228,19 @@ def _list_index(node: list, part: str, parts: list[str], item: str) -> int:
 Component = dict[str, Any]  # {type: Name, **kwargs}; checked against the registry by check_components
 
 
-class _Strict(BaseModel):
+class _NoBoolNumbers(BaseModel):
+    """Booleans are not numbers: ``print_freq: true`` is an error, not 1 (pydantic's lax mode)."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, value: Any, info: Any) -> Any:
+        field = cls.model_fields.get(info.field_name) if info.field_name else None
+        if field is not None and not bool_allowed(field.annotation, value):
+            raise ValueError("expected a number, not a boolean (booleans are not numbers)")
+        return value
+
+
+class _Strict(_NoBoolNumbers):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
@@ -178,7 +250,7 @@ def _require_type(value: Any) -> Any:
     return value
 
 
-class LoaderOptions(BaseModel):
+class LoaderOptions(_NoBoolNumbers):
     """A dataset plus its DataLoader settings. Keys other than the loader's are the dataset's kwargs."""
 
     model_config = ConfigDict(extra="allow")
@@ -216,7 +288,7 @@ class ProgressiveOptions(_Strict):
         return v
 
 
-class LossOptions(BaseModel):
+class LossOptions(_NoBoolNumbers):
     """One term of the weighted loss sum; keys other than ``weight`` are the loss's kwargs."""
 
     model_config = ConfigDict(extra="allow")
@@ -460,35 +532,59 @@ def _schema_class(ann: Any) -> Any:
     return None
 
 
-def _format_error(err: Mapping[str, Any], source: str) -> str:
+def _format_error(err: Mapping[str, Any]) -> str:
+    """One schema problem as ``dotted.path: message`` (values bounded, hints only for close keys)."""
     loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "lax-", "json-")))]
-    dotted = ".".join(str(p) for p in loc)
+    dotted = ".".join(clip(p) for p in loc)
     if err["type"] == "extra_forbidden":
         key = str(loc[-1])
         choices = _model_fields(Options, loc[:-1])
-        close = difflib.get_close_matches(key, choices, n=1, cutoff=0.5)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"{source}: {dotted}: unknown key{hint} Valid keys here: {', '.join(choices)}"
+        return f"{dotted}: unknown key{key_hint(key, choices)} Valid keys here: {', '.join(choices)}"
     if err["type"] == "missing":
-        return f"{source}: {dotted}: missing required key"
-    value = err.get("input")
-    return f"{source}: {dotted}: {err['msg']} (got {value!r})"
+        return f"{dotted}: missing required key"
+    msg = str(err["msg"])
+    msg = msg[len("Value error, "):] if msg.startswith("Value error, ") else msg
+    return f"{dotted}: {clip(msg)} (got {short(err.get('input'))})"
 
 
-def validate_options(data: Mapping[str, Any], source: str = "<options>") -> Options:
-    """Validate a plain mapping against the schema; raise :class:`OptionsError` with dotted paths."""
+def format_problems(source: str, problems: Sequence[str]) -> str:
+    """The message of one :class:`OptionsError` for all ``problems`` of the file ``source``."""
+    return f"{source}: {join_problems(list(problems))}"
+
+
+def validate_options(
+    data: Mapping[str, Any], source: str = "<options>", *, check: bool = False, paths: bool | Sequence[str] = True
+) -> Options:
+    """Validate a plain mapping against the schema; raise one :class:`OptionsError` with every problem.
+
+    With ``check``, the component mappings and ``paths`` are checked too (:func:`check_options`, on
+    the same data, also when the schema found problems), so one run reports everything.
+    """
+    problems: list[str] = []
+    opts: Options | None = None
     try:
         opts = Options.model_validate(dict(data))
     except ValidationError as exc:
-        errors = [_format_error(e, source) for e in exc.errors()]
-        msg = errors[0] if len(errors) == 1 else f"{len(errors)} problems:\n  " + "\n  ".join(errors)
-        raise OptionsError(msg) from None
+        problems = list(dict.fromkeys(_format_error(e) for e in exc.errors()))
+    if check:
+        problems += [p for p in check_options(data, paths=paths) if p not in problems]
+    if problems or opts is None:
+        raise OptionsError(format_problems(source, problems))
     opts._source = source
     return opts
 
 
-def load_options(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> Options:
+def load_options(
+    path: str | os.PathLike[str],
+    overrides: Sequence[str] = (),
+    *,
+    check: bool = False,
+    paths: bool | Sequence[str] = True,
+) -> Options:
     """Load, merge ``_base_`` files, apply ``--set`` overrides and validate one option file.
+
+    ``check=True`` also checks every component mapping and the ``paths`` (:func:`check_options`)
+    and reports all problems of the file in one :class:`OptionsError` (what the tools use).
 
     A BasicSR/Restormer-style file is translated into native options after the ``_base_`` merge
     and before the overrides (so ``--set`` takes native keys); see :mod:`irframe.compat.basicsr`.
@@ -496,7 +592,7 @@ def load_options(path: str | os.PathLike[str], overrides: Sequence[str] = ()) ->
     from irframe.compat.basicsr import maybe_translate
 
     data = apply_overrides(maybe_translate(load_with_bases(path), str(path)), overrides)
-    return validate_options(data, source=str(path))
+    return validate_options(data, source=str(path), check=check, paths=paths)
 
 
 def save_options(opts: Options, path: str | os.PathLike[str]) -> None:
@@ -513,43 +609,85 @@ def dump_options(opts: Options) -> str:
     return yaml.safe_dump(opts.to_dict(), sort_keys=False, default_flow_style=None, width=100)
 
 
-def check_components(opts: Options) -> None:
-    """Check every ``{type: ...}`` mapping against its registry (names, keys, value types).
+TRAIN_PATHS = ("datasets", "train")
+"""Sections whose paths a training run needs (``datasets.*``, ``train.pretrain``)."""
+TEST_PATHS = ("test",)
+"""Sections whose paths a benchmark run needs (``test.datasets.*``)."""
 
-    Runs before any work starts so that a typo in a dataset or loss key fails at once.
+
+def check_options(opts: Options | Mapping[str, Any], *, paths: bool | Sequence[str] = True) -> list[str]:
+    """Every problem of the component mappings and paths of ``opts``, collected, nothing built.
+
+    Checks each ``{type: Name, ...}`` mapping at any depth against its registry (name, keys,
+    value types, required keys): ``model``, ``datasets.*`` (their nested sources and
+    ``degradation`` pipelines), ``train.optim``, ``train.scheduler``, ``train.losses.*``,
+    ``val.metrics.*``, ``test.datasets.*``, ``test.metrics.*``; with ``paths``, also that every
+    path argument (``dataroot_*``...) and ``train.pretrain.path`` exist (``True``: everywhere; or
+    the top-level sections a run uses, e.g. :data:`TRAIN_PATHS`). ``opts`` may be validated
+    options or the raw mapping of a file (then parts the schema refuses are skipped, not repeated).
+    Returns one line per problem, each starting with its full dotted path; empty when all is well.
+    Imports the registries (and so the plugins), but constructs no model and no dataset.
     """
-    from irframe.registry import ARCHS, DATASETS, LOSSES, METRICS, OPTIMIZERS, SCHEDULERS, check_kwargs
+    from irframe.registry import ARCHS, DATASETS, LOSSES, METRICS, OPTIMIZERS, SCHEDULERS
 
-    src = opts.source
+    data = opts.to_dict() if isinstance(opts, Options) else opts
+    problems: list[str] = []
+    if not isinstance(data, Mapping):
+        return problems
+    loader_keys = frozenset(LoaderOptions.model_fields) - {"type"}
+    loss_keys = frozenset(LossOptions.model_fields) - {"type"}
 
-    def check(registry: Any, cfg: Mapping[str, Any], where: str, skip: set[str] = set()) -> None:
-        try:
-            obj = registry.get(cfg["type"])
-        except KeyError as exc:
-            raise OptionsError(f"{src}: {where}.type: {exc}") from None
-        kwargs = {k: v for k, v in cfg.items() if k != "type"}
-        try:
-            check_kwargs(obj, kwargs, where=where, skip=skip)
-        except OptionsError as exc:
-            raise OptionsError(f"{src}: {exc}") from None
+    def check_paths(where: str) -> bool:
+        return paths is True or (not isinstance(paths, bool) and where.split(".")[0] in paths)
 
-    if opts.model is not None:
-        check(ARCHS, opts.model, "model")
-    elif opts.train is not None:
-        raise OptionsError(f"{src}: model: missing required key (training builds the model from it)")
-    for name, loader in opts.datasets.items():
-        check(DATASETS, loader.dataset_cfg(), f"datasets.{name}")
-    if opts.test:
-        for name, loader in opts.test.datasets.items():
-            check(DATASETS, loader.dataset_cfg(), f"test.datasets.{name}")
-        for i, m in enumerate(opts.test.metrics):
-            check(METRICS, m, f"test.metrics.{i}")
-    if opts.train:
-        check(OPTIMIZERS, opts.train.optim, "train.optim", skip={"params"})
-        if opts.train.scheduler:
-            check(SCHEDULERS, opts.train.scheduler, "train.scheduler", skip={"optimizer"})
-        for i, loss in enumerate(opts.train.losses):
-            check(LOSSES, loss.loss_cfg(), f"train.losses.{i}")
-    if opts.val:
-        for i, m in enumerate(opts.val.metrics):
-            check(METRICS, m, f"val.metrics.{i}")
+    def component(registry: Any, cfg: Any, where: str, drop: frozenset[str] = frozenset(), skip: frozenset[str] = frozenset()) -> None:
+        if not isinstance(cfg, Mapping) or "type" not in cfg:
+            return  # not a component mapping: the schema reports it
+        kwargs = {k: v for k, v in cfg.items() if k not in drop}
+        problems.extend(registry.problems(kwargs, where, skip=skip, paths=check_paths(where)))
+
+    def named(value: Any) -> list[tuple[Any, Any]]:
+        return list(value.items()) if isinstance(value, Mapping) else []
+
+    def listed(value: Any) -> list[tuple[int, Any]]:
+        return list(enumerate(value)) if isinstance(value, list) else []
+
+    def section(key: str) -> Mapping[str, Any]:
+        value = data.get(key)
+        return value if isinstance(value, Mapping) else {}
+
+    component(ARCHS, data.get("model"), "model")
+    if data.get("model") is None and data.get("train") is not None:
+        problems.append("model: missing required key (training builds the model from it)")
+    for name, cfg in named(data.get("datasets")):
+        component(DATASETS, cfg, f"datasets.{name}", drop=loader_keys)
+    train = section("train")
+    component(OPTIMIZERS, train.get("optim"), "train.optim", skip=frozenset({"params"}))
+    component(SCHEDULERS, train.get("scheduler"), "train.scheduler", skip=frozenset({"optimizer", "warmup_iter"}))
+    for i, cfg in listed(train.get("losses")):
+        component(LOSSES, cfg, f"train.losses.{i}", drop=loss_keys)
+    pretrain = train.get("pretrain")
+    if check_paths("train") and isinstance(pretrain, Mapping):
+        path = pretrain.get("path")
+        if isinstance(path, str) and path and not Path(path).exists():
+            problems.append(f"train.pretrain.path: checkpoint not found: {clip(path)}")
+    for i, cfg in listed(section("val").get("metrics")):
+        component(METRICS, cfg, f"val.metrics.{i}")
+    test = section("test")
+    for name, cfg in named(test.get("datasets")):
+        component(DATASETS, cfg, f"test.datasets.{name}", drop=loader_keys)
+    for i, cfg in listed(test.get("metrics")):
+        component(METRICS, cfg, f"test.metrics.{i}")
+    return list(dict.fromkeys(problems))
+
+
+def check_components(opts: Options, *, paths: bool | Sequence[str] = True) -> None:
+    """Raise one :class:`OptionsError` (file name first) listing every problem :func:`check_options` finds.
+
+    Runs before any work starts so that a typo in a dataset or loss key, or a missing data folder,
+    fails at once, all of them in one run. ``paths`` as in :func:`check_options`.
+    """
+    problems = check_options(opts, paths=paths)
+    if problems:
+        raise OptionsError(format_problems(opts.source, problems))
+

@@ -21,7 +21,7 @@ from irframe.errors import OptionsError
 from irframe.evaluate.leaderboard import MetricInfo, ModelRun, update_leaderboard
 from irframe.evaluate.models import load_for_eval
 from irframe.evaluate.runner import EvalSettings, evaluate_dataset
-from irframe.options import Options, check_components, load_options
+from irframe.options import TEST_PATHS, Options, check_components, load_options
 
 __all__ = ["Job", "plan_jobs", "build_metrics", "build_test_sets", "check_precision", "run_job", "run_benchmarks"]
 
@@ -135,7 +135,7 @@ def run_job(
     from irframe.nn.stats import count_params
 
     opts = job.opts
-    check_components(opts)
+    check_components(opts, paths=TEST_PATHS)
     check_precision(opts, device)
     metrics = build_metrics(opts)
     sets = build_test_sets(opts)
@@ -195,7 +195,7 @@ def run_benchmarks(
     """
     from irframe.threads import configure_threads
 
-    opts_list = [load_options(path, overrides) for path in option_files]
+    opts_list = [load_options(path, overrides, check=True, paths=TEST_PATHS) for path in option_files]  # all problems at once
     for opts in opts_list:  # set through the schema, so the values are checked and the leaderboard records them
         try:
             if precision is not None:
@@ -215,8 +215,7 @@ def run_benchmarks(
                 f"{job.opts.source}: no 'model:' section and no checkpoint: give --checkpoint (or test.checkpoint), "
                 "whose arch is then detected, or add 'model:'"
             )
-    for opts in opts_list:  # a typo in the last file fails before the first model runs
-        check_components(opts)
+    for opts in opts_list:  # a problem in the last file fails before the first model runs
         check_precision(opts, device)
     workers = max((d.num_workers for o in opts_list for d in (o.test.datasets if o.test else {}).values()), default=0)
     configure_threads(threads if threads is not None else (opts_list[0].threads if opts_list else None), workers=workers)

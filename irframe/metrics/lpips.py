@@ -23,7 +23,7 @@ import torch.nn as nn
 from irframe.errors import CheckpointError, OptionsError
 from irframe.metrics.base import Metric
 from irframe.metrics.functional import check_pair, crop_borders, to_255
-from irframe.registry import METRICS
+from irframe.registry import METRICS, ExistingFile
 
 __all__ = ["LPIPS", "build_lpips_net", "backbone_weights_file"]
 
@@ -139,7 +139,7 @@ class LPIPS(Metric):
     def __init__(
         self,
         net: LPIPSNet = "alex",
-        backbone_weights: str | None = None,
+        backbone_weights: ExistingFile | None = None,
         random_backbone: bool = False,
         crop_border: int = 0,
         quantize: bool = True,

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 
 from irframe.errors import CheckpointError, OptionsError
 from irframe.nn.spec import get_spec
-from irframe.options import Options, check_components, dump_options, save_options
+from irframe.options import TRAIN_PATHS, Options, check_components, dump_options, save_options
 from irframe.registry import ARCHS, METRICS
 from irframe.train.checkpointer import Checkpointer
 from irframe.train.data import (
@@ -365,7 +365,7 @@ def run_training(opts: Options, resume: str | None = None) -> TrainResult:
     """
     if opts.train is None:
         raise OptionsError(f"{opts.source}: no train section; nothing to train")
-    check_components(opts)
+    check_components(opts, paths=TRAIN_PATHS)
     check_name(opts.name, opts.source)
     resume = resume if resume is not None else opts.path.resume
     pretrain = opts.train.pretrain

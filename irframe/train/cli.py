@@ -43,11 +43,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (errors in options/data/checkpoints print one clear line)."""
     args = parse_args(argv)
-    from irframe.options import load_options
+    from irframe.options import TRAIN_PATHS, load_options
 
     try:
-        opts = load_options(args.opt, overrides=args.overrides)
-        # torch and the plugins load only once the option file itself is valid: schema errors are instant
+        # every problem of the file at once: schema, component arguments (plugins load for this), paths
+        opts = load_options(args.opt, overrides=args.overrides, check=True, paths=TRAIN_PATHS)
         from irframe.train.build import run_training
 
         configure_threads(args.threads or opts.threads, workers=train_workers(opts))

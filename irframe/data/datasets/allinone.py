@@ -103,6 +103,18 @@ class AllInOneDataset(Dataset):
         sizes = [len(d) * r for d, r in zip(self.datasets, self.repeats)]
         self._ends = np.cumsum(sizes)
 
+    @classmethod
+    def option_children(cls, kwargs: dict[str, Any]) -> list[tuple[str, str, Any]]:
+        """The dataset options of every task, as the checker sees them (before anything is built):
+        ``(sources.<source>, "dataset", options with defaults)``; a ``denoise_<sigma>`` task that
+        uses the shared ``denoise`` source is checked with its noise added."""
+        sources, defaults = kwargs.get("sources") or {}, kwargs.get("defaults") or {}
+        out = []
+        for task in kwargs.get("de_type") or []:
+            source = task if task in sources else "denoise"
+            out.append((f"sources.{source}", "dataset", {**defaults, **_source_config(task, sources, cls.__name__)}))
+        return out
+
     def __len__(self) -> int:
         return int(self._ends[-1])
 

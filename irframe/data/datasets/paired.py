@@ -8,7 +8,7 @@ import numpy as np
 
 from irframe.data.datasets.base import ImageDataset, check_dataroot, open_backend
 from irframe.errors import DataError, OptionsError
-from irframe.registry import DATASETS
+from irframe.registry import DATASETS, ExistingFolder
 
 _SHOW = 10  # unmatched names listed in an error
 
@@ -61,8 +61,8 @@ class PairedImageDataset(ImageDataset):
 
     def __init__(
         self,
-        dataroot_gt: str,
-        dataroot_lq: str,
+        dataroot_gt: ExistingFolder,
+        dataroot_lq: ExistingFolder,
         io_backend: dict[str, Any] | None = None,
         scale: int = 1,
         gt_size: int | None = None,

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 
 from irframe.data.datasets.base import ImageDataset, build_pipeline, check_dataroot, open_backend
 from irframe.data.transforms import augment, mod_crop, random_crop
 from irframe.errors import DataError, OptionsError
-from irframe.registry import DATASETS
+from irframe.registry import DATASETS, ExistingFolder, Nested
 
 
 @DATASETS.register()
@@ -27,7 +27,7 @@ class SingleImageDataset(ImageDataset):
 
     def __init__(
         self,
-        dataroot_lq: str,
+        dataroot_lq: ExistingFolder,
         io_backend: dict[str, Any] | None = None,
         channels: Literal[1, 3] = 3,
         skip_bad: bool = False,
@@ -80,8 +80,8 @@ class OnlineDegradationDataset(ImageDataset):
 
     def __init__(
         self,
-        dataroot_gt: str,
-        degradation: dict[str, Any] | list[dict[str, Any]],
+        dataroot_gt: ExistingFolder,
+        degradation: Annotated[dict[str, Any] | list[dict[str, Any]], Nested("degradation")],
         io_backend: dict[str, Any] | None = None,
         scale: int = 1,
         gt_size: int | None = None,

@@ -14,13 +14,13 @@ too) or already-built degradation objects::
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from typing import Annotated, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from irframe.data.degradations.base import Degradation
 from irframe.errors import OptionsError
-from irframe.registry import DEGRADATIONS
+from irframe.registry import DEGRADATIONS, Nested
 
 
 def build_degradation(cfg: Any, path: str) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
@@ -49,7 +49,7 @@ class Compose(Degradation):
             is the identity.
     """
 
-    def __init__(self, degradations: Sequence[Mapping[str, Any] | Degradation]) -> None:
+    def __init__(self, degradations: Annotated[Sequence[Mapping[str, Any] | Degradation], Nested("degradation")]) -> None:
         self.degradations = _build_children(degradations, "Compose")
 
     def apply(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -70,7 +70,7 @@ class RandomChoice(Degradation):
 
     def __init__(
         self,
-        degradations: Sequence[Mapping[str, Any] | Degradation],
+        degradations: Annotated[Sequence[Mapping[str, Any] | Degradation], Nested("degradation")],
         p: list[float] | None = None,
     ) -> None:
         path = "RandomChoice"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib
 
+# The irframe plugin API this plugin is written for (checked when irframe loads it).
+IRFRAME_PLUGIN_API = 1
+
 # Modules whose decorators register this plugin's components.
 MODULES: tuple[str, ...] = ("ipt_arch", "losses", "detect")
 
