@@ -9,8 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from irframe.errors import IrframeError
+from irframe.threads import add_threads_argument, configure_threads
 
 TRAIN_IMAGES, VAL_IMAGES, IMAGE_SIZE = 64, 4, 96
+# Written into every experiment folder the demo makes: only such folders are ever removed by it.
+DEMO_MARKER = ".irframe-demo"
 
 
 def prepare_data(root: Path) -> tuple[Path, Path]:
@@ -25,21 +28,59 @@ def prepare_data(root: Path) -> tuple[Path, Path]:
     return train, val
 
 
+def demo_experiment(root: Path, name: str) -> tuple[str, str | None]:
+    """Choose the demo's experiment folder under ``root``; reruns reuse it instead of piling up.
+
+    A folder the demo made (it holds :data:`DEMO_MARKER`) is removed and used again. A folder
+    without the marker (someone's own experiment that happens to share the name) is never
+    touched: the run takes the first of ``name_1``, ``name_2``, ... that is free or the demo's.
+    The chosen folder is created with the marker in it, so even an interrupted run is the demo's.
+
+    Returns:
+        The experiment name to train under, and a line saying what was removed (or ``None``).
+    """
+    import shutil
+
+    candidate, i, note = name, 0, None
+    while (root / candidate).exists():
+        folder = root / candidate
+        if (folder / DEMO_MARKER).is_file():
+            shutil.rmtree(folder)
+            note = f"removed the previous demo run {folder} (made by the demo: it holds {DEMO_MARKER})"
+            break
+        i += 1
+        candidate = f"{name}_{i}"
+    (root / candidate).mkdir(parents=True)
+    (root / candidate / DEMO_MARKER).write_text("made by tools/demo.py; a rerun of the demo replaces this folder\n")
+    return candidate, note
+
+
 def main(argv: Sequence[str] | None = None, options_file: Path | None = None) -> int:
     """Run the demo; returns the exit status."""
     parser = argparse.ArgumentParser(prog="demo.py", description="Train a tiny Restormer on synthetic images (CPU, minutes).")
     parser.add_argument("--data", default="experiments/demo_data", help="folder of the generated images")
     parser.add_argument("-opt", "--opt", default=str(options_file or "options/demo.yml"), help="option file")
-    parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+        help="override an option, e.g. --set train.total_iter=100 logger.progress_bar=false",
+    )
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
 
     from irframe.options import load_options
     from irframe.train.build import run_training
+    from irframe.train.cli import train_workers
 
     try:
         train, val = prepare_data(Path(args.data))
         overrides = [f"datasets.train.dataroot_gt={train}", f"datasets.val.dataroot_gt={val}", *args.overrides]
-        result = run_training(load_options(args.opt, overrides))
+        opts = load_options(args.opt, overrides)
+        configure_threads(args.threads or opts.threads, workers=train_workers(opts))
+        opts.name, note = demo_experiment(Path(opts.path.experiments_root), opts.name)
+        if note:
+            print(note)
+        # the folder exists (with its marker) and holds no checkpoint: "auto" starts at iteration 0 in it
+        result = run_training(opts, resume="auto")
     except IrframeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

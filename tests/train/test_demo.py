@@ -23,9 +23,10 @@ def test_demo_generates_data_and_reports_both_psnrs(tmp_path, capsys, monkeypatc
     assert "generating 4 synthetic images" in out
     summary = [line for line in out.splitlines() if line.startswith("demo: restored PSNR")]
     assert summary and "vs degraded input" in summary[0]
-    # a second run reuses the images and gets a new experiment name instead of overwriting
+    # a second run reuses the images and replaces the demo's own folder instead of piling up demo_1, ...
     status = demo.main(["--data", str(data), "-opt", str(OPTIONS), "--set", "train.total_iter=1", "val.freq=1",
                         "logger.progress_bar=false", "logger.tensorboard=false", "datasets.train.batch_size=2",
                         "datasets.train.gt_size=32", f"path.experiments_root={tmp_path / 'exp'}"])
     out = capsys.readouterr().out
-    assert status == 0 and "generating" not in out and "demo_1" in out
+    assert status == 0 and "generating" not in out and "removed the previous demo run" in out
+    assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == ["demo"]
