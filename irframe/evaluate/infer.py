@@ -24,7 +24,7 @@ import torch
 from irframe.data.io import imread, img2tensor
 from irframe.errors import DataError, OptionsError
 from irframe.evaluate.images import list_images, output_suffix, probe_image, save_restored
-from irframe.nn.spec import get_spec
+from irframe.nn.spec import get_spec, resolve_task, spec_for_task
 
 __all__ = ["plan_outputs", "match_right_views", "check_task", "InferResult", "infer_files"]
 
@@ -145,7 +145,9 @@ def match_right_views(
 
 
 def check_task(model: torch.nn.Module, task: str | int | None) -> str | int | None:
-    """The task to run: required (by name) for multi-task models, refused for single-task ones."""
+    """The task to run, selected on the model: required for multi-task models, refused for models
+    without tasks. A name the model accepts in another spelling (IPT: ``sr2``) becomes its own name
+    (:func:`~irframe.nn.spec.resolve_task`); a number is an index into the model's tasks."""
     tasks = get_spec(model).tasks
     if task is None:
         if len(tasks) > 1:
@@ -153,11 +155,16 @@ def check_task(model: torch.nn.Module, task: str | int | None) -> str | int | No
         return None
     if not tasks:
         raise OptionsError(f"--task {task!r}: this model has no tasks to choose from")
-    if isinstance(task, str) and task not in tasks:
-        if task.isdigit() and int(task) < len(tasks):
-            return tasks[int(task)]
+    if isinstance(task, str) and task not in tasks and task.isdigit() and int(task) < len(tasks):
+        return tasks[int(task)]
+    try:
+        resolved = resolve_task(model, task)
+        tasks = spec_for_task(model, resolved).tasks  # selects it (a single-task model may take the name)
+    except ValueError as exc:
+        raise OptionsError(f"--task {task!r}: {exc}") from None
+    if isinstance(resolved, str) and resolved not in tasks:
         raise OptionsError(f"--task {task!r}: unknown task; the model's tasks are {', '.join(tasks)}")
-    return task
+    return resolved
 
 
 @dataclass

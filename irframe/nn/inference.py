@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from irframe.nn.spec import ModelSpec, get_spec, spec_for_task
+from irframe.nn.spec import ModelSpec, get_spec, resolve_task, spec_for_task
 
 __all__ = [
     "pad_to_multiple", "crop_to", "tile_starts", "tiled_forward", "self_ensemble", "autocast_context", "compile_model",
@@ -324,6 +324,7 @@ def restore(
     Returns:
         The output, ``scale`` times the input size, in ``x``'s dtype, never clamped.
     """
+    task = resolve_task(model, task)  # the model's own name for a spelling it accepts (IPT: sr2 -> sr_x2)
     spec = spec_for_task(model, task)
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         got = getattr(x, "dtype", type(x).__name__)

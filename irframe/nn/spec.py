@@ -55,6 +55,20 @@ def get_spec(model: nn.Module) -> ModelSpec:
     return ModelSpec()
 
 
+def resolve_task(model: nn.Module, task: str | int | None) -> str | int | None:
+    """The model's own name for ``task``.
+
+    A multi-task model may accept other spellings of its task names through a
+    ``resolve_task(task)`` method (IPT: ``sr2`` or ``x2`` for ``sr_x2``), which raises
+    ``ValueError`` naming its tasks for one it does not have; other models (and ``task=None``)
+    get ``task`` back unchanged.
+    """
+    resolver = getattr(model, "resolve_task", None)
+    if task is None or not callable(resolver):
+        return task
+    return resolver(task)
+
+
 def spec_for_task(model: nn.Module, task: str | int | None = None) -> ModelSpec:
     """Select ``task`` on a multi-task model, then return its spec.
 

@@ -20,6 +20,10 @@ Task names (``tasks``): by default derived from ``scale``: ``sr_x<s>`` for ``s >
 ``scale == 1`` entries in order, ``denoise30``, ``denoise50``, ``derain`` (the official pre-training
 order ``[2, 3, 4, 1, 1, 1]``), then ``restore<i>``. A single-task scale-1 model is therefore called
 ``denoise30`` unless ``tasks`` says otherwise (e.g. ``tasks: [derain]`` for the deraining weights).
+Tasks are also accepted as users type them (``sr2``, ``x2``, ``dn30``, ``rain``: :mod:`irframe_ipt.tasks`).
+A single-task model (e.g. an official ``IPT_derain.pt``, whose weights cannot tell deraining from
+denoising) asked for another task of its scale takes that name (:meth:`IPT.set_task`); a task of
+another scale is refused, naming the tasks the model has.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from irframe.registry import ARCHS
 
 from .blocks import MeanShift, check_scale, make_head, make_tail
 from .chop import ChopMode, chop_forward
+from .tasks import normalize_task, task_scale
 from .transformer import VisionTransformer
 
 TaskRef = str | int
@@ -163,21 +168,52 @@ class IPT(nn.Module):
         return {"type": "IPT", **{k: list(v) if isinstance(v, list) else v for k, v in self._config.items()}}
 
     # -- tasks -----------------------------------------------------------------------------------
-    def task_index(self, task: TaskRef) -> int:
-        """Index of ``task`` (a name from ``tasks`` or an index)."""
+    def resolve_task(self, task: TaskRef) -> TaskRef:
+        """This model's name for ``task`` (an index is checked and returned as is).
+
+        A name is taken as it is when it is one of ``tasks``, else in its canonical spelling
+        (:func:`~irframe_ipt.tasks.normalize_task`: ``sr2`` -> ``sr_x2``). A single-task model also
+        accepts any canonical task of its own scale (``derain`` for a ``denoise30``-named scale-1
+        model): the weights alone cannot tell those apart, so the user's name is the right one.
+
+        Raises:
+            ValueError: not a task of this model; the message lists the tasks it has.
+        """
         if isinstance(task, bool) or not isinstance(task, (int, str)):
             raise ValueError(f"IPT: a task is a name or an index, got {task!r}")
         if isinstance(task, int):
             if not 0 <= task < len(self.tasks):
                 raise ValueError(f"IPT: task index {task} out of range; tasks are {self.tasks}")
             return task
-        if task not in self.tasks:
-            raise ValueError(f"IPT: unknown task {task!r}; tasks are {self.tasks}")
-        return self.tasks.index(task)
+        if task in self.tasks:
+            return task
+        name = normalize_task(task)
+        if name in self.tasks:
+            return name
+        if len(self.tasks) == 1 and task_scale(name) == self.scale[0]:
+            return name
+        meant = f" ({name})" if name != task else ""
+        scales = f" (scale {self.scale[0]})" if len(self.tasks) == 1 else ""
+        raise ValueError(f"IPT: unknown task {task!r}{meant}; tasks are {self.tasks}{scales}")
+
+    def task_index(self, task: TaskRef) -> int:
+        """Index of ``task`` (a name or spelling :meth:`resolve_task` accepts, or an index)."""
+        name = self.resolve_task(task)
+        if isinstance(name, int):
+            return name
+        return self.tasks.index(name) if name in self.tasks else 0  # 0: a single-task model's other name
 
     def set_task(self, task: TaskRef) -> None:
-        """Select the task used when ``forward`` gets ``task=None`` (and the task ``spec`` describes)."""
-        self.task_idx = self.task_index(task)
+        """Select the task used when ``forward`` gets ``task=None`` (and the task ``spec`` describes).
+
+        A single-task model asked for another task of its scale is renamed to it (``tasks`` and
+        the build config), so that outputs and results carry the name the user asked for.
+        """
+        name = self.resolve_task(task)
+        if isinstance(name, str) and name not in self.tasks:
+            self.tasks = [name]
+            self._config["tasks"] = [name]
+        self.task_idx = self.task_index(name)
 
     def set_scale(self, scale_idx: int) -> None:
         """Official name of :meth:`set_task` (takes the task index)."""
