@@ -665,11 +665,9 @@ class _Translator:
         elif weights is not None:
             native.setdefault("test", {})["checkpoint"] = weights
             self.map("path.pretrain_network_g", "test.checkpoint")
-            if key not in (None, "params"):
-                self.note(
-                    "path.param_key_g", f"{key!r}: tools/test.py reads 'params' when a file holds both 'params' and "
-                    "'params_ema'; pass a file holding only the weights you want",
-                )
+            if key is not None:
+                native["test"]["param_key"] = key
+                self.map("path.param_key_g", "test.param_key")
             if strict is False:
                 self.note("path.strict_load_g", "false dropped: tools/test.py always loads strictly")
         else:

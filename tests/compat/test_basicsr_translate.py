@@ -145,8 +145,8 @@ def test_test_files_fill_the_test_section():
     assert edsr.test.datasets["DIV2K100"].dataset_cfg()["filename_tmpl"] == "{}x2"
     assert edsr.test.checkpoint.endswith("EDSR_Mx2_f64b16_DIV2K_official-3ba7b086.pth")
     assert [m["type"] for m in edsr.test.metrics] == ["PSNR", "SSIM"] and edsr.test.save_images
-    swinir_notes = translate(raw("test_SwinIR_SRx2_scratch.yml"), "t.yml").notes
-    assert any(n.startswith("path.param_key_g:") and "params_ema" in n for n in swinir_notes)
+    swinir = validate_options(native("test_SwinIR_SRx2_scratch.yml"))
+    assert swinir.test.param_key == "params_ema" and list(swinir.test.datasets) == ["Set5", "Set14"]
 
 
 def test_unregistered_arch_fails_at_model_type(data_tree):

@@ -51,7 +51,7 @@ def shrunk_deraining(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def test_shrunk_deraining_trains_with_its_progressive_schedule(shrunk_deraining, capsys):
+def test_shrunk_deraining_trains_with_its_progressive_schedule_and_tests(shrunk_deraining, capsys):
     assert train_main(["-opt", str(shrunk_deraining), "--threads", "1"]) == 0
     captured = capsys.readouterr()
     assert captured.err.count("BasicSR-style option file translated") == 1
@@ -63,6 +63,29 @@ def test_shrunk_deraining_trains_with_its_progressive_schedule(shrunk_deraining,
     assert saved["train"]["grad_clip"] == 0.01 and saved["train"]["mixing_augs"]["mixup"] is True
     weights = load_file(str(root / "checkpoints" / "iter_000004" / "model.safetensors"))
     assert all(torch.isfinite(v).all() for v in weights.values())
+
+    # the trained weights are benchmarked by tools/test.py from a file in BasicSR's test layout
+    from irframe.evaluate.cli import benchmark_main
+
+    trained = load_with_bases(shrunk_deraining)
+    test_file = {  # BasicSR's test layout (options/test/*.yml)
+        "name": "Deraining_tiny", "model_type": "ImageCleanModel", "scale": 1, "num_gpu": 1, "manual_seed": 0,
+        "datasets": {"test_1": {"name": "Rain100L", "type": "Dataset_PairedImage", "io_backend": {"type": "disk"},
+                                "dataroot_gt": trained["datasets"]["val"]["dataroot_gt"],
+                                "dataroot_lq": trained["datasets"]["val"]["dataroot_lq"]}},
+        "network_g": trained["network_g"],
+        "path": {"pretrain_network_g": "experiments/Deraining_Restormer/checkpoints/iter_000004/model.safetensors",
+                 "strict_load_g": True},
+        "val": {"save_img": False, "suffix": None, "metrics": {
+            "psnr": {"type": "calculate_psnr", "crop_border": 0, "test_y_channel": True},
+            "ssim": {"type": "calculate_ssim", "crop_border": 0, "test_y_channel": True}}},
+    }
+    Path("test_tiny.yml").write_text(yaml.safe_dump(test_file, sort_keys=False))
+    capsys.readouterr()
+    assert benchmark_main(["-opt", "test_tiny.yml", "--out", "results", "--no-progress", "--device", "cpu"]) == 0
+    assert capsys.readouterr().err.count("BasicSR-style option file translated") == 1
+    board = Path("results/leaderboard.md").read_text()
+    assert "Deraining_tiny" in board and "Rain100L" in board and "PSNR" in board and "SSIM" in board
 
 
 def test_resume_with_mixup_is_bit_identical(shrunk_deraining):
