@@ -738,7 +738,14 @@ def bool_allowed(annotation: Any, value: Any) -> bool:
     if origin is Annotated:
         return bool_allowed(args[0], value)
     if origin in (typing.Union, types.UnionType):
-        return any(bool_allowed(a, value) for a in args)
+        # a list is judged by the union's list members only (``list[int] | None`` and ``[true]``)
+        if isinstance(value, (list, tuple)):
+            fits = [a for a in args if _is_sequence_origin(typing.get_origin(a) or a) or typing.get_origin(a) in (set, frozenset)]
+        elif isinstance(value, Mapping):
+            fits = [a for a in args if _is_mapping_origin(typing.get_origin(a) or a)]
+        else:
+            fits = []
+        return any(bool_allowed(a, value) for a in (fits or args))
     if isinstance(value, bool):
         if origin is Literal:
             return any(isinstance(a, bool) for a in args)
