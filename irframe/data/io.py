@@ -336,13 +336,21 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     Parent folders are created; the file gets the usual permissions (0666 minus the umask).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a file that can be written")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be written ({exc.strerror or exc})") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         give_default_permissions(tmp)
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a read-only folder: name the file, say what is safe
+        Path(tmp).unlink(missing_ok=True)
+        raise DataError(f"{path}: not written ({exc.strerror or exc}); any earlier file of that name is intact") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

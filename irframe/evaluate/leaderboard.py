@@ -11,8 +11,12 @@ the HTML report are rendered from it after every merge::
 
 A metric is identified by its protocol string (``"PSNR-Y crop4 8bit"``), so PSNR on RGB and PSNR on
 Y never share a column. Merging replaces, for each model in the new run, the data sets it was run
-on; other models, and other data sets of the same model, are kept. Files are written under a
-temporary name and renamed, under an exclusive lock, so two runs finishing together both land.
+on; other models, and other data sets of the same model, are kept. The five files are replaced
+as one unit, under an exclusive lock (two runs finishing together both land): each update writes
+them into a new folder ``.board/g_<id>/`` and switches the symlink ``.board/current`` to it with
+one atomic rename; ``leaderboard.json`` and the others are fixed symlinks into ``.board/current``,
+so a reader (or a kill at any moment) sees either every old file or every new one, never a mix.
+Where symlinks are not available the files are written one by one (each atomically).
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ import io
 import json
 import math
 import os
+import shutil
 import statistics
 import tempfile
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -439,16 +445,58 @@ def update_leaderboard(
         for dataset, images in (report_images or {}).items():
             for image, entry in images.items():
                 board.set_report_image(dataset, image, entry)
-        paths = {
-            "json": out / JSON_NAME,
-            "md": out / MD_NAME,
-            "csv": out / CSV_NAME,
-            "per_image": out / PER_IMAGE_CSV_NAME,
-            "html": out / "report.html",
+        texts = {
+            JSON_NAME: board.to_json(),
+            MD_NAME: board.to_markdown(),
+            CSV_NAME: board.to_csv(),
+            PER_IMAGE_CSV_NAME: board.per_image_csv(),
+            REPORT_NAME: render_report(board, out),
         }
-        atomic_write_text(paths["json"], board.to_json())
-        atomic_write_text(paths["md"], board.to_markdown())
-        atomic_write_text(paths["csv"], board.to_csv())
-        atomic_write_text(paths["per_image"], board.per_image_csv())
-        atomic_write_text(paths["html"], render_report(board, out))
-    return paths
+        write_board_files(out, texts)
+    return {kind: out / name for kind, name in zip(("json", "md", "csv", "per_image", "html"), texts)}
+
+
+REPORT_NAME = "report.html"
+BOARD_DIR = ".board"  # generations of the rendered files; ``current`` points at the live one
+
+
+def write_board_files(folder: Path, texts: Mapping[str, str]) -> None:
+    """Replace the files ``{name: text}`` in ``folder`` as one unit (see the module doc).
+
+    Each file gets the usual permissions (0666 minus the umask). Raises :class:`DataError` naming
+    the file when the disk is full or a name is taken by a folder.
+    """
+    board = folder / BOARD_DIR
+    gen = board / f"g_{uuid.uuid4().hex[:12]}"
+    try:
+        gen.mkdir(parents=True)
+        for name, text in texts.items():
+            with open(gen / name, "w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+        link = board / f".current_{gen.name}"
+        os.symlink(gen.name, link)
+    except NotImplementedError:  # no symlinks here: one file at a time
+        shutil.rmtree(gen, ignore_errors=True)
+        for name, text in texts.items():
+            atomic_write_text(folder / name, text)
+        return
+    except OSError as exc:
+        shutil.rmtree(gen, ignore_errors=True)
+        raise DataError(f"{gen}: cannot write the leaderboard files ({exc.strerror or exc}); the previous ones are intact") from None
+    os.replace(link, board / "current")  # the switch: every file changes at once
+    for name in texts:
+        top = folder / name
+        target = os.path.join(BOARD_DIR, "current", name)
+        if top.is_dir() and not top.is_symlink():
+            raise DataError(f"{top}: is a folder; the leaderboard file cannot be written there")
+        if not (top.is_symlink() and os.readlink(top) == target):
+            tmp = folder / f".{name}.{gen.name}.link"
+            os.symlink(target, tmp)
+            os.replace(tmp, top)  # replaces an older regular file (or a foreign link) atomically
+    for old in board.glob("g_*"):
+        if old != gen:
+            shutil.rmtree(old, ignore_errors=True)
+    for stale in board.glob(".current_*"):
+        stale.unlink(missing_ok=True)

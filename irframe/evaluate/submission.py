@@ -180,6 +180,7 @@ def write_submission(
     """
     pages = pair_pages(pred_dir, input_dir)
     dest = Path(out)
+    check_destination(dest, [*(p.pred for p in pages), *(p.input for p in pages), *([Path(sample)] if sample else [])])
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp" + (".gz" if dest.suffix == ".gz" else ""), dir=dest.parent)
     os.close(fd)
@@ -202,6 +203,26 @@ def write_submission(
         tmp.unlink(missing_ok=True)
         raise
     return SubmissionInfo(dest, rows, len(pages))
+
+
+def check_destination(dest: Path, sources: list[Path]) -> None:
+    """The guards ``tools/infer.py`` applies to its outputs, for the submission file: it must be a
+    ``.csv``/``.csv.gz`` file name (not a folder), and not one of ``sources`` (same file, also
+    through a hard or symbolic link).
+
+    Raises:
+        DataError: naming ``dest`` and the input it would overwrite.
+    """
+    if dest.is_dir():
+        raise DataError(f"{dest}: is a folder; --out names the submission file (.csv or .csv.gz)")
+    if not (dest.name.endswith(".csv") or dest.name.endswith(".csv.gz")):
+        raise DataError(f"{dest}: a submission is written as .csv or .csv.gz; refusing another name (an input page?)")
+    if dest.exists():
+        st = dest.stat()
+        for src in sources:
+            other = src.stat()
+            if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+                raise DataError(f"{dest}: is the input {src}; refusing to overwrite it (choose another --out)")
 
 
 def _write_in_sample_order(fh: IO[str], pages: list[Page], sample: Path) -> int:

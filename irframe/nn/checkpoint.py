@@ -329,13 +329,22 @@ def save_weights(
 
     from safetensors.torch import save_file
 
+    from irframe.data.io import give_default_permissions
+
+    if dest.is_dir():
+        raise CheckpointError(f"{dest}: is a folder; name the weights file to write")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         save_file(tensors, str(tmp), metadata=meta)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        give_default_permissions(tmp)  # safetensors creates owner-only files
         os.replace(tmp, dest)
+    except Exception as exc:  # a full disk (OSError or the library's own error), a read-only folder
+        tmp.unlink(missing_ok=True)
+        reason = getattr(exc, "strerror", None) or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise CheckpointError(f"{dest}: not written ({reason}); any earlier {dest.name} is intact") from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

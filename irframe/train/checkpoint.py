@@ -74,8 +74,8 @@ def write_folder(final: Path, write: Callable[[Path], None]) -> Path:
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".tmp_{final.name}_{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
     try:
+        tmp.mkdir()
         write(tmp)
         _fsync_dir(tmp)
         if final.exists():
@@ -86,6 +86,12 @@ def write_folder(final: Path, write: Callable[[Path], None]) -> Path:
         else:
             os.replace(tmp, final)
         _fsync_dir(final.parent)
+    except (OSError, CheckpointError) as exc:  # a full disk, a read-only folder: say what is safe
+        shutil.rmtree(tmp, ignore_errors=True)
+        reason = str(exc) if isinstance(exc, CheckpointError) else f"{exc.filename or tmp}: {exc.strerror or exc}"
+        raise CheckpointError(
+            f"{final}: not saved ({reason}); the earlier checkpoints in {final.parent} are intact"
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
