@@ -185,8 +185,13 @@ class _Translator:
         self.problems.append(f"{src}: {text}")
 
     def unknown(self, prefix: str, keys: Any) -> None:
+        from irframe.options import Options
+
         for key in keys:
-            self.problem(f"{prefix}{key}", "unknown BasicSR key (no irframe equivalent is known for it)")
+            if not prefix and key in Options.model_fields:
+                self.problem(key, "a native irframe key in a BasicSR-style file: write the file in one layout")
+            else:
+                self.problem(f"{prefix}{key}", "unknown BasicSR key (no irframe equivalent is known for it)")
 
     def section(self, raw: Mapping[str, Any], key: str) -> dict[str, Any] | None:
         value = raw.get(key)
@@ -275,8 +280,12 @@ class _Translator:
                 rest.pop(key)
                 self.note(key, "dropped: BasicSR sets it at run time")
         if "find_unused_parameters" in rest:
-            native.setdefault("train", {})["find_unused_parameters"] = rest.pop("find_unused_parameters")
-            self.map("find_unused_parameters", "train.find_unused_parameters")
+            value = rest.pop("find_unused_parameters")
+            if self.is_train:
+                native.setdefault("train", {})["find_unused_parameters"] = value
+                self.map("find_unused_parameters", "train.find_unused_parameters")
+            else:
+                self.note("find_unused_parameters", "dropped: the file has no train section")
 
     # -- datasets ---------------------------------------------------------------------------------
     def datasets(self, datasets: Any, native: dict[str, Any]) -> dict[str, Any] | None:
@@ -357,7 +366,9 @@ class _Translator:
                     self.map(f"{where}.{src}", f"{self.dst}.{dst}")
         if "dataset_enlarge_ratio" in cfg:
             ratio = _int(cfg.pop("dataset_enlarge_ratio"))
-            if ratio not in (None, 1):
+            if ratio not in (None, 1) and not train:
+                self.note(f"{where}.dataset_enlarge_ratio", f"{ratio} dropped: BasicSR enlarges training sets only")
+            elif ratio not in (None, 1):
                 out["enlarge_ratio"] = ratio
                 self.map(f"{where}.dataset_enlarge_ratio", f"{self.dst}.enlarge_ratio")
         if "prefetch_mode" in cfg:

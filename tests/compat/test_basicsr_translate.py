@@ -183,6 +183,13 @@ def test_unknown_keys_are_all_reported_at_once():
         assert where in msg, where
 
 
+def test_native_keys_in_a_basicsr_file_are_named():
+    data = raw("train_EDSR_Mx2.yml")
+    data["model"] = {"type": "Restormer"}
+    with pytest.raises(OptionsError, match="model: a native irframe key in a BasicSR-style file"):
+        translate_basicsr(data, "mixed.yml")
+
+
 def test_unknown_dataset_type_and_gan_model_are_refused():
     data = raw("train_EDSR_Mx2.yml")
     data["datasets"]["train"]["type"] = "RealESRGANDataset"
