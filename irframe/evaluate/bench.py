@@ -12,7 +12,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from pydantic import ValidationError
@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from irframe.errors import OptionsError
 from irframe.evaluate.leaderboard import MetricInfo, ModelRun, update_leaderboard
 from irframe.evaluate.models import load_for_eval
-from irframe.evaluate.runner import EvalSettings, evaluate_dataset
+from irframe.evaluate.runner import EvalSettings, evaluate_dataset, log_line
 from irframe.options import TEST_PATHS, Options, check_components, load_options
 
 __all__ = ["Job", "plan_jobs", "build_metrics", "build_test_sets", "check_precision", "run_job", "run_benchmarks"]
@@ -69,12 +69,42 @@ def _checkpoint_label(path: str) -> str:
     return p.name if p.is_dir() else p.stem
 
 
-def build_metrics(opts: Options) -> list[Any]:
-    """The ``test.metrics`` objects (at least one unless every set lacks ground truth)."""
+# What an option file without test.metrics is scored with (when it has no val.metrics either).
+DEFAULT_METRICS = (
+    {"type": "PSNR", "crop_border": 0, "test_y_channel": False},
+    {"type": "SSIM", "crop_border": 0, "test_y_channel": False},
+)
+
+
+def metric_configs(opts: Options) -> tuple[str, list[Any], str | None]:
+    """The metrics ``tools/test.py`` scores with: (option key, configurations, note).
+
+    ``test.metrics`` when given; else the file's ``val.metrics`` (the protocol it validates with);
+    else PSNR and SSIM with BasicSR's protocol on RGB. The note (``None`` for ``test.metrics``)
+    says which was used, so a leaderboard row is never blank without a word.
+    """
+    assert opts.test is not None
+    if opts.test.metrics:
+        return "test.metrics", list(opts.test.metrics), None
+    if opts.val is not None and opts.val.metrics:
+        names = ", ".join(str(m["type"]) for m in opts.val.metrics)
+        return "val.metrics", list(opts.val.metrics), (
+            f"{opts.source}: test.metrics is empty; scoring with the file's val.metrics ({names})"
+        )
+    return "test.metrics (default)", list(DEFAULT_METRICS), (
+        f"{opts.source}: test.metrics is empty; scoring with PSNR and SSIM, BasicSR's protocol on RGB "
+        "(8-bit, crop_border 0, no Y channel); set test.metrics to choose another"
+    )
+
+
+def build_metrics(opts: Options, log: Callable[[str], object] | None = None) -> list[Any]:
+    """The metric objects of :func:`metric_configs` (its note goes to ``log``)."""
     from irframe.registry import METRICS
 
-    assert opts.test is not None
-    return [METRICS.build(cfg, path=f"{opts.source}: test.metrics.{i}") for i, cfg in enumerate(opts.test.metrics)]
+    key, configs, note = metric_configs(opts)
+    if note is not None and log is not None:
+        log(note)
+    return [METRICS.build(cfg, path=f"{opts.source}: {key}.{i}") for i, cfg in enumerate(configs)]
 
 
 def build_test_sets(opts: Options) -> dict[str, tuple[Any, EvalSettings]]:
@@ -137,7 +167,7 @@ def run_job(
     opts = job.opts
     check_components(opts, paths=TEST_PATHS)
     check_precision(opts, device)
-    metrics = build_metrics(opts)
+    metrics = build_metrics(opts, log=log_line)
     sets = build_test_sets(opts)
     loaded = load_for_eval(
         opts.model, job.checkpoint, name=job.name, device=device, source=opts.source, compile=opts.inference.compile,

@@ -55,6 +55,7 @@ MD_NAME = "leaderboard.md"
 CSV_NAME = "leaderboard.csv"
 PER_IMAGE_CSV_NAME = "per_image.csv"
 _SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+BASELINE_ROW = "degraded input"  # the row of the inputs' own scores
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class DatasetResult:
     scores: dict[str, float] = field(default_factory=dict)
     images: list[ImageResult] = field(default_factory=list)
     task: str | None = None
+    baseline: dict[str, float] = field(default_factory=dict)  # the degraded inputs' own scores (no model)
 
     @property
     def runtime_s(self) -> float | None:
@@ -168,6 +170,8 @@ class Leaderboard:
         self.metrics: dict[str, dict[str, Any]] = dict(data.get("metrics", {}))
         self.models: dict[str, dict[str, Any]] = dict(data.get("models", {}))
         self.report: dict[str, dict[str, Any]] = dict(data.get("report", {}))
+        # {set: {metric id: score}} of the degraded inputs themselves: the "degraded input" row
+        self.baseline: dict[str, dict[str, Any]] = dict(data.get("baseline", {}))
 
     # -- reading / writing -----------------------------------------------------------------------
     @classmethod
@@ -187,6 +191,8 @@ class Leaderboard:
     def to_json(self) -> str:
         """The board as JSON text (non-finite values as strings)."""
         data = {"format": FORMAT, "metrics": self.metrics, "models": self.models, "report": self.report}
+        if self.baseline:
+            data["baseline"] = self.baseline
         return json.dumps(data, indent=1, allow_nan=False) + "\n"
 
     # -- merging -------------------------------------------------------------------------------
@@ -202,6 +208,8 @@ class Leaderboard:
         datasets = dict(entry.get("datasets", {}))
         for set_name, result in run.datasets.items():
             datasets[set_name] = _dataset_to_json(result)
+            if result.baseline:  # the same inputs for every model (seeded): the latest run's figures
+                self.baseline.setdefault(set_name, {}).update(_encode_metrics(result.baseline))
         self.models[run.name] = {
             "arch": run.arch,
             "checkpoint": run.checkpoint,
@@ -305,7 +313,19 @@ class Leaderboard:
             flags += [False, False, False]
             rows.append(cells)
             bold.append(flags)
+        baseline = [self.baseline_score(dataset, mid) for dataset, mid in cols]
+        if rows and any(v is not None for v in baseline):  # a reference row, never bold
+            rows.append(
+                [BASELINE_ROW, "–"]
+                + ["–" if v is None else format_value(mid, v, self.metrics) for (_, mid), v in zip(cols, baseline)]
+                + ["–", "–", "–"]
+            )
+            bold.append([False] * len(header))
         return header, rows, bold
+
+    def baseline_score(self, dataset: str, metric_id: str) -> float | None:
+        """The degraded inputs' own score on a set (no model), or ``None`` if not measured."""
+        return _decode(self.baseline.get(dataset, {}).get(metric_id))
 
     def to_markdown(self) -> str:
         """The paper-style table: rows = models, columns = data set x metric, best in bold."""
@@ -317,6 +337,8 @@ class Leaderboard:
         lines.append("|" + "|".join([":---", ":---"] + ["---:"] * (len(header) - 3) + [":---"]) + "|")
         for cells, flags in zip(rows, bold):
             shown = [f"**{_md_escape(c)}**" if b else _md_escape(c) for c, b in zip(cells, flags)]
+            if cells[0] == BASELINE_ROW:
+                shown[0] = f"*{BASELINE_ROW}*"
             lines.append("| " + " | ".join(shown) + " |")
         lines.append("")
         for mid, number in self.footnotes().items():
@@ -324,6 +346,12 @@ class Leaderboard:
             direction = "higher is better" if info.get("higher_is_better", True) else "lower is better"
             lines.append(f"{number}. {info.get('name', mid)} protocol: `{info.get('protocol', mid)}` ({direction}).")
         lines.append("")
+        if self.baseline:
+            lines.append(
+                f"*{BASELINE_ROW}*: the metrics of the inputs themselves, no model (sets whose input and ground "
+                "truth have the same size); the gain of a model is its row minus this one."
+            )
+            lines.append("")
         lines.append(
             "Best value per column in **bold** (each metric's own direction; ties share it). Runtime: median "
             "wall time per image (inference incl. padding/tiling/self-ensemble, excl. I/O) on the listed device. "
@@ -347,6 +375,9 @@ class Leaderboard:
                  entry.get("device", "")]
                 + [_csv_num(v) for v in values]
             )
+        baseline = [self.baseline_score(dataset, mid) for dataset, mid in cols]
+        if self.models and any(v is not None for v in baseline):
+            writer.writerow([BASELINE_ROW, "", "", "", "", ""] + [_csv_num(v) for v in baseline])
         return buf.getvalue()
 
     def per_image_csv(self) -> str:

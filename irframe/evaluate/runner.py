@@ -111,6 +111,7 @@ class _Recorder:
         self.settings, self.device = settings, device
         self.image_dir = Path(IMAGES_DIR) / slugify(model_name) / slugify(set_name)
         self.images: list[ImageResult] = []
+        self.inputs: list[dict[str, float]] = []  # the degraded inputs' own metrics (LQ vs GT, same size)
         self.report: dict[str, dict[str, Any]] = {}
 
     def measure(self, pred: torch.Tensor, gt: torch.Tensor) -> dict[str, float]:
@@ -130,6 +131,9 @@ class _Recorder:
                     f"(model scale {scale}); check the set's scale and channels"
                 )
             values = self.measure(out[None], gt[None])
+        # the input's own score (e.g. noisy PSNR): the leaderboard's baseline row; only at equal size
+        input_values = self.measure(lq[None], gt[None]) if gt is not None and lq.shape == gt.shape else {}
+        self.inputs.append(input_values)
         fmt = _source_format(source, out.shape[0])
         rel_output = None
         if self.settings.save_images:
@@ -139,12 +143,19 @@ class _Recorder:
         result = ImageResult(name, values, runtime, int(out.shape[-1] * out.shape[-2]), rel_output)
         if len(self.images) < self.settings.report_images:
             result.crop, result.crop_box = self._crops(
-                name, lq.cpu(), out.cpu(), None if gt is None else gt.cpu(), scale, fmt.channels
+                name, lq.cpu(), out.cpu(), None if gt is None else gt.cpu(), scale, fmt.channels, input_values
             )
         self.images.append(result)
 
     def _crops(
-        self, name: str, lq: torch.Tensor, out: torch.Tensor, gt: torch.Tensor | None, scale: int, channels: int
+        self,
+        name: str,
+        lq: torch.Tensor,
+        out: torch.Tensor,
+        gt: torch.Tensor | None,
+        scale: int,
+        channels: int,
+        input_metrics: dict[str, float],
     ) -> tuple[str, list[int]]:
         """Save the model's crop and the input/GT crops of one image; return the model crop's path and box."""
         size = self.settings.report_crop
@@ -161,24 +172,29 @@ class _Recorder:
         input_rel = crop_rel_path(self.set_name, name, "input")
         save_restored(self.root / input_rel, shown[:, top // scale : (top + h) // scale, left // scale : (left + w) // scale], display)
         gt_rel = None
-        input_metrics: dict[str, float] = {}
         if gt is not None:
             gt_rel = crop_rel_path(self.set_name, name, "gt")
             save_restored(self.root / gt_rel, gt[:, top : top + h, left : left + w], display)
-            if lq.shape == gt.shape:  # the input's own score (e.g. noisy PSNR) is only defined at equal size
-                input_metrics = self.measure(lq[None], gt[None])
         self.report[name] = image_entry(box, input_rel, gt_rel, input_metrics)
         return model_rel, list(box)
 
     def result(self, tasks: set[str]) -> DatasetResult:
         """The set's result: data-set scores through each metric's ``reduce`` (RMSE pools pixels)."""
+        pixels = torch.tensor([img.pixels for img in self.images], dtype=torch.float64)
+        scores = self._reduce([img.metrics for img in self.images], pixels)
+        baseline = self._reduce(self.inputs, pixels)
+        return DatasetResult(
+            self.set_name, scores=scores, images=self.images, task=", ".join(sorted(tasks)) or None, baseline=baseline
+        )
+
+    def _reduce(self, per_image: list[dict[str, float]], pixels: torch.Tensor) -> dict[str, float]:
+        """Data-set scores from per-image values (empty unless every image has them)."""
         scores: dict[str, float] = {}
-        if self.images and all(img.metrics for img in self.images):
-            pixels = torch.tensor([img.pixels for img in self.images], dtype=torch.float64)
+        if per_image and all(per_image):
             for info, metric in zip(self.infos, self.metrics):
-                values = torch.tensor([img.metrics[info.id] for img in self.images], dtype=torch.float64)
+                values = torch.tensor([v[info.id] for v in per_image], dtype=torch.float64)
                 scores[info.id] = float(metric.reduce(values, num_pixels=pixels))
-        return DatasetResult(self.set_name, scores=scores, images=self.images, task=", ".join(sorted(tasks)) or None)
+        return scores
 
 
 def evaluate_dataset(

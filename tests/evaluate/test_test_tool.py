@@ -54,7 +54,9 @@ def test_two_models_merge_into_one_leaderboard(toy_arch, paired_set, write_optio
     assert f"**{expected:.2f}**" in row
     assert "PSNR-RGB crop0 8bit" in md and "SSIM-RGB crop0 8bit" in md
     summary = list(csv.DictReader((out / "leaderboard.csv").open()))
-    assert [r["model"] for r in summary] == ["ident", "shifted"] and summary[0]["params"] == "1"
+    # the models, then the degraded inputs' own scores (the identity model's, here)
+    assert [r["model"] for r in summary] == ["ident", "shifted", "degraded input"] and summary[0]["params"] == "1"
+    assert float(summary[2][f"Toy/{PSNR_ID}"]) == pytest.approx(expected, abs=1e-9)
     per_image = list(csv.DictReader((out / "per_image.csv").open()))
     assert len(per_image) == 6 and {r["image"] for r in per_image} == {"im0", "im1", "im2"}
     assert all(float(r["runtime_s"]) > 0 for r in per_image)
