@@ -2,7 +2,11 @@
 """Pack a folder of images into an LMDB database (BasicSR layout), resumably.
 
 Usage:
-    python tools/create_lmdb.py IN_FOLDER OUT.lmdb [--compress-level N] [--verify] [--recursive]
+    python tools/create_lmdb.py IN_FOLDER OUT.lmdb [--compress-level N] [--verify] [--recursive] [--key-template T]
+
+SR pairs for BasicSR's paired LMDB reader (LQ and GT databases with the same keys):
+    python tools/create_lmdb.py DIV2K/HR hr.lmdb
+    python tools/create_lmdb.py DIV2K/LR_x4 lr_x4.lmdb --key-template "{}x4"    # 0001x4.png -> key 0001
 
 Rerunning the same command after an interruption finishes the database without writing any image
 twice. See :mod:`irframe.data.lmdb_pack` for the layout.
@@ -27,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verify", action="store_true", help="decode every record after packing")
     parser.add_argument("--recursive", action="store_true", help="include images in sub-folders (keys = relative paths)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--key-template", default="{}", metavar="T",
+        help="the file stems with {} where the key is, e.g. '{}x4' packs babyx4.png under 'baby' (the GT's key): "
+        "LQ and GT databases then hold the same keys, as BasicSR's paired LMDB reader requires (default '{}')",
+    )
     args = parser.parse_args(argv)
     try:
         report = create_lmdb(
@@ -36,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             verify=args.verify,
             recursive=args.recursive,
             progress=not args.no_progress,
+            key_template=args.key_template,
         )
     except DataError as exc:
         print(f"create_lmdb: error: {exc}", file=sys.stderr)

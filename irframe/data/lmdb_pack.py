@@ -11,6 +11,9 @@
   source size and modification time are kept in ``irframe_sources.txt`` (next to ``data.mdb``,
   appended after every committed batch), and a record whose source differs (or was never
   fingerprinted) is re-encoded and overwritten instead of being kept stale.
+* SR pairs: BasicSR's paired LMDB reader (``paired_paths_from_lmdb``) pairs LQ and GT records by
+  identical keys (both ``meta_info.txt`` must list the same keys; ``filename_tmpl`` is not used for
+  LMDB). ``key_template="{}x4"`` packs LR files named ``babyx4.png`` under the GT key ``baby``.
 * File names that cannot be keys of ``meta_info.txt`` (a newline or other control character,
   leading/trailing spaces, bytes that are not UTF-8) are refused by name before anything is written.
 * The map size is estimated from the data (encoded sizes of a few sample images) and doubled
@@ -169,6 +172,39 @@ def _write_meta_info(out: Path, env: Any, keys: list[str], compress_level: int) 
     atomic_write(out / META_INFO, "".join(lines).encode("utf-8"))
 
 
+def keys_from_template(files: dict[str, Path], key_template: str, folder: str | os.PathLike[str]) -> dict[str, Path]:
+    """Re-key ``files`` (stem -> path) by the part of each file name that ``key_template`` marks with
+    ``{}``: with ``"{}x4"``, ``babyx4`` becomes ``baby`` (a relative folder, with ``recursive``, is kept).
+
+    Raises:
+        DataError: a template without exactly one ``{}``, files whose names do not follow it (listed),
+            or two files giving the same key.
+    """
+    if key_template == "{}":
+        return files
+    if key_template.count("{}") != 1:
+        raise DataError(f"key template {key_template!r}: must contain '{{}}' once (where the key is in the file name)")
+    prefix, suffix = key_template.split("{}")
+    out: dict[str, Path] = {}
+    unmatched: list[str] = []
+    for stem, path in files.items():
+        head, sep, name = stem.rpartition("/")
+        if len(name) > len(prefix) + len(suffix) and name.startswith(prefix) and name.endswith(suffix):
+            key = head + sep + name[len(prefix) : len(name) - len(suffix)]
+            if key in out:
+                raise DataError(f"{folder}: {out[key].name} and {path.name} both give the key {key!r} (key template {key_template!r})")
+            out[key] = path
+        else:
+            unmatched.append(path.name)
+    if unmatched:
+        more = f" ... and {len(unmatched) - 10} more" if len(unmatched) > 10 else ""
+        raise DataError(
+            f"{folder}: {len(unmatched)} image(s) not named like the key template {key_template!r}: "
+            f"{', '.join(unmatched[:10])}{more}"
+        )
+    return dict(sorted(out.items()))
+
+
 def create_lmdb(
     in_folder: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
@@ -177,6 +213,7 @@ def create_lmdb(
     verify: bool = False,
     recursive: bool = False,
     progress: bool = True,
+    key_template: str = "{}",
 ) -> PackReport:
     """Pack every image of ``in_folder`` into the LMDB ``out_path`` (BasicSR layout), resumably.
 
@@ -189,6 +226,8 @@ def create_lmdb(
         verify: decode every record afterwards (see :func:`verify_lmdb`).
         recursive: include images in sub-folders.
         progress: show a tqdm progress bar.
+        key_template: how file stems hold the keys (:func:`keys_from_template`); ``"{}x4"`` packs
+            ``babyx4.png`` as ``baby``, the key of its GT, as BasicSR's paired LMDB reader requires.
 
     Raises:
         DataError: unreadable input images (named), or an existing database holding keys that are
@@ -207,6 +246,7 @@ def create_lmdb(
         nested = not recursive and bool(list_image_files(in_folder, recursive=True))
         hint = " directly inside (its sub-folders hold some: pass --recursive, keys = relative paths)" if nested else ""
         raise DataError(f"{in_folder}: no images found{hint}")
+    files = keys_from_template(files, key_template, in_folder)
     _check_keys(files)
 
     out.mkdir(parents=True, exist_ok=True)
