@@ -28,3 +28,7 @@ class DataError(IrframeError, ValueError):
 
 class CheckpointError(IrframeError, ValueError):
     """A checkpoint that cannot be read, is unsafe, or does not match the model."""
+
+
+class DistributedError(IrframeError, RuntimeError):
+    """A multi-process run that cannot go on: another process stalled, stopped or died."""

@@ -375,6 +375,15 @@ class PathOptions(_Strict):
     resume: str | None = Field(None, description="'auto' or a checkpoint folder")
 
 
+class DistOptions(_Strict):
+    """Multi-process runs (torchrun / accelerate launch)."""
+
+    timeout_s: int = Field(
+        1800, ge=1, description="seconds a process waits for the others (a hung, stopped or dead process) before "
+        "the run stops with an error naming the setting; torch's default is 1800"
+    )
+
+
 class InferenceOptions(_Strict):
     """How tools/test.py, tools/infer.py and validation run the model (the model's spec gives the defaults)."""
 
@@ -479,6 +488,7 @@ class Options(_Strict):
     val: ValOptions | None = None
     logger: LoggerOptions = Field(default_factory=LoggerOptions)
     path: PathOptions = Field(default_factory=PathOptions)
+    dist: DistOptions = Field(default_factory=DistOptions)
     inference: InferenceOptions = Field(default_factory=InferenceOptions)
     test: TestOptions | None = None
 
