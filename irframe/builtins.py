@@ -11,6 +11,7 @@ CORE_MODULES = (
     "irframe.data.degradations",
     "irframe.data.datasets",
     "irframe.train.optim",
+    "irframe.evaluate.classical",
 )
 
 

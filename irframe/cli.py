@@ -4,6 +4,7 @@ Subcommands:
     irframe list                       every registered component, by kind, with its plugin
     irframe show-options FILE [--set]  the resolved options (``_base_`` merged, overrides applied)
     irframe convert-options IN OUT     write a BasicSR-style option file as a native one
+    irframe zoo [publish CKPT NAME]    list the zoo models (``zoo:NAME``), or add a trained checkpoint
 """
 
 from __future__ import annotations
@@ -130,6 +131,27 @@ def _cmd_convert_options(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_zoo(args: argparse.Namespace) -> int:
+    from irframe.zoo import list_zoo, publish, zoo_dir
+
+    if args.zoo_command == "publish":
+        card = {"task": args.task, "option_file": args.option}
+        out = publish(args.checkpoint, args.name, card, folder=args.dir, force=args.force)
+        print(f"wrote {out} (load it as zoo:{args.name} when it lies in {zoo_dir()})")
+        return 0
+    entries = list_zoo(args.dir)
+    folder = args.dir or zoo_dir()
+    if not entries:
+        print(f"no zoo models in {folder}")
+        return 0
+    print(f"zoo models in {folder} (use as --checkpoint zoo:NAME or irframe.load_model('zoo:NAME')):")
+    width = max(len(e.name) for e in entries)
+    for e in entries:
+        task = e.card.get("task", "")
+        print(f"  {e.name:<{width}}  {e.arch:<10} {e.params / 1e3:8.1f}k params {e.size_bytes / 2**20:6.2f} MB  {task}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``irframe`` command."""
     parser = argparse.ArgumentParser(
@@ -165,6 +187,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", metavar="OUT", help="native option file to write")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     p.set_defaults(func=_cmd_convert_options)
+
+    p = sub.add_parser("zoo", help="list the zoo models (zoo:NAME), or publish a trained checkpoint into the zoo")
+    p.add_argument("--dir", default=None, help="zoo folder (default: $IRFRAME_ZOO, else zoo/ of the checkout)")
+    p.set_defaults(func=_cmd_zoo, zoo_command=None)
+    zsub = p.add_subparsers(dest="zoo_command")
+    z = zsub.add_parser("publish", help="copy a checkpoint written by tools/train.py into the zoo with a card")
+    z.add_argument("checkpoint", metavar="CKPT", help="weights file or experiment checkpoint folder")
+    z.add_argument("name", help="zoo name (the file becomes NAME.safetensors)")
+    z.add_argument("--option", required=True, metavar="FILE", help="the option file that trained it")
+    z.add_argument("--task", required=True, help="what the model does, e.g. 'color Gaussian denoising, sigma 25'")
+    z.add_argument("--force", action="store_true", help="replace an existing zoo model of that name")
     return parser
 
 

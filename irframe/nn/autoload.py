@@ -40,7 +40,12 @@ FOLDER_FILES = ("ema.safetensors", "model.safetensors")
 
 
 def resolve_weights_file(path: str | os.PathLike[str], prefer_ema: bool = True) -> Path:
-    """The weights file for ``path``: the file itself, or the EMA/model file of a checkpoint folder."""
+    """The weights file for ``path``: the file itself, the EMA/model file of a checkpoint folder, or
+    the file of a zoo model named ``zoo:NAME`` (:mod:`irframe.zoo`)."""
+    from irframe.zoo import is_zoo_name, resolve_zoo
+
+    if is_zoo_name(path):
+        return resolve_zoo(str(path))
     p = Path(path)
     if p.is_dir():
         names = FOLDER_FILES if prefer_ema else FOLDER_FILES[::-1]

@@ -1,0 +1,172 @@
+"""The model zoo: small trained models shipped in the repository's ``zoo/`` folder.
+
+A zoo model is one of our safetensors files (``arch`` + ``config`` metadata, so
+:func:`irframe.load_model` needs nothing else) plus a ``zoo`` metadata entry, a JSON card naming
+the task, the option file that trained it and the experiment checkpoint it came from. Anywhere a
+checkpoint is accepted (``irframe.load_model``, ``tools/infer.py --checkpoint``, ``tools/test.py
+--checkpoint``), ``zoo:NAME`` names ``zoo/NAME.safetensors``::
+
+    python tools/infer.py --checkpoint zoo:restormer_color_denoise_s25 --input IMG --output OUT
+    irframe zoo                                   # list the zoo models
+    irframe zoo publish CKPT NAME --option FILE --task "..."   # add a trained checkpoint
+
+The zoo folder is ``zoo/`` at the repository root, or ``$IRFRAME_ZOO`` when set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from irframe.errors import CheckpointError
+
+__all__ = ["ZOO_PREFIX", "ZooEntry", "is_zoo_name", "list_zoo", "publish", "resolve_zoo", "zoo_dir"]
+
+ZOO_PREFIX = "zoo:"
+ZOO_ENV = "IRFRAME_ZOO"
+SUFFIX = ".safetensors"
+
+
+def zoo_dir() -> Path:
+    """The zoo folder: ``$IRFRAME_ZOO`` if set, else ``zoo/`` next to the ``irframe`` package."""
+    env = os.environ.get(ZOO_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "zoo"
+
+
+def is_zoo_name(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a ``zoo:NAME`` reference rather than a file path."""
+    return isinstance(path, str) and path.startswith(ZOO_PREFIX)
+
+
+def _names(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    return sorted(p.name[: -len(SUFFIX)] for p in folder.iterdir() if p.is_file() and p.name.endswith(SUFFIX))
+
+
+def resolve_zoo(ref: str) -> Path:
+    """The file of ``zoo:NAME`` (``NAME`` or ``NAME.safetensors`` in :func:`zoo_dir`).
+
+    Raises:
+        CheckpointError: an empty name, a name with a path separator, or no such model (the error
+            lists the zoo's models).
+    """
+    name = ref[len(ZOO_PREFIX) :] if ref.startswith(ZOO_PREFIX) else ref
+    if name.endswith(SUFFIX):
+        name = name[: -len(SUFFIX)]
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise CheckpointError(f"{ref!r}: a zoo reference is zoo:NAME with a plain model name (see `irframe zoo`)")
+    folder = zoo_dir()
+    file = folder / f"{name}{SUFFIX}"
+    if not file.is_file():
+        known = _names(folder)
+        listing = ", ".join(known) if known else f"none: {folder} holds no *{SUFFIX} file"
+        raise CheckpointError(f"{ref}: no zoo model {name!r} in {folder} (available: {listing})")
+    return file
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One zoo model as ``irframe zoo`` lists it.
+
+    Attributes:
+        name: the ``zoo:NAME`` name.
+        file: its safetensors file.
+        arch: the recorded arch (``metadata["arch"]``).
+        config: the recorded build config.
+        card: the ``zoo`` metadata card (task, option file, source...), ``{}`` when absent.
+        params: number of parameters.
+        size_bytes: file size.
+    """
+
+    name: str
+    file: Path
+    arch: str
+    config: dict[str, Any]
+    card: dict[str, Any]
+    params: int
+    size_bytes: int
+
+
+def _read_entry(file: Path) -> ZooEntry:
+    from safetensors import safe_open
+
+    from irframe.nn.autoload import config_from_metadata
+
+    try:
+        with safe_open(str(file), framework="pt", device="cpu") as f:
+            meta = dict(f.metadata() or {})
+            params = 0
+            for key in f.keys():
+                n = 1
+                for d in f.get_slice(key).get_shape():
+                    n *= int(d)
+                params += n
+    except Exception as exc:  # the library raises its own (Rust) error types
+        raise CheckpointError(f"{file}: not a readable safetensors file: {exc}") from exc
+    config = config_from_metadata(meta, str(file))
+    if config is None:
+        raise CheckpointError(f"{file}: a zoo file must carry 'arch' and 'config' metadata (write it with `irframe zoo publish`)")
+    card: dict[str, Any] = {}
+    if "zoo" in meta:
+        try:
+            card = json.loads(meta["zoo"])
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{file}: metadata 'zoo' is not valid JSON: {exc}") from None
+        if not isinstance(card, dict):
+            raise CheckpointError(f"{file}: metadata 'zoo' must be a mapping, got {card!r}")
+    return ZooEntry(
+        name=file.name[: -len(SUFFIX)],
+        file=file,
+        arch=str(config.get("type")),
+        config=config,
+        card=card,
+        params=params,
+        size_bytes=file.stat().st_size,
+    )
+
+
+def list_zoo(folder: str | os.PathLike[str] | None = None) -> list[ZooEntry]:
+    """Every model of the zoo folder, by name (an unreadable file is a :class:`CheckpointError`)."""
+    base = Path(folder) if folder is not None else zoo_dir()
+    return [_read_entry(base / f"{n}{SUFFIX}") for n in _names(base)]
+
+
+def publish(
+    checkpoint: str | os.PathLike[str],
+    name: str,
+    card: Mapping[str, Any],
+    folder: str | os.PathLike[str] | None = None,
+    prefer_ema: bool = True,
+    force: bool = False,
+) -> Path:
+    """Write ``checkpoint`` (one of our weights files or checkpoint folders) as zoo model ``name``.
+
+    The weights and the ``arch``/``config`` metadata are copied as they are; ``card`` (task, option
+    file, ...) is stored as the ``zoo`` metadata entry, with the source file added.
+
+    Raises:
+        CheckpointError: a bad name, an existing model without ``force``, or a checkpoint without
+            our ``arch``/``config`` metadata.
+    """
+    from irframe.nn.autoload import config_from_metadata, resolve_weights_file
+    from irframe.nn.checkpoint import read_checkpoint, save_weights
+
+    if not name or any(c in name for c in "/\\:") or name.endswith(SUFFIX):
+        raise CheckpointError(f"zoo name {name!r}: use a plain name without '/', ':' or {SUFFIX!r}")
+    src = resolve_weights_file(checkpoint, prefer_ema)
+    raw, meta = read_checkpoint(src)
+    if config_from_metadata(meta, str(src)) is None:
+        raise CheckpointError(f"{src}: no 'arch'/'config' metadata; only checkpoints written by tools/train.py can be published")
+    dest = Path(folder) if folder is not None else zoo_dir()
+    out = dest / f"{name}{SUFFIX}"
+    if out.exists() and not force:
+        raise CheckpointError(f"{out} exists; pass force=True (--force) to replace it")
+    full_card = {**dict(card), "source": str(src)}
+    metadata = {"arch": meta["arch"], "config": meta["config"], "zoo": json.dumps(full_card, sort_keys=True)}
+    return save_weights(dict(raw), out, metadata)
