@@ -4,6 +4,7 @@ Subcommands:
     irframe list                       every registered component, by kind, with its plugin
     irframe show-options FILE [--set]  the resolved options (``_base_`` merged, overrides applied)
     irframe convert-options IN OUT     write a BasicSR-style option file as a native one
+    irframe new-plugin NAME [--dir D]  write a pip-installable plugin skeleton (docs/plugins.md)
     irframe zoo [publish CKPT NAME]    list the zoo models (``zoo:NAME``), or add a trained checkpoint
 """
 
@@ -131,6 +132,18 @@ def _cmd_convert_options(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_new_plugin(args: argparse.Namespace) -> int:
+    """Write the plugin skeleton and say what to do next."""
+    from irframe.scaffold import new_plugin
+
+    root = new_plugin(args.name, args.dir, arch=args.arch)
+    print(f"wrote {root}/ (plugin {args.name!r}); next:")
+    print(f"  pip install -e {root}")
+    print("  irframe list arch")
+    print(f"  python -m pytest -q {root / 'tests'}")
+    return 0
+
+
 def _cmd_zoo(args: argparse.Namespace) -> int:
     from irframe.zoo import list_zoo, publish, zoo_dir
 
@@ -187,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", metavar="OUT", help="native option file to write")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     p.set_defaults(func=_cmd_convert_options)
+
+    p = sub.add_parser("new-plugin", help="write a pip-installable plugin skeleton (arch, detector, tests)")
+    p.add_argument("name", help="plugin name, a Python identifier (package irframe_NAME, distribution irframe-NAME)")
+    p.add_argument("--dir", default=".", help="folder in which irframe-NAME/ is created (default: here)")
+    p.add_argument("--arch", default=None, help="arch class name (default: NAME in CamelCase)")
+    p.set_defaults(func=_cmd_new_plugin)
 
     p = sub.add_parser("zoo", help="list the zoo models (zoo:NAME), or publish a trained checkpoint into the zoo")
     p.add_argument("--dir", default=None, help="zoo folder (default: $IRFRAME_ZOO, else zoo/ of the checkout)")

@@ -33,7 +33,7 @@ import torch.nn as nn
 
 from irframe.errors import CheckpointError, IrframeError
 from irframe.nn.checkpoint import WRAPPER_KEYS, load_state, read_checkpoint, unwrap_state_dict
-from irframe.registry import ARCHS, DETECTORS, Entry, conflicts
+from irframe.registry import ARCHS, DETECTORS, Entry, conflicts, failed_plugins_note
 
 # Files looked for, in order, when ``path`` is one of our experiment checkpoint folders.
 FOLDER_FILES = ("ema.safetensors", "model.safetensors")
@@ -208,6 +208,7 @@ def detect_config(
         f"{source}: no registered arch recognises this checkpoint ({len(keys)} tensors: {shown}). "
         f"Detectors tried: {tried}. "
         "Pass an option file (-opt) naming the model, or install the plugin that provides it."
+        + (f" Note: {note}." if (note := failed_plugins_note()) else "")
     )
 
 

@@ -237,3 +237,18 @@ def test_translation_leaves_the_input_untouched():
     before = yaml.safe_dump(data)
     translate_basicsr(data, "x.yml")
     assert yaml.safe_dump(data) == before
+
+
+def test_lmdb_backend_and_perceptual_loss_pass_through(tmp_path):
+    data = raw("train_EDSR_Mx2.yml")
+    data["datasets"]["train"]["io_backend"] = {"type": "lmdb"}
+    data["train"]["perceptual_opt"] = {"type": "PerceptualLoss", "layer_weights": {"conv5_4": 1},
+                                       "perceptual_weight": 1.0, "style_weight": 0}
+    out = translate_basicsr(data, "p.yml")[0]
+    assert out["datasets"]["train"]["io_backend"] == {"type": "lmdb"}
+    assert out["train"]["losses"][1] == {"type": "PerceptualLoss", "layer_weights": {"conv5_4": 1},
+                                         "perceptual_weight": 1.0, "style_weight": 0}
+    out["model"] = {"type": "Restormer"}
+    roots_under(out["datasets"], tmp_path)
+    with pytest.raises(OptionsError, match=r"train\.losses\.1\.type: unknown loss 'PerceptualLoss'"):
+        check_components(validate_options(out))  # VGG perceptual loss: no built-in, a plugin could provide it

@@ -214,3 +214,13 @@ def test_infer_tool_survives_a_careless_detector(tmp_path, plugins, capsys):
     assert infer_main(base + ["--checkpoint", str(bad), "--output", str(tmp_path / "out2")]) != 0
     err = capsys.readouterr().err
     assert "error:" in err and "Careless [careless]: FAILED (raised KeyError" in err, err
+
+
+def test_no_match_names_plugins_that_failed_to_load(plugins):
+    with pytest.warns(RuntimeWarning, match="failed to load"):
+        plugins("tp-broken", "tp_broken", "broken", "def register():\n    import tp_missing_dependency\n")
+    with pytest.raises(CheckpointError) as exc:
+        detect_config({"swin.weight": torch.zeros(1)}, source="swin.pth")
+    msg = str(exc.value)
+    assert "no registered arch recognises" in msg
+    assert "plugin 'broken' is installed but failed to load: ModuleNotFoundError" in msg
