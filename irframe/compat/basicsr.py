@@ -331,7 +331,7 @@ class _Translator:
     @staticmethod
     def dataset_key(name: Any, phase: str, used: set[str]) -> str:
         """The native key of a validation/test set: its BasicSR ``name`` (the set shown in logs)."""
-        key = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("_") if name is not None else ""
+        key = re.sub(r"[^A-Za-z0-9_-]+", "_", str(name)).strip("_") if name is not None else ""
         if not key or key == "train" or key in used:
             key = phase
         used.add(key)

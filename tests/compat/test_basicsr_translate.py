@@ -149,6 +149,13 @@ def test_test_files_fill_the_test_section():
     assert swinir.test.param_key == "params_ema" and list(swinir.test.datasets) == ["Set5", "Set14"]
 
 
+def test_set_names_become_keys():
+    data = raw("test_EDSR_Mx2.yml")
+    data["datasets"]["test_2"]["name"] = "Set5"  # a duplicate name falls back to the phase key
+    data["datasets"]["test_3"]["name"] = "DIV2K.valid 100"  # dots/spaces would nest or break dotted paths
+    assert list(translate_basicsr(data, "n.yml")[0]["test"]["datasets"]) == ["Set5", "test_2", "DIV2K_valid_100"]
+
+
 def test_unregistered_arch_fails_at_model_type(data_tree):
     opts = load_options(data_tree("train_EDSR_Mx2.yml"))
     with pytest.raises(OptionsError) as info:
