@@ -354,74 +354,9 @@ class _Translator:
         self.map(f"{where}.type", f"{dst}.type")
         cfg.pop("name", None)
         cfg.pop("phase", None)
-
-        # loader settings
-        for src, dst in (("batch_size_per_gpu", "batch_size"), ("num_worker_per_gpu", "num_workers"),
-                         ("use_shuffle", "shuffle"), ("pin_memory", "pin_memory"),
-                         ("persistent_workers", "persistent_workers")):
-            if src in cfg:
-                value = cfg.pop(src)
-                if value is not None:
-                    out[dst] = value
-                    self.map(f"{where}.{src}", f"{self.dst}.{dst}")
-        if "dataset_enlarge_ratio" in cfg:
-            ratio = _int(cfg.pop("dataset_enlarge_ratio"))
-            if ratio not in (None, 1) and not train:
-                self.note(f"{where}.dataset_enlarge_ratio", f"{ratio} dropped: BasicSR enlarges training sets only")
-            elif ratio not in (None, 1):
-                out["enlarge_ratio"] = ratio
-                self.map(f"{where}.dataset_enlarge_ratio", f"{self.dst}.enlarge_ratio")
-        if "prefetch_mode" in cfg:
-            mode = cfg.pop("prefetch_mode")
-            self.note(
-                f"{where}.prefetch_mode", f"{mode!r} dropped: the DataLoader's workers prefetch "
-                "(num_workers, pin_memory, prefetch_factor)",
-            )
-        if "num_prefetch_queue" in cfg:
-            cfg.pop("num_prefetch_queue")
-            self.note(f"{where}.num_prefetch_queue", "dropped: see prefetch_mode")
-
-        # progressive learning (Restormer)
-        progressive = None
-        prog_keys = [k for k in ("mini_batch_sizes", "iters", "gt_sizes") if k in cfg]
-        if prog_keys:
-            values = {k: cfg.pop(k) for k in prog_keys}
-            if not train:
-                self.note(where, f"{', '.join(prog_keys)} dropped: progressive learning applies to training only")
-            elif len(prog_keys) != 3:
-                missing = sorted({"mini_batch_sizes", "iters", "gt_sizes"} - set(prog_keys))
-                self.problem(where, f"progressive learning needs mini_batch_sizes, iters and gt_sizes; missing {missing}")
-            else:
-                progressive = {
-                    "iters": values["iters"], "batch_sizes": values["mini_batch_sizes"], "patch_sizes": values["gt_sizes"],
-                }
-                for src, dst in (("iters", "iters"), ("mini_batch_sizes", "batch_sizes"), ("gt_sizes", "patch_sizes")):
-                    self.map(f"{where}.{src}", f"train.progressive.{dst}")
-                self.note(
-                    f"{where}.mini_batch_sizes", "each stage loads its mini-batch of gt_sizes patches directly "
-                    "(Restormer loads batch_size_per_gpu patches of gt_size and sub-samples them: the same distribution)",
-                )
-
-        # augmentations (BasicSR applies them in the train phase only)
-        flips = {k: cfg.pop(k) for k in ("use_flip", "use_hflip", "use_rot", "geometric_augs") if k in cfg}
-        if flips:
-            if not train:
-                self.note(where, f"{', '.join(flips)} dropped: BasicSR augments in the train phase only")
-            else:
-                if flips.get("geometric_augs"):
-                    out["use_flip"] = out["use_rot"] = True
-                    self.map(f"{where}.geometric_augs", f"{self.dst}.use_flip + use_rot")
-                    self.note(
-                        f"{where}.geometric_augs", "Restormer's 8 random flips/rotations = use_flip + use_rot "
-                        "(the same 8 transforms, uniformly)",
-                    )
-                for src in ("use_flip", "use_hflip"):
-                    if src in flips:
-                        out["use_flip"] = bool(out.get("use_flip")) or bool(flips[src])
-                        self.map(f"{where}.{src}", f"{self.dst}.use_flip")
-                if "use_rot" in flips:
-                    out["use_rot"] = bool(out.get("use_rot")) or bool(flips["use_rot"])
-                    self.map(f"{where}.use_rot", f"{self.dst}.use_rot")
+        self.loader_settings(cfg, where, out, train)
+        progressive = self.progressive(cfg, where, train)
+        self.augments(cfg, where, out, train)
         if "gt_size" in cfg:
             gt_size = cfg.pop("gt_size")
             if train and gt_size is not None:
@@ -460,6 +395,78 @@ class _Translator:
         handler(cfg, where, out, train)
         self.unknown(f"{where}.", cfg)
         return out, progressive
+
+    def loader_settings(self, cfg: dict[str, Any], where: str, out: dict[str, Any], train: bool) -> None:
+        """DataLoader keys: batch size, workers, shuffling, enlarge ratio, prefetching."""
+        for src, key in (("batch_size_per_gpu", "batch_size"), ("num_worker_per_gpu", "num_workers"),
+                         ("use_shuffle", "shuffle"), ("pin_memory", "pin_memory"),
+                         ("persistent_workers", "persistent_workers")):
+            if src in cfg:
+                value = cfg.pop(src)
+                if value is not None:
+                    out[key] = value
+                    self.map(f"{where}.{src}", f"{self.dst}.{key}")
+        if "dataset_enlarge_ratio" in cfg:
+            ratio = _int(cfg.pop("dataset_enlarge_ratio"))
+            if ratio not in (None, 1) and not train:
+                self.note(f"{where}.dataset_enlarge_ratio", f"{ratio} dropped: BasicSR enlarges training sets only")
+            elif ratio not in (None, 1):
+                out["enlarge_ratio"] = ratio
+                self.map(f"{where}.dataset_enlarge_ratio", f"{self.dst}.enlarge_ratio")
+        if "prefetch_mode" in cfg:
+            mode = cfg.pop("prefetch_mode")
+            self.note(
+                f"{where}.prefetch_mode", f"{mode!r} dropped: the DataLoader's workers prefetch "
+                "(num_workers, pin_memory, prefetch_factor)",
+            )
+        if "num_prefetch_queue" in cfg:
+            cfg.pop("num_prefetch_queue")
+            self.note(f"{where}.num_prefetch_queue", "dropped: see prefetch_mode")
+
+    def progressive(self, cfg: dict[str, Any], where: str, train: bool) -> dict[str, Any] | None:
+        """Restormer's progressive learning keys -> the ``train.progressive`` mapping (training only)."""
+        progressive = None
+        prog_keys = [k for k in ("mini_batch_sizes", "iters", "gt_sizes") if k in cfg]
+        if prog_keys:
+            values = {k: cfg.pop(k) for k in prog_keys}
+            if not train:
+                self.note(where, f"{', '.join(prog_keys)} dropped: progressive learning applies to training only")
+            elif len(prog_keys) != 3:
+                missing = sorted({"mini_batch_sizes", "iters", "gt_sizes"} - set(prog_keys))
+                self.problem(where, f"progressive learning needs mini_batch_sizes, iters and gt_sizes; missing {missing}")
+            else:
+                progressive = {
+                    "iters": values["iters"], "batch_sizes": values["mini_batch_sizes"], "patch_sizes": values["gt_sizes"],
+                }
+                for src, key in (("iters", "iters"), ("mini_batch_sizes", "batch_sizes"), ("gt_sizes", "patch_sizes")):
+                    self.map(f"{where}.{src}", f"train.progressive.{key}")
+                self.note(
+                    f"{where}.mini_batch_sizes", "each stage loads its mini-batch of gt_sizes patches directly "
+                    "(Restormer loads batch_size_per_gpu patches of gt_size and sub-samples them: the same distribution)",
+                )
+        return progressive
+
+    def augments(self, cfg: dict[str, Any], where: str, out: dict[str, Any], train: bool) -> None:
+        """Flips/rotations (BasicSR applies them in the train phase only)."""
+        flips = {k: cfg.pop(k) for k in ("use_flip", "use_hflip", "use_rot", "geometric_augs") if k in cfg}
+        if flips:
+            if not train:
+                self.note(where, f"{', '.join(flips)} dropped: BasicSR augments in the train phase only")
+            else:
+                if flips.get("geometric_augs"):
+                    out["use_flip"] = out["use_rot"] = True
+                    self.map(f"{where}.geometric_augs", f"{self.dst}.use_flip + use_rot")
+                    self.note(
+                        f"{where}.geometric_augs", "Restormer's 8 random flips/rotations = use_flip + use_rot "
+                        "(the same 8 transforms, uniformly)",
+                    )
+                for src in ("use_flip", "use_hflip"):
+                    if src in flips:
+                        out["use_flip"] = bool(out.get("use_flip")) or bool(flips[src])
+                        self.map(f"{where}.{src}", f"{self.dst}.use_flip")
+                if "use_rot" in flips:
+                    out["use_rot"] = bool(out.get("use_rot")) or bool(flips["use_rot"])
+                    self.map(f"{where}.use_rot", f"{self.dst}.use_rot")
 
     def scale_of(self, scale: Any, where: str, out: dict[str, Any], target: str) -> None:
         if scale in (None, 1):
