@@ -8,6 +8,9 @@ and ``p`` for both, so each mixed input still matches its mixed target).
 Every draw comes from a generator seeded by (run seed, iteration, micro-batch, process), not from a
 running random state: the mixing of iteration ``i`` is the same in a resumed run as in an
 uninterrupted one, and nothing needs to be saved in checkpoints.
+
+With several processes each one mixes its own share of the batch (as Restormer does per GPU), so a
+mixup run on N processes is not the same as a 1-process run of the same global batch.
 """
 
 from __future__ import annotations
