@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from irframe.errors import CheckpointError, OptionsError
+from irframe.errors import CheckpointError, DistributedError, OptionsError
 from irframe.nn.spec import get_spec
 from irframe.options import TRAIN_PATHS, Options, check_components, dump_options, save_options
 from irframe.registry import ARCHS, METRICS
@@ -87,7 +87,7 @@ def needs_unused_parameters(model: nn.Module, opts: Options) -> bool:
 def make_accelerator(opts: Options, find_unused: bool) -> Any:
     """The :class:`accelerate.Accelerator` for this run (device, DDP settings, mixed precision)."""
     from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs
+    from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs
 
     assert opts.train is not None
     extra: dict[str, Any] = {}
@@ -100,7 +100,11 @@ def make_accelerator(opts: Options, find_unused: bool) -> Any:
     return Accelerator(
         cpu=_cpu_only_distributed(),
         mixed_precision=opts.train.mixed_precision,
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=find_unused)],
+        kwargs_handlers=[
+            DistributedDataParallelKwargs(find_unused_parameters=find_unused),
+            # how long a process waits for the others before a collective fails (a hung rank)
+            InitProcessGroupKwargs(timeout=datetime.timedelta(seconds=opts.dist.timeout_s)),
+        ],
         # The trainer steps the scheduler itself, once per optimizer step.
         step_scheduler_with_optimizer=False,
         **extra,
@@ -368,6 +372,8 @@ def run_training(opts: Options, resume: str | None = None) -> TrainResult:
     check_components(opts, paths=TRAIN_PATHS)
     check_name(opts.name, opts.source)
     resume = resume if resume is not None else opts.path.resume
+    if resume is None and int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0") or 0) > 0:
+        resume = "auto"  # torchrun --max-restarts: a restarted worker continues the last checkpoint
     pretrain = opts.train.pretrain
     if pretrain is not None and not Path(pretrain.path).exists():  # before any folder is made
         raise OptionsError(f"{opts.source}: train.pretrain.path: checkpoint not found: {pretrain.path}")
@@ -387,7 +393,16 @@ def run_training(opts: Options, resume: str | None = None) -> TrainResult:
             trainer = build_trainer(opts, accelerator, model, exp, data, pretrained)
             if accelerator.is_main_process:
                 record_options(opts, exp)  # a resumed run with changed options: after it could resume
-            val = trainer.fit()
+            try:
+                val = trainer.fit()
+            except RuntimeError as exc:
+                if accelerator.num_processes > 1 and "timed out" in str(exc).lower():
+                    raise DistributedError(
+                        f"process {accelerator.process_index}: another process did not answer within "
+                        f"dist.timeout_s={opts.dist.timeout_s} s (hung, stopped or dead); stopping. The last "
+                        f"complete checkpoint in {exp.checkpoints} resumes with --resume auto"
+                    ) from None
+                raise
             return TrainResult(exp.root, trainer.iteration, trainer.last_checkpoint, val, accelerator.is_main_process)
         finally:
             if trainer is not None:

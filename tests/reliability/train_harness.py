@@ -11,6 +11,11 @@ such a crash never leaves a checkpoint that ``--resume auto`` would pick half-wr
   one not yet in place);
 * ``prune``         while deleting an old ``iter_*`` checkpoint, after its first file is gone.
 
+Multi-process faults (``torchrun``), at the start of the save of ``iter_N`` on the process of rank 1:
+
+* ``stall_rank1:N``  SIGSTOP (a hung peer; it prints ``stalling pid P`` first);
+* ``die_rank1:N``    SIGKILL, in the first attempt only (``TORCHELASTIC_RESTART_COUNT`` 0).
+
 Everything else is the real script: ``runpy`` runs ``tools/train.py`` as ``__main__``.
 """
 
@@ -103,6 +108,20 @@ def install_fault(fault: str) -> None:
             real_rmtree(path, *args, **kwargs)
 
         shutil.rmtree = rmtree
+    elif fault.startswith(("stall_rank1:", "die_rank1:")):
+        kind, target = fault.split(":", 1)
+        real_save = checkpointer.Checkpointer.save
+
+        def save(self: Any, iteration: int, *args: Any, **kwargs: Any) -> Path:
+            if iteration == int(target) and os.environ.get("RANK") == "1":
+                if kind == "stall_rank1":
+                    print(f"stalling pid {os.getpid()}", flush=True)
+                    os.kill(os.getpid(), signal.SIGSTOP)
+                elif os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0":
+                    die()
+            return real_save(self, iteration, *args, **kwargs)
+
+        checkpointer.Checkpointer.save = save
     elif fault:
         raise SystemExit(f"{FAULT_ENV}: unknown fault {fault!r}")
 
