@@ -72,10 +72,10 @@ def guide_site(tmp_path, registry_sandbox):
 def test_every_python_block_is_a_tested_file():
     blocks = guide_blocks()
     python = [text for lang, text in blocks if lang == "python"]
-    assert len(python) >= 9
+    assert len(python) >= 11
     assert all(text.startswith("# file: ") for text in python), "a python block the guide test would not run"
     files = guide_files()
-    for kind in ("arch", "detect", "losses", "degradations", "datasets", "metrics", "optim"):
+    for kind in ("arch", "ported", "detect", "losses", "degradations", "datasets", "metrics", "optim"):
         assert f"irframe_mynet/{kind}.py" in files
         assert f'"{kind}"' in files["irframe_mynet/__init__.py"]  # register() imports it
 
