@@ -112,7 +112,22 @@ def _check_node_graph(root: yaml.Node, source: str) -> None:
         stack.extend((k, False) for k in _node_children(node) if id(k) not in size)
 
 
+def _flow_too_deep(text: str) -> bool:
+    """Brackets nested deeper than :data:`MAX_YAML_DEPTH` (PyYAML's scanner is quadratic in the
+    flow depth, so a file of 50k ``[`` takes seconds before any other check could run)."""
+    if text.count("[") + text.count("{") <= MAX_YAML_DEPTH:
+        return False
+    depth = 0
+    for match in re.finditer(r"[\[\]{}]", text):
+        depth = depth + 1 if match.group() in "[{" else max(depth - 1, 0)
+        if depth > MAX_YAML_DEPTH:
+            return True
+    return False
+
+
 def _yaml_load(text: str, source: str) -> Any:
+    if _flow_too_deep(text):
+        raise OptionsError(f"{source}: refused: nested more than {MAX_YAML_DEPTH} levels deep")
     loader = _StrictSafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -549,7 +564,7 @@ def _format_error(err: Mapping[str, Any]) -> str:
     if err["type"] == "extra_forbidden":
         key = str(loc[-1])
         choices = _model_fields(Options, loc[:-1])
-        return f"{dotted}: unknown key{key_hint(key, choices)} Valid keys here: {', '.join(choices)}"
+        return f"{dotted}: unknown key{key_hint(key, choices) or '.'} Valid keys here: {', '.join(choices)}"
     if err["type"] == "missing":
         return f"{dotted}: missing required key"
     msg = str(err["msg"])

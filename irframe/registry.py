@@ -686,7 +686,7 @@ def kwarg_problems(
             if extra_keys and info.var_keyword:
                 continue
             problems.append(
-                f"{where}.{clip(key)}: unknown key for {owner}{key_hint(key, choices)} "
+                f"{where}.{clip(key)}: unknown key for {owner}{key_hint(key, choices) or '.'} "
                 f"Accepted keys: {', '.join(choices) if choices else '(none)'}"
             )
             continue
@@ -845,7 +845,7 @@ FOREIGN_KEYS: dict[str, str] = {
     "batch_size_per_gpu": "BasicSR's name; here it is `batch_size` (per process)",
     "num_worker_per_gpu": "BasicSR's name; here it is `num_workers`",
     "use_shuffle": "BasicSR's name; here it is the loader key `shuffle`",
-    "dataset_enlarge_ratio": "BasicSR's epoch trick; irframe counts iterations (`train.total_iter`), remove it",
+    "dataset_enlarge_ratio": "BasicSR's name; here it is the loader key `enlarge_ratio`",
     "use_hflip": "BasicSR's name; here it is `use_flip`",
     "mini_batch_sizes": "Restormer's name; here it is `train.progressive.batch_sizes`",
     "gt_sizes": "Restormer's name; here it is `train.progressive.patch_sizes`",
