@@ -173,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  irframe list                 every component by kind (arch, loss, dataset, ...) and every plugin\n"
         "  irframe list archs           only the archs ('arch' works too)\n"
-        "  irframe show-options options/demo.yml --set train.total_iter=10",
+        "  irframe show-options options/demo.yml --set train.total_iter=10\n"
+        "  irframe new-plugin mynet     write ./irframe-mynet/, a plugin skeleton (guide: docs/plugins.md)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
