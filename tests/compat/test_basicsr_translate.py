@@ -111,7 +111,6 @@ def test_gaussian_noise_is_built_and_unclipped(tmp_path):
     import cv2
     import numpy as np
 
-    from irframe.data.datasets.base import ImageDataset  # noqa: F401  (registers datasets)
     from irframe.registry import DATASETS
 
     (tmp_path / "gt").mkdir()
