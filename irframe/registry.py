@@ -495,6 +495,9 @@ class Registry:
 
     def __contains__(self, name: object) -> bool:
         LOADER.ensure_loaded()
+        if isinstance(name, str) and ":" in name:
+            provider, _, bare = name.rpartition(":")
+            return any(e.provider == provider for e in self._candidates(bare))
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:

@@ -188,3 +188,18 @@ def test_shipped_option_files_pass_the_strict_checks():
     for path in files:
         opts = load_options(path)
         assert check_options(opts, paths=False) == [], path
+
+
+def test_train_tool_reports_all_problems_before_any_folder(tmp_path, capsys):
+    from irframe.train.cli import main as train_main
+
+    f = write(
+        tmp_path,
+        GOOD.replace("sigma: 25", "sigmaa: 25").replace("dataroot_gt: {data}", "dataroot_gt: {data}/missing")
+        + "path: {experiments_root: {data}/experiments}\n",
+    )
+    assert train_main(["-opt", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {f}: 2 problems:\n")
+    assert "  datasets.train.dataroot_gt: folder not found: " in err and "  datasets.train.degradation.sigmaa: " in err
+    assert not (tmp_path / "experiments").exists()

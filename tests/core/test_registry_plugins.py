@@ -39,6 +39,7 @@ def test_provider_name_picks_between_same_named_components(plugin_path, registry
     with pytest.raises(RegistryError, match=r"pick one with type: 'one:SharedName' or 'two:SharedName'"):
         ARCHS.get("SharedName")
     one, two = ARCHS.get("one:SharedName"), ARCHS.get("two:SharedName")
+    assert "one:SharedName" in ARCHS and "three:SharedName" not in ARCHS and "SharedName" not in ARCHS
     assert one is not two and one.__module__ == "tp_one" and two.__module__ == "tp_two"
     net = ARCHS.build({"type": "two:SharedName", "channels": 1}, path="model")
     assert type(net) is two and net.conv.in_channels == 1
