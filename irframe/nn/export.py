@@ -37,7 +37,7 @@ import torch
 import torch.nn as nn
 
 from irframe.errors import IrframeError
-from irframe.nn.spec import ModelSpec, get_spec
+from irframe.nn.spec import ModelSpec, get_spec, resolve_task
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -247,8 +247,12 @@ def export_onnx(
     dest = Path(path)
     if dest.suffix.lower() != ".onnx":
         raise ExportError(f"{dest}: name the output file *.onnx")
-    spec = get_spec(model)
     arch = _arch_name(model)
+    try:  # the model's own name for a spelling it accepts (IPT: sr2 -> sr_x2); stored in the file
+        task = resolve_task(model, task)
+    except ValueError as exc:
+        raise ExportError(f"{arch}: {exc}") from None
+    spec = get_spec(model)
     _check_task(spec, task, arch)
     if sample_size is None:
         size = _sample_size(spec)

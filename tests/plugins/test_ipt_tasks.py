@@ -95,3 +95,13 @@ def test_infer_tool_with_a_detected_single_task_checkpoint(tmp_path: Path, capsy
     assert infer_main([*base, "--output", str(tmp_path / "out2"), "--task", "sr2"]) == 2
     err = capsys.readouterr().err
     assert "--task 'sr2': IPT: unknown task 'sr2' (sr_x2); tasks are ['denoise30'] (scale 1)" in err
+
+
+def test_export_resolves_the_task_before_tracing(tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    from irframe.nn.export import ExportError, export_onnx
+
+    with pytest.raises(ExportError, match=r"IPT: unknown task 'x3' \(sr_x3\); tasks are \['sr_x2'\] \(scale 2\)"):
+        export_onnx(tiny(scale=[2]), tmp_path / "ipt.onnx", task="x3")
+    assert not (tmp_path / "ipt.onnx").exists()
