@@ -706,11 +706,12 @@ def check_options(opts: Options | Mapping[str, Any], *, paths: bool | Sequence[s
     return list(dict.fromkeys(problems))
 
 
-def check_components(opts: Options, *, paths: bool | Sequence[str] = True) -> None:
+def check_components(opts: Options, *, paths: bool | Sequence[str] = False) -> None:
     """Raise one :class:`OptionsError` (file name first) listing every problem :func:`check_options` finds.
 
-    Runs before any work starts so that a typo in a dataset or loss key, or a missing data folder,
-    fails at once, all of them in one run. ``paths`` as in :func:`check_options`.
+    Runs before any work starts so that a typo in a dataset or loss key, or (with ``paths``, as in
+    :func:`check_options`; the runs pass the sections they use) a missing data folder, fails at
+    once, all of them in one run.
     """
     problems = check_options(opts, paths=paths)
     if problems:
