@@ -22,7 +22,7 @@ from irframe.errors import DataError
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"  # followed by the IHDR chunk; byte 25 is the colour type
 
 __all__ = [
-    "ImageFormat", "probe_image", "list_images", "save_restored", "output_suffix", "detail_box",
+    "ImageFormat", "probe_image", "probe_bytes", "list_images", "save_restored", "output_suffix", "detail_box",
 ]
 
 
@@ -46,14 +46,20 @@ def probe_image(path: str | os.PathLike[str]) -> ImageFormat:
         data = np.fromfile(p, dtype=np.uint8)
     except OSError as exc:
         raise DataError(f"{p}: cannot read image file ({exc.strerror or exc})") from None
+    return probe_bytes(data, str(p))
+
+
+def probe_bytes(content: bytes | np.ndarray, source: str) -> ImageFormat:
+    """:func:`probe_image` of encoded image bytes (an LMDB record); ``source`` names them in errors."""
+    data = np.frombuffer(content, dtype=np.uint8) if isinstance(content, (bytes, bytearray, memoryview)) else content
     if data.size:
-        check_pixel_budget(data, str(p))
+        check_pixel_budget(data, source)
     try:
         img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     except cv2.error:  # e.g. a header claiming more pixels than OpenCV's safety limit
         img = None
     if img is None:
-        raise DataError(f"{p}: cannot decode image: truncated, corrupt or not an image")
+        raise DataError(f"{source}: cannot decode image: truncated, corrupt or not an image")
     depth: Literal[8, 16] = 16 if img.dtype == np.uint16 else 8
     # OpenCV decodes a gray+alpha PNG as BGRA: its header's colour type (4) says it is gray.
     gray_png = data[:8].tobytes() == _PNG_SIGNATURE and data.size > 25 and int(data[25]) in (0, 4)

@@ -16,7 +16,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence, TextIO
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from irframe.evaluate.images import ImageFormat, detail_box, output_suffix, probe_image, save_restored
+from irframe.evaluate.images import ImageFormat, detail_box, output_suffix, probe_bytes, probe_image, save_restored
 from irframe.evaluate.leaderboard import DatasetResult, ImageResult, MetricInfo
 from irframe.evaluate.models import LoadedModel, slugify
 from irframe.evaluate.report import crop_rel_path, image_entry
@@ -70,9 +70,15 @@ def _sync(device: torch.device) -> None:
 
 
 def _source_format(path: Any, channels: int) -> ImageFormat:
-    """The stored format of a sample's source file (8-bit, ``channels``, when it is not a file)."""
+    """The stored format of a sample's source: a file, or an LMDB record (``<db>.lmdb:<key>``, as
+    the LMDB backend names them), so 16-bit sources give 16-bit outputs; else 8-bit ``channels``."""
     if isinstance(path, str) and Path(path).is_file():
         return probe_image(path)
+    db, sep, key = path.rpartition(".lmdb:") if isinstance(path, str) else ("", "", "")
+    if sep and Path(db + ".lmdb").is_dir():
+        from irframe.data.backends import LMDBBackend
+
+        return probe_bytes(LMDBBackend(db + ".lmdb").get(key), path)
     return ImageFormat(8, 1 if channels == 1 else 3)
 
 

@@ -92,6 +92,26 @@ def test_unpaired_names_and_sizes_are_errors_naming_the_files(tmp_path: Path) ->
         build(root, dataroot_lqR=str(tmp_path / "missing"))
 
 
+def test_lmdb_triplets_read_like_the_folders(tmp_path: Path) -> None:
+    """Restormer ships the DPDD test set as inputL/inputR/target LMDBs: 16-bit records stay 16-bit."""
+    from irframe.data.lmdb_pack import create_lmdb
+
+    root = write_triplets(tmp_path / "png", n=2)
+    for sub in ("target", "inputL", "inputR"):
+        create_lmdb(root / sub, tmp_path / f"{sub}.lmdb", progress=False)
+    db = DATASETS.build({
+        "type": "DualPixelDataset", "dataroot_gt": str(tmp_path / "target.lmdb"),
+        "dataroot_lqL": str(tmp_path / "inputL.lmdb"), "dataroot_lqR": str(tmp_path / "inputR.lmdb"),
+        "io_backend": {"type": "lmdb"},
+    })
+    folder = build(root)
+    for i in range(2):
+        a, b = db[i], folder[i]
+        assert a["name"] == b["name"] and a["lq_path"].endswith("inputL.lmdb:" + b["name"])
+        torch.testing.assert_close(a["lq"], b["lq"], rtol=0, atol=0)
+        torch.testing.assert_close(a["gt"], b["gt"], rtol=0, atol=0)
+
+
 def test_tiny_dual_pixel_restormer_trains_and_validates(tmp_path: Path) -> None:
     """A few iterations through the real trainer: 6 channels in, 3 out, validation PSNR measured."""
     from irframe.options import validate_options

@@ -143,3 +143,31 @@ def test_benchmark_on_a_dual_pixel_set(dp_ckpt, views: Path, tmp_path: Path) -> 
         value = float(psnr(restore(model, x[None]), gt[None])[0])  # the float output, as measured
         assert img["metrics"]["PSNR-RGB crop0 float"] == pytest.approx(value, abs=1e-9)
     assert (out / "report.html").is_file()
+
+
+def test_benchmark_on_lmdb_triplets_keeps_16bit(dp_ckpt, views: Path, tmp_path: Path) -> None:
+    """Restormer's DPDD test set comes as LMDBs: outputs of its 16-bit records are 16-bit too."""
+    from irframe.data.lmdb_pack import create_lmdb
+
+    model, ckpt = dp_ckpt
+    for sub in ("target", "inputL", "inputR"):
+        create_lmdb(views / sub, tmp_path / f"{sub}.lmdb", progress=False)
+    opt = tmp_path / "dp_lmdb.yml"
+    opt.write_text(yaml.safe_dump({
+        "name": "dp",
+        "test": {
+            "datasets": {"DPDD": {
+                "type": "DualPixelDataset", "dataroot_gt": str(tmp_path / "target.lmdb"), "io_backend": {"type": "lmdb"},
+                "dataroot_lqL": str(tmp_path / "inputL.lmdb"), "dataroot_lqR": str(tmp_path / "inputR.lmdb"),
+            }},
+            "metrics": [{"type": "PSNR", "quantize": False}],
+        },
+    }))
+    out = tmp_path / "results"
+    assert benchmark_main(["-opt", str(opt), "--checkpoint", str(ckpt), "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
+    images = json.loads((out / "leaderboard.json").read_text())["models"]["dp"]["datasets"]["DPDD"]["images"]
+    for img in images:
+        saved = cv2.imread(str(out / img["output"]), cv2.IMREAD_UNCHANGED)
+        assert saved.dtype == np.uint16 and img["output"].endswith(f"{img['name']}.png")
+        expected = expected_output(model, views / "inputL" / f"{img['name']}.png", views / "inputR" / f"{img['name']}.png")
+        np.testing.assert_array_equal(saved[:, :, ::-1], expected)
