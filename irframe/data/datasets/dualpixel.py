@@ -18,7 +18,7 @@ import numpy as np
 from irframe.data.datasets.base import ImageDataset, check_dataroot, open_backend
 from irframe.data.datasets.paired import match_keys
 from irframe.errors import DataError, OptionsError
-from irframe.registry import DATASETS
+from irframe.registry import DATASETS, ExistingFolder
 
 __all__ = ["DualPixelDataset"]
 
@@ -48,9 +48,9 @@ class DualPixelDataset(ImageDataset):
 
     def __init__(
         self,
-        dataroot_gt: str,
-        dataroot_lqL: str,
-        dataroot_lqR: str,
+        dataroot_gt: ExistingFolder,
+        dataroot_lqL: ExistingFolder,
+        dataroot_lqR: ExistingFolder,
         gt_size: int | None = None,
         use_flip: bool = False,
         use_rot: bool = False,
