@@ -595,7 +595,8 @@ def _children(
             items = [(f"{key}.{i}", v) for i, v in enumerate(value)]
         else:
             items = [(key, value)]
-        out.extend((rel, marker.kind, v) for rel, v in items if isinstance(v, Mapping) or not callable(v))
+        # other values are reported by the parameter's type check (or are built objects, from code)
+        out.extend((rel, marker.kind, v) for rel, v in items if isinstance(v, Mapping))
     return out, []
 
 
