@@ -47,7 +47,7 @@ def plan_jobs(opts_list: Sequence[Options], checkpoints: Sequence[str]) -> list[
         raise OptionsError("no option file given (-opt FILE)")
     for opts in opts_list:
         if opts.test is None:
-            raise OptionsError(f"{opts.source}: no 'test:' section (test.datasets and test.metrics are needed)")
+            raise OptionsError(f"{opts.source}: no 'test:' section (test.datasets names the benchmark sets; test.metrics defaults to val.metrics, else PSNR/SSIM)")
         if not opts.test.datasets:
             raise OptionsError(f"{opts.source}: test.datasets is empty: name at least one benchmark set")
     if not checkpoints:
