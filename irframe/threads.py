@@ -48,6 +48,9 @@ __all__ = [
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 # Environment variables a launcher sets in the processes it starts (accelerate launch, torchrun).
 LAUNCHER_MARKERS = ("ACCELERATE_MIXED_PRECISION", "ACCELERATE_DYNAMO_BACKEND", "TORCHELASTIC_RUN_ID")
+# configure_threads exports its choice as OMP_NUM_THREADS (accelerate's CPU set-up would otherwise
+# replace it) and records it here, so a later call knows that value was not the user's.
+CHOSEN_ENV = "IRFRAME_THREADS_CHOSEN"
 
 
 @dataclass(frozen=True)
@@ -58,11 +61,13 @@ class ThreadChoice:
         threads: intra-op threads for torch.
         reason: why (one line, printed by :func:`configure_threads`).
         oversubscribed: the machine's load exceeded the cores available to this process.
+        from_env: the user's ``OMP_NUM_THREADS`` decided (nothing to export then).
     """
 
     threads: int
     reason: str
     oversubscribed: bool = False
+    from_env: bool = False
 
     def line(self) -> str:
         """The line the tools print."""
@@ -151,8 +156,12 @@ def machine_load() -> float:
 
 
 def _launcher_default(env: Mapping[str, str]) -> bool:
-    """``OMP_NUM_THREADS=1`` set by accelerate launch / torchrun rather than by the user."""
-    return env.get("OMP_NUM_THREADS", "").strip() == "1" and any(k in env for k in LAUNCHER_MARKERS)
+    """``OMP_NUM_THREADS`` set by accelerate launch / torchrun (``1``) or by an earlier
+    :func:`configure_threads` of this process tree, rather than by the user."""
+    omp = env.get("OMP_NUM_THREADS", "").strip()
+    if omp and omp == env.get(CHOSEN_ENV, "").strip():
+        return True
+    return omp == "1" and any(k in env for k in LAUNCHER_MARKERS)
 
 
 def choose_threads(
@@ -186,9 +195,9 @@ def choose_threads(
         except ValueError:
             value = 0
         if value >= 1:
-            return ThreadChoice(value, f"OMP_NUM_THREADS={omp} from the environment")
+            return ThreadChoice(value, f"OMP_NUM_THREADS={omp} from the environment", from_env=True)
         launcher_note = f"; OMP_NUM_THREADS={omp!r} ignored (not a positive number)"
-    elif omp:
+    elif omp and omp != env.get(CHOSEN_ENV, "").strip():
         launcher_note = "; the launcher's OMP_NUM_THREADS=1 replaced (pass --threads 1 to keep it)"
     cores = available_cores() if cores is None else cores
     try:
@@ -221,6 +230,10 @@ def configure_threads(
 ) -> ThreadChoice:
     """Choose the thread count, apply it to torch (``torch.set_num_threads``) and print the line.
 
+    Unless the user's ``OMP_NUM_THREADS`` decided, the choice is also exported as
+    ``OMP_NUM_THREADS`` (so accelerate's CPU set-up keeps it) and as :data:`CHOSEN_ENV` (so a later
+    call does not mistake it for the user's setting).
+
     Args:
         requested: ``--threads`` (wins) or the option file's ``threads`` (``None``/``"auto"``: policy).
         workers: DataLoader workers this process will start.
@@ -230,6 +243,8 @@ def configure_threads(
 
     choice = choose_threads(requested, workers=workers)
     torch.set_num_threads(choice.threads)
+    if not choice.from_env:  # accelerate sets its own count on a multi-process CPU run unless it is set
+        os.environ["OMP_NUM_THREADS"] = os.environ[CHOSEN_ENV] = str(choice.threads)
     if log is not None and os.environ.get("RANK", "0") == "0":  # one line per launch, not per process
         log(choice.line())
     return choice

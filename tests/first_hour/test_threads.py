@@ -86,10 +86,21 @@ def test_configure_applies_and_prints_one_line(monkeypatch):
     lines: list[str] = []
     before = torch.get_num_threads()
     monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # monkeypatch restores both variables afterwards
+    monkeypatch.setenv(threads.CHOSEN_ENV, "")
     try:
         choice = configure_threads(2, log=lines.append)
         assert torch.get_num_threads() == 2 and choice.threads == 2
         assert lines == ["threads: 2 (set by --threads or the option file's threads)"]
+        # exported, so accelerate keeps it; and known as ours, not as the user's OMP_NUM_THREADS
+        import os
+
+        assert os.environ["OMP_NUM_THREADS"] == "2" == os.environ[threads.CHOSEN_ENV]
+        again = choose_threads(None, env=dict(os.environ), cores=4, machine_cores=4, load=0.0)
+        assert again.threads == 4 and "from the environment" not in again.reason
+        # the user's OMP_NUM_THREADS decides and stays as it is
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")
+        assert configure_threads(None, log=None).from_env and os.environ[threads.CHOSEN_ENV] == "2"
         monkeypatch.setenv("RANK", "1")  # other ranks stay silent
         configure_threads(1, log=lines.append)
         assert len(lines) == 1
