@@ -24,5 +24,7 @@ run benchmarks/bench_metrics.py
 if [ -f benchmarks/bench_autotile.py ]; then
     run benchmarks/bench_autotile.py
 fi
+echo; echo "\$ python benchmarks/bench_threads.py   (OMP_NUM_THREADS unset; adds busy-loop processes for its loaded half)"
+env -u OMP_NUM_THREADS "$PY" benchmarks/bench_threads.py
 echo
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); other pytest processes: $(ps aux | grep -c '[p]ytest' || true)"
