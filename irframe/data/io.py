@@ -146,8 +146,9 @@ def header_size(data: bytes | memoryview) -> tuple[int, int] | None:
             return None
         width, height = struct.unpack(">II", head[16:24])
         return width, height
+    whole = data if isinstance(data, bytes) else bytes(data)  # numpy/memoryview buffers: copied once
     if head[:2] == b"\xff\xd8":
-        return _jpeg_size(bytes(data))
+        return _jpeg_size(whole)
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError:  # pragma: no cover - Pillow comes with torchvision
@@ -155,7 +156,7 @@ def header_size(data: bytes | memoryview) -> tuple[int, int] | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(bytes(data))) as im:
+            with Image.open(io.BytesIO(whole)) as im:
                 return im.size
     except Image.DecompressionBombError:  # above Pillow's own hard limit (2 x 89.5 M pixels)
         return (2 * (Image.MAX_IMAGE_PIXELS or 0) + 1, 1)

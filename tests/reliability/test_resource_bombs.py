@@ -22,7 +22,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from irframe.data.io import MAX_IMAGE_PIXELS, MAX_PIXELS_ENV, header_size, imread
+from irframe.data.io import MAX_IMAGE_PIXELS, MAX_PIXELS_ENV, header_size, imread, imwrite
 from irframe.data.lmdb_pack import create_lmdb
 from irframe.errors import CheckpointError, DataError
 from irframe.evaluate.images import probe_image
@@ -145,3 +145,25 @@ def test_verify_decodes_records_within_the_budget(tmp_path: Path, monkeypatch) -
     monkeypatch.setenv(MAX_PIXELS_ENV, "100")  # 16 x 16 = 256 pixels per record
     with pytest.raises(DataError, match=r"db\.lmdb:img_0000.*above the budget"):
         create_lmdb(folder, tmp_path / "db.lmdb", progress=False, verify=True)
+
+
+def test_infer_tool_refuses_both_bombs_with_a_clear_error(relnet, tmp_path: Path, capsys) -> None:
+    from irframe.evaluate.cli import infer_main
+    from irframe.nn.checkpoint import save_weights
+
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    (inputs / "bomb.png").write_bytes(png_claiming(30000, 30000))
+    good = save_weights(relnet(), tmp_path / "relnet.safetensors", {"arch": "RelNet", "config": '{"type": "RelNet", "width": 8}'})
+    args = ["--input", str(inputs), "--output", str(out), "--device", "cpu", "--no-progress"]
+    assert infer_main(["--checkpoint", str(good), *args]) != 0
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "Traceback" not in err, err
+    assert "bomb.png: image header claims 30000 x 30000" in err and "above the budget" in err, err
+    huge = bomb_file(tmp_path / "huge.safetensors", json.dumps({"type": "Restormer", **TINY, "dim": 1200}))
+    (inputs / "bomb.png").unlink()
+    imwrite(inputs / "ok.png", np.full((8, 8, 3), 0.5, dtype=np.float32))
+    assert infer_main(["--checkpoint", str(huge), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "huge.safetensors" in err[0] and "refused before building" in err[0], err
+    assert not list(out.glob("*.png"))
