@@ -169,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``irframe`` command."""
     parser = argparse.ArgumentParser(
         prog="irframe",
-        description="irframe: list the registered components and plugins, or show resolved options.",
+        description="irframe: the registered components and plugins, resolved option files, plugin skeletons "
+        "and the model zoo (tools/*.py train, test and infer).",
         epilog="examples:\n"
         "  irframe list                 every component by kind (arch, loss, dataset, ...) and every plugin\n"
         "  irframe list archs           only the archs ('arch' works too)\n"
