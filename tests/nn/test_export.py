@@ -198,7 +198,7 @@ def test_bad_arguments_are_clear_errors(tmp_path: Path, restormer_cli) -> None:
 def test_missing_optional_dependency_names_the_extra(tmp_path: Path, monkeypatch, missing: str) -> None:
     monkeypatch.setitem(sys.modules, missing, None)  # makes `import missing` raise ImportError
     model = _build("Restormer")
-    with pytest.raises(ExportDependencyError, match=rf"'{missing}'.*pip install irframe\[export\]"):
+    with pytest.raises(ExportDependencyError, match=rf"'{missing}'.*pip install -e \"\.\[export\]\""):
         if missing == "onnxruntime":
             OnnxModel(tmp_path / "m.onnx")
         else:
