@@ -13,7 +13,8 @@ mkdir -p .whl
 ver() { "$PY" -c "import importlib.metadata as m; print(m.version('$1'))"; }
 PKGS=(
   "pydantic==$(ver pydantic)" "pydantic-core==$(ver pydantic_core)" "annotated-types==$(ver annotated_types)"
-  "typing-inspection==$(ver typing_inspection)" "lmdb==$(ver lmdb)" "lpips==$(ver lpips)"
+  "typing-inspection==$(ver typing_inspection)" "typing-extensions==$(ver typing_extensions)"
+  "lmdb==$(ver lmdb)" "lpips==$(ver lpips)"
 )
 "$PY" -m pip download --no-deps --only-binary=:all: --python-version "$PYV" --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \

@@ -11,9 +11,10 @@
 # cuda_tests.txt, suite.log.
 #
 # Python: $PYTHON if set; else .venv/bin/python when it already imports torch and irframe (a
-# developer checkout); else a virtual environment in $VENV (default /tmp/irframe-gpu-venv) on top of
-# python3's own packages (a GPU image's torch, accelerate, ...), where the project and its plugins
-# are installed from this tree as the README's install does: from the configured package index, or
+# developer checkout); else python3 itself when it is a virtual environment (a GPU image's, holding
+# torch, accelerate, ...), or a virtual environment in $VENV (default /tmp/irframe-gpu-venv) on top of
+# python3's packages; the project and its plugins are installed there from this tree as the README's
+# install does (editable, [dev]): from the configured package index, or
 # with no index from .whl/ when that folder holds wheels (benchmarks/gpu/fetch_wheels.sh fills it
 # for a machine that reaches no index).
 set -euo pipefail
@@ -32,12 +33,17 @@ elif [ -x .venv/bin/python ] && has_project .venv/bin/python; then
 else
     VENV=${VENV:-/tmp/irframe-gpu-venv}
     BASE=${BASE_PYTHON:-python3}
-    if [ ! -x "$VENV/bin/python" ]; then
-        "$BASE" -m venv --system-site-packages "$VENV"
+    if "$BASE" -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)'; then
+        # python3 is itself a virtual environment (a GPU image's /opt/torch/.venv): a venv made from it
+        # would not see its packages (--system-site-packages means the base interpreter's), so the
+        # project is installed into it (the machine is a throw-away one)
+        PY=$(command -v "$BASE")
+    else
+        [ -x "$VENV/bin/python" ] || "$BASE" -m venv --system-site-packages "$VENV"
+        PY=$VENV/bin/python
     fi
-    PY=$VENV/bin/python
     if ! has_project "$PY"; then
-        echo "installing irframe and its plugins into $VENV ($("$PY" -c 'import torch; print("torch", torch.__version__)'))"
+        echo "installing irframe and its plugins for $PY ($("$PY" -c 'import torch; print("torch", torch.__version__)'))"
         PIP_ARGS=(--no-build-isolation)
         if compgen -G ".whl/*.whl" > /dev/null; then
             PIP_ARGS+=(--no-index --find-links .whl)
