@@ -28,7 +28,7 @@ def prepare_data(root: Path) -> tuple[Path, Path]:
     return train, val
 
 
-def demo_experiment(root: Path, name: str) -> tuple[str, str | None]:
+def demo_experiment(root: Path, name: str) -> tuple[str, str]:
     """Choose the demo's experiment folder under ``root``; reruns reuse it instead of piling up.
 
     A folder the demo made (it holds :data:`DEMO_MARKER`) is removed and used again. A folder
@@ -37,22 +37,23 @@ def demo_experiment(root: Path, name: str) -> tuple[str, str | None]:
     The chosen folder is created with the marker in it, so even an interrupted run is the demo's.
 
     Returns:
-        The experiment name to train under, and a line saying what was removed (or ``None``).
+        The experiment name to train under, and a line saying which folder it is and what was removed.
     """
     import shutil
 
-    candidate, i, note = name, 0, None
+    candidate, i, note = name, 0, "a rerun of the demo replaces it"
     while (root / candidate).exists():
         folder = root / candidate
         if (folder / DEMO_MARKER).is_file():
             shutil.rmtree(folder)
-            note = f"removed the previous demo run {folder} (made by the demo: it holds {DEMO_MARKER})"
+            note = f"the previous demo run there was removed (made by the demo: it held {DEMO_MARKER})"
             break
+        note = f"{folder} is not the demo's (no {DEMO_MARKER}) and is kept; a rerun of the demo replaces this one"
         i += 1
         candidate = f"{name}_{i}"
     (root / candidate).mkdir(parents=True)
     (root / candidate / DEMO_MARKER).write_text("made by tools/demo.py; a rerun of the demo replaces this folder\n")
-    return candidate, note
+    return candidate, f"demo experiment folder {root / candidate}: {note}"
 
 
 def main(argv: Sequence[str] | None = None, options_file: Path | None = None) -> int:
@@ -77,8 +78,7 @@ def main(argv: Sequence[str] | None = None, options_file: Path | None = None) ->
         opts = load_options(args.opt, overrides)
         configure_threads(args.threads or opts.threads, workers=train_workers(opts))
         opts.name, note = demo_experiment(Path(opts.path.experiments_root), opts.name)
-        if note:
-            print(note)
+        print(note)
         # the folder exists (with its marker) and holds no checkpoint: "auto" starts at iteration 0 in it
         result = run_training(opts, resume="auto")
     except IrframeError as exc:

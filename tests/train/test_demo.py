@@ -28,5 +28,5 @@ def test_demo_generates_data_and_reports_both_psnrs(tmp_path, capsys, monkeypatc
                         "logger.progress_bar=false", "logger.tensorboard=false", "datasets.train.batch_size=2",
                         "datasets.train.gt_size=32", f"path.experiments_root={tmp_path / 'exp'}"])
     out = capsys.readouterr().out
-    assert status == 0 and "generating" not in out and "removed the previous demo run" in out
+    assert status == 0 and "generating" not in out and "the previous demo run there was removed" in out
     assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == ["demo"]
