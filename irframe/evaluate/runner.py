@@ -22,7 +22,7 @@ from irframe.evaluate.models import LoadedModel, slugify
 from irframe.evaluate.report import crop_rel_path, image_entry
 from irframe.nn.spec import get_spec
 
-__all__ = ["EvalSettings", "evaluate_dataset", "log_line", "IMAGES_DIR"]
+__all__ = ["IMAGES_DIR", "EvalSettings", "evaluate_dataset", "log_line"]
 
 IMAGES_DIR = "images"
 

@@ -32,7 +32,7 @@ def test_ipt_parameter_counts_are_the_ones_model_stats_prints():
 def test_experiment_folder_names_in_the_readme_are_the_real_ones(folder):
     exp = Experiment("x", Path("experiments/x"), None, "")
     assert exp.tensorboard.name == folder
-    listed = re.search(r"Experiment folder `experiments/<name>/`: (.*?)\n- ", README, re.S).group(1)
+    listed = re.search(r"Experiment folder `experiments/<name>/`: (.*?)\n- ", README, re.DOTALL).group(1)
     assert f"`{folder}/`" in listed and "tb_logger" not in listed
 
 

@@ -76,7 +76,7 @@ def test_training_log_rate_excludes_validation_and_best_names_the_sets(tmp_path,
         return slow(self, model, iteration, **kwargs)
 
     monkeypatch.setattr(Validator, "run", slow_run)
-    second = "{type: OnlineDegradationDataset, dataroot_gt: %s, degradation: {type: GaussianNoise, sigma: 50}, seed: 1}" % val
+    second = f"{{type: OnlineDegradationDataset, dataroot_gt: {val}, degradation: {{type: GaussianNoise, sigma: 50}}, seed: 1}}"
     opts = load_options(OPTIONS, [
         f"datasets.train.dataroot_gt={train}", f"datasets.val.dataroot_gt={val}", f"datasets.val2={second}",
         "train.total_iter=4", "train.warmup_iter=0", "val.freq=2", "logger.print_freq=4", "logger.checkpoint_freq=4",
