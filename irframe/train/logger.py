@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ class TrainLogger:
         self._handlers: list[logging.Handler] = []
         self._writer: Any = None
         self._bar: tqdm | None = None
+        self._showwarning: Any = None  # warnings.showwarning while ours is installed
         if not is_main:
             return
         self._logger.setLevel(logging.INFO)
@@ -67,6 +69,8 @@ class TrainLogger:
                 total=total_iter, initial=start_iter, desc="train", unit="it", dynamic_ncols=True,
                 file=sys.stderr, smoothing=0.1,
             )
+            if _stderr_is_terminal():  # python warnings (e.g. a saved image's value range) above the bar
+                self._showwarning, warnings.showwarning = warnings.showwarning, _show_warning
 
     def _add(self, handler: logging.Handler) -> None:
         self._logger.addHandler(handler)
@@ -115,6 +119,10 @@ class TrainLogger:
 
     def close(self) -> None:
         """Flush and close everything this logger opened."""
+        if self._showwarning is not None:
+            if warnings.showwarning is _show_warning:
+                warnings.showwarning = self._showwarning
+            self._showwarning = None
         if self._bar is not None:
             self._bar.close()
             self._bar = None
@@ -125,6 +133,19 @@ class TrainLogger:
             self._logger.removeHandler(handler)
             handler.close()
         self._handlers.clear()
+
+
+def _stderr_is_terminal() -> bool:
+    """Whether the bar is drawn on a terminal (where a plain write would break it)."""
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: str | None = None
+) -> None:
+    """``warnings.showwarning`` while the training bar is shown: the warning goes through ``tqdm.write``."""
+    text = warnings.formatwarning(message, category, filename, lineno, line).rstrip("\n")
+    tqdm.write(text, file=file or sys.stderr)
 
 
 class _TqdmHandler(logging.StreamHandler):

@@ -94,3 +94,22 @@ def test_training_log_rate_excludes_validation_and_best_names_the_sets(tmp_path,
     first_val = next(i for i, line in enumerate(lines) if "val @ 2: val " in line)
     assert first_val < first_val2
     assert re.search(r"new best PSNR [0-9.]+ \(mean over 2 sets: val [0-9.]+, val2 [0-9.]+\) at iteration 2", log)
+
+
+def test_python_warnings_go_above_the_training_bar_on_a_terminal(monkeypatch):
+    import warnings
+
+    from irframe.train import logger as logger_module
+
+    written: list[str] = []
+    monkeypatch.setattr(logger_module, "_stderr_is_terminal", lambda: True)
+    monkeypatch.setattr(logger_module.tqdm, "write", staticmethod(lambda text, file=None: written.append(text)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        log = logger_module.TrainLogger(None, None, 10, 0, is_main=True, progress_bar=True)
+        try:
+            warnings.warn("values far outside [0, 1]", RuntimeWarning)
+        finally:
+            log.close()
+        assert len(written) == 1 and "RuntimeWarning: values far outside [0, 1]" in written[0]
+        assert warnings.showwarning is not logger_module._show_warning  # put back by close()
