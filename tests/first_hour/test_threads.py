@@ -110,3 +110,37 @@ def test_configure_applies_and_prints_one_line(monkeypatch):
 
 def test_machine_load_is_a_non_negative_number():
     assert threads.machine_load() >= 0.0
+
+
+def test_train_tool_applies_threads_and_says_so(tmp_path, monkeypatch, capsys):
+    """tools/train.py --threads 2: the line comes first, the run trains with 2 threads."""
+    from pathlib import Path
+
+    from irframe.train import demo
+    from irframe.train.build import TrainResult
+    from irframe.train.cli import main as train_main
+
+    monkeypatch.setattr(demo, "TRAIN_IMAGES", 2)
+    monkeypatch.setattr(demo, "VAL_IMAGES", 1)
+    monkeypatch.setattr(demo, "IMAGE_SIZE", 32)
+    train, val = demo.prepare_data(tmp_path / "data")
+    capsys.readouterr()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv(threads.CHOSEN_ENV, "")
+    seen: list[int] = []
+
+    def fake_run(opts, resume=None):  # the thread count training would run with
+        seen.append(torch.get_num_threads())
+        return TrainResult(tmp_path / "exp", 0, None, None)
+
+    monkeypatch.setattr("irframe.train.build.run_training", fake_run)
+    before = torch.get_num_threads()
+    options = Path(__file__).resolve().parents[2] / "options" / "demo.yml"
+    try:
+        status = train_main(["-opt", str(options), "--threads", "2", "--set", f"datasets.train.dataroot_gt={train}",
+                             f"datasets.val.dataroot_gt={val}", f"path.experiments_root={tmp_path / 'exp'}"])
+    finally:
+        torch.set_num_threads(before)
+    assert status == 0 and seen == [2]
+    assert capsys.readouterr().out.splitlines()[0] == "threads: 2 (set by --threads or the option file's threads)"
+
