@@ -15,6 +15,8 @@ PKGS=(
   "pydantic==$(ver pydantic)" "pydantic-core==$(ver pydantic_core)" "annotated-types==$(ver annotated_types)"
   "typing-inspection==$(ver typing_inspection)" "typing-extensions==$(ver typing_extensions)"
   "lmdb==$(ver lmdb)" "lpips==$(ver lpips)"
+  # the isolated build of the editable installs (pyproject.toml's build-system.requires)
+  "setuptools>=68" "wheel" "packaging==$(ver packaging)"
 )
 "$PY" -m pip download --no-deps --only-binary=:all: --python-version "$PYV" --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \

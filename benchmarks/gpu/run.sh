@@ -44,11 +44,11 @@ else
     fi
     if ! has_project "$PY"; then
         echo "installing irframe and its plugins for $PY ($("$PY" -c 'import torch; print("torch", torch.__version__)'))"
-        PIP_ARGS=(--no-build-isolation)
+        PIP_ARGS=()
         if compgen -G ".whl/*.whl" > /dev/null; then
             PIP_ARGS+=(--no-index --find-links .whl)
         fi
-        "$PY" -m pip install -q "${PIP_ARGS[@]}" -e ".[dev]" -e plugins/restormer -e plugins/promptir -e plugins/ipt
+        "$PY" -m pip install -q ${PIP_ARGS[@]+"${PIP_ARGS[@]}"} -e ".[dev]" -e plugins/restormer -e plugins/promptir -e plugins/ipt
     fi
 fi
 echo "python: $PY; set-up took $(( $(date +%s) - START )) s"
