@@ -14,9 +14,12 @@ The policy of ``auto`` (:func:`choose_threads`):
 2. shared by the local processes of a launch (``LOCAL_WORLD_SIZE``, set by torchrun and
    ``accelerate launch``), minus the DataLoader workers of this process (each uses a core), at
    least 1;
-3. capped by the cores the machine has free: ``os.cpu_count()`` minus the load (the larger of the
-   1-minute load average and the processes runnable right now, which reacts at once). When the
-   load exceeds the cores available the machine is oversubscribed, and the line says so.
+3. capped by the cores the machine has free: ``os.cpu_count()`` minus the load, the number of other
+   threads runnable right now (median of a few reads of ``/proc/loadavg`` over 0.2 s; the 1-minute
+   load average where that is missing). The instant figure, not the average: the average lags a
+   minute behind, so it would miss a job that just started and count one that just ended (such as
+   the previous run of the same command). When the load exceeds the cores available the machine is
+   oversubscribed, and the line says so.
 
 An explicit choice always wins: ``--threads N`` on the command line, then ``threads: N`` in the
 option file, then an ``OMP_NUM_THREADS`` the user exported. A launcher's own ``OMP_NUM_THREADS=1``
@@ -129,8 +132,8 @@ def available_cores(cgroup_file: Path = CGROUP_CPU_MAX) -> int:
     return max(1, cores)
 
 
-def _runnable_now(samples: int = 5, interval: float = 0.02) -> float | None:
-    """Processes runnable right now, other than this one (median of a few ``/proc/loadavg`` reads)."""
+def _runnable_now(samples: int = 9, interval: float = 0.025) -> float | None:
+    """Threads runnable right now, other than the reader (median of a few ``/proc/loadavg`` reads)."""
     counts = []
     for i in range(samples):
         try:
@@ -145,14 +148,15 @@ def _runnable_now(samples: int = 5, interval: float = 0.02) -> float | None:
 
 
 def machine_load() -> float:
-    """The machine's load: the larger of the 1-minute load average and the processes runnable now
-    (the average lags a minute behind a job that just started)."""
-    try:
-        average = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        average = 0.0
+    """The machine's load: the other threads runnable now, else (no ``/proc``) the 1-minute load
+    average, which lags a minute behind the machine."""
     now = _runnable_now()
-    return max(average, now if now is not None else 0.0)
+    if now is not None:
+        return now
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return 0.0
 
 
 def _launcher_default(env: Mapping[str, str]) -> bool:

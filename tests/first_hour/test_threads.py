@@ -108,8 +108,15 @@ def test_configure_applies_and_prints_one_line(monkeypatch):
         torch.set_num_threads(before)
 
 
-def test_machine_load_is_a_non_negative_number():
-    assert threads.machine_load() >= 0.0
+def test_machine_load_is_the_runnable_count_not_the_lagging_average(monkeypatch):
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (9.0, 9.0, 9.0))  # a job that just ended
+    monkeypatch.setattr(threads, "_runnable_now", lambda: 0.0)
+    assert threads.machine_load() == 0.0
+    monkeypatch.setattr(threads, "_runnable_now", lambda: None)  # no /proc: the average
+    assert threads.machine_load() == 9.0
+    monkeypatch.undo()
+    now = threads._runnable_now(samples=3, interval=0.0)  # this machine's /proc/loadavg (None without one)
+    assert now is None or now >= 0.0
 
 
 def test_train_tool_applies_threads_and_says_so(tmp_path, monkeypatch, capsys):
