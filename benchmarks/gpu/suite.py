@@ -139,29 +139,32 @@ def paper_models(dry_run: bool) -> list[Paper]:
     from irframe.options import load_options
 
     rows = []
+    # (row, option file, scale, processes the paper trained on: the option files' comments)
     specs = [
-        ("Restormer", "options/restormer_derain.yml", 1, "8 GPUs x 1 image at 384x384 (stage 6)"),
-        ("PromptIR", "options/promptir_allinone.yml", 1, "4 GPUs x 8 images at 128x128"),
-        ("IPT", "options/ipt_finetune_sr_x2.yml", 2, "32 processes x 8 patches of 48x48"),
+        ("Restormer", "options/restormer_derain.yml", 1, 8),
+        ("PromptIR", "options/promptir_allinone.yml", 1, 4),
+        ("IPT", "options/ipt_finetune_sr_x2.yml", 2, 32),
     ]
-    for name, file, scale, setup in specs:
+    for name, file, scale, world in specs:
         opts = load_options(ROOT / file)
         assert opts.train is not None
         train = opts.train.model_dump(mode="json")
         keep = {k: train[k] for k in ("optim", "losses", "grad_clip", "ema_decay")}
         loader = opts.datasets["train"]
-        gt = int((loader.model_extra or {}).get("gt_size") or (loader.model_extra or {}).get("defaults", {}).get("gt_size", 128))
-        batch = loader.batch_size
+        extra = loader.model_extra or {}
+        gt = int(extra.get("gt_size") or extra.get("defaults", {}).get("gt_size", 128))
         prog = opts.train.progressive
         if prog is not None:
-            # the largest stage: most pixels per optimizer step at the paper's global batch
-            world = 8  # Restormer's 8 GPUs (options/_base_restormer.yml)
-            stages = [(p, b * world) for p, b in zip(prog.patch_sizes, prog.batch_sizes)]
-            big_patch, big_batch = max(stages, key=lambda s: s[0] ** 2 * s[1])
+            # the largest stage: most pixels per optimizer step at the paper's global batch (ties: the
+            # larger patch, i.e. Restormer's last stage, 384x384 x 8, over 192x192 x 32)
+            stages = [(p, b) for p, b in zip(prog.patch_sizes, prog.batch_sizes)]
+            big_patch, per_gpu = max(stages, key=lambda s: (s[0] ** 2 * s[1], s[0]))
             patch, batch = prog.patch_sizes[0], prog.batch_sizes[0]
         else:
-            world = {"PromptIR": 4, "IPT": 32}[name]
-            patch, big_patch, big_batch = gt // scale, gt // scale, batch * world
+            patch, big_patch, batch = gt // scale, gt // scale, loader.batch_size
+            per_gpu = batch
+        big_batch = per_gpu * world
+        setup = f"{world} processes x {per_gpu} at {big_patch}x{big_patch}"
         model = TINY[name] if dry_run else opts.model
         if dry_run:
             patch, batch, big_patch, big_batch = (48 if name == "IPT" else 32), 2, (48 if name == "IPT" else 32), 4
