@@ -315,7 +315,8 @@ def train_options(name: str, model: dict[str, Any], train: dict[str, Any], scale
     }
 
 
-_LOSS_LINE = re.compile(r"iter (\d+)/\d+ \| lr \S+ \| loss (\S+) .*\| ([\d.]+|nan) it/s")
+# the trainer's report line; the rate is left out of a window holding only the start-up iteration
+_LOSS_LINE = re.compile(r"iter (\d+)/\d+ \| lr \S+ \| loss (\S+)(?:.*? \| ([\d.]+) it/s)?")
 
 
 def stage_train(plan: Plan, out: Path) -> list[dict[str, Any]]:
@@ -348,12 +349,13 @@ def stage_train(plan: Plan, out: Path) -> list[dict[str, Any]]:
                     result = run_training(validate_options(raw, source=f"gpu-suite:{name}"))
                     row["wall_s"] = round(time.perf_counter() - start, 1)
                     log = (result.experiment / "train.log").read_text()
-                    points = [(int(i), float(loss), float(speed)) for i, loss, speed in _LOSS_LINE.findall(log)]
+                    points = [(int(i), float(loss), speed) for i, loss, speed in _LOSS_LINE.findall(log)]
                     losses = [p[1] for p in points]
+                    speeds = [float(p[2]) for p in points if p[2]]
                     row["first_loss"], row["last_loss"] = losses[0], losses[-1]
                     row["finite"] = all(math.isfinite(v) for v in losses)
                     row["loss_down"] = losses[-1] < losses[0]
-                    row["it_s"] = points[-1][2]  # the last window (data loading included, warm)
+                    row["it_s"] = speeds[-1] if speeds else None  # the last window (data loading included, warm)
                     loaded = load_for_eval(None, result.last_checkpoint, device="cpu")
                     probe = torch.rand(1, 3, 48, 48)
                     row["reload_cpu"] = bool(torch.isfinite(restore(loaded.model, probe)).all())
