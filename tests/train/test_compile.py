@@ -86,7 +86,26 @@ def test_inference_compile_wraps_and_matches(toys, make_options, compile_calls, 
     assert len(compile_calls) == 1
 
 
-def test_inference_compile_option_and_flag_parse(tmp_path):
+def test_infer_tool_compile_flag(toys, make_options, compile_calls, tmp_path):
+    import cv2
+    import numpy as np
+
+    from irframe.evaluate.cli import infer_main
+
+    run = run_training(make_options(name="flag", train={"total_iter": 1}, val=None))
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.png"), (np.random.default_rng(0).random((20, 24, 3)) * 255).astype(np.uint8))
+    base = ["--checkpoint", str(run.last_checkpoint), "--input", str(src), "--device", "cpu", "--no-progress"]
+    assert infer_main([*base, "--output", str(tmp_path / "plain")]) == 0
+    assert compile_calls == []
+    assert infer_main([*base, "--output", str(tmp_path / "compiled"), "--compile"]) == 0
+    assert len(compile_calls) == 1
+    a, b = cv2.imread(str(tmp_path / "plain" / "a.png")), cv2.imread(str(tmp_path / "compiled" / "a.png"))
+    assert a is not None and b is not None and np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_inference_compile_option_is_checked():
     from irframe.options import validate_options
 
     opts = validate_options({"name": "x", "model": {"type": "Restormer"}, "inference": {"compile": True}}, source="t")
