@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import functools
 import importlib.util
 import json
 import math
@@ -475,7 +476,7 @@ def stage_overhead(plan: Plan, out: Path) -> list[dict[str, Any]]:
 
 # -- stage 4: torch.compile ------------------------------------------------------------------------
 def stage_compile(plan: Plan, out: Path) -> list[dict[str, Any]]:
-    from irframe.nn.inference import restore
+    from irframe.nn.inference import compile_model, restore
 
     rows = []
     for paper in plan.papers:
@@ -532,13 +533,14 @@ def stage_compile(plan: Plan, out: Path) -> list[dict[str, Any]]:
             continue
         try:
             model = build(paper.model).to(plan.device).eval()
-            compiled = torch.compile(model, backend=plan.compile_backend)
+            compiled = compile_model(model)  # what inference.compile / infer.py --compile do
             x = torch.rand(1, 3, side, side, device=plan.device)
+            run_eager, run_compiled = functools.partial(restore, model, x), functools.partial(restore, compiled, x)
             first = time.perf_counter()
-            timed(lambda: restore(compiled, x), 1, plan.device)
+            timed(run_compiled, 1, plan.device)
             row["compile_s"] = round(time.perf_counter() - first, 1)
-            eager_ms = 1e3 * min(timed(lambda: restore(model, x), 3, plan.device) for _ in range(2))
-            comp_ms = 1e3 * min(timed(lambda: restore(compiled, x), 3, plan.device) for _ in range(2))
+            eager_ms = 1e3 * min(timed(run_eager, 3, plan.device) for _ in range(2))
+            comp_ms = 1e3 * min(timed(run_compiled, 3, plan.device) for _ in range(2))
             row.update(eager_ms=round(eager_ms, 2), compiled_ms=round(comp_ms, 2), speedup=round(eager_ms / comp_ms, 3),
                        max_abs_diff=float((restore(compiled, x) - restore(model, x)).abs().max()), status="ok")
         except Exception as exc:
@@ -573,10 +575,11 @@ def stage_inference(plan: Plan, out: Path) -> list[dict[str, Any]]:
                     x = torch.rand(1, 3, side, side, device=plan.device)
                     choice = tiler(x)
                     kw = choice.restore_kwargs()
+                    run = functools.partial(restore, model, x, precision=precision, **kw)
                     if last is None:  # warm-up: CUDA context, kernels, allocator
-                        restore(model, x, precision=precision, **kw)
+                        run()
                     with peak_memory(plan.device) as mem:
-                        sec = timed(lambda: restore(model, x, precision=precision, **kw), 1, plan.device)
+                        sec = timed(run, 1, plan.device)
                     last = (side, sec)
                     row.update(tile=kw["tile"] or "whole", ms=round(sec * 1e3, 2), peak_gib=mem["peak_gib"],
                                estimated_gib=round(choice.estimated_peak_bytes / GIB, 3), status="ok")

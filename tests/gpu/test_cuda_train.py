@@ -85,7 +85,12 @@ def test_cuda_train_compile_with_inductor(toys, make_options):
 
 
 def test_cuda_ema_and_meter_stay_on_device(toys, make_options):
-    from irframe.train.build import build_model, build_trainer, make_accelerator, prepare_experiment
+    from irframe.train.build import (
+        build_model,
+        build_trainer,
+        make_accelerator,
+        prepare_experiment,
+    )
 
     opts = make_options(name="dev", train={"total_iter": 2})
     model = build_model(opts)

@@ -34,7 +34,8 @@ def test_fit_cards_reports_fit_or_an_even_grad_accum():
 
 
 def test_run_sh_is_valid_bash():
-    proc = subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / "gpu" / "run.sh")], capture_output=True, text=True)
+    proc = subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / "gpu" / "run.sh")], capture_output=True, text=True,
+                          check=False)
     assert proc.returncode == 0, proc.stderr
 
 
