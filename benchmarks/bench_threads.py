@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per setting")
     parser.add_argument("--steps", type=int, default=2, help="steps per round")
     parser.add_argument("--cap", type=float, default=5.0, help="stop timing a setting this many times slower than the fastest")
-    parser.add_argument("--busy", type=int, default=os.cpu_count() or 2, help="busy-loop processes of the loaded run")
+    parser.add_argument(
+        "--busy", type=int, default=os.cpu_count() or 2, help="busy-loop processes of the loaded run (0: no loaded run)"
+    )
     args = parser.parse_args(argv)
 
     print(
@@ -106,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"demo model training step, batch {args.batch}x3x{args.size}x{args.size}, {args.rounds} rounds x {args.steps} steps")
     step = build_step(args.batch, args.size)
     quiet = scenario("machine as it is", step, args.rounds, args.steps, args.cap)
+    if args.busy <= 0:
+        return 0
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
     try:
         time.sleep(1.0)  # let the busy loops get scheduled before the policy looks at the load
