@@ -190,7 +190,20 @@ def run_job(
         )
         run.datasets[set_name] = result
         report[set_name] = crops
+        log_line(result_line(loaded.name, result, [MetricInfo.of(m) for m in metrics]))  # as soon as a set is done
     return update_leaderboard(out_dir, [run], [MetricInfo.of(m) for m in metrics], report)
+
+
+def result_line(model: str, result: Any, infos: Sequence[MetricInfo]) -> str:
+    """One line per finished set: scores, the degraded inputs' scores, images and median runtime."""
+    def scores(values: dict[str, float]) -> str:
+        return ", ".join(f"{i.name} {values[i.id]:.4f}" for i in infos if i.id in values)
+
+    text = f"{model} | {result.name}: {scores(result.scores) or 'no scores (no ground truth)'}"
+    if result.baseline:
+        text += f" (degraded input: {scores(result.baseline)})"
+    runtime = result.runtime_s
+    return text + f" [{len(result.images)} images" + (f", {runtime:.3f} s/image]" if runtime is not None else "]")
 
 
 def _device_label(device: torch.device) -> str:

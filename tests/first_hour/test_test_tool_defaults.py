@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import cv2
@@ -40,6 +41,8 @@ def test_no_test_metrics_scores_psnr_ssim_and_says_so(toy_arch, paired_set, tmp_
     assert _run(_options(tmp_path, paired_set), out) == 0
     captured = capsys.readouterr()
     assert "test.metrics is empty; scoring with PSNR and SSIM, BasicSR's protocol on RGB" in captured.err
+    # each set's line as soon as it is done, with the inputs' own scores
+    assert re.search(r"ident \| Toy: PSNR [0-9.]+, SSIM [0-9.]+ \(degraded input: PSNR [0-9.]+, SSIM [0-9.]+\) \[3 images, ", captured.err)
     board = Leaderboard.load(out / "leaderboard.json")
     assert board.score("ident", "Toy", PSNR_ID) is not None and board.score("ident", "Toy", SSIM_ID) is not None
     row = next(line for line in (out / "leaderboard.md").read_text().splitlines() if line.startswith("| ident |"))
