@@ -22,10 +22,11 @@ The policy of ``auto`` (:func:`choose_threads`):
    oversubscribed, and the line says so.
 
 An explicit choice always wins: ``--threads N`` on the command line, then ``threads: N`` in the
-option file, then an ``OMP_NUM_THREADS`` the user exported. A launcher's own ``OMP_NUM_THREADS=1``
-(the value accelerate/torchrun set when it was unset; recognised by their environment markers)
-is not a user's choice and is replaced by the policy; to force one thread under a launcher, pass
-``--threads 1``.
+option file, then an ``OMP_NUM_THREADS`` the user exported. Under a launcher (recognised by the
+environment variables it sets) ``OMP_NUM_THREADS`` is the launcher's: ``torchrun`` sets 1 when it is
+unset, ``accelerate launch`` 1 (or physical cores / processes with ``--cpu``), and a process cannot
+tell that from a value the user exported before launching. So there the policy decides (and says it
+replaced the launcher's value); ``--threads N`` or ``threads: N`` fixes the count under a launcher.
 """
 
 from __future__ import annotations
@@ -160,12 +161,12 @@ def machine_load() -> float:
 
 
 def _launcher_default(env: Mapping[str, str]) -> bool:
-    """``OMP_NUM_THREADS`` set by accelerate launch / torchrun (``1``) or by an earlier
+    """``OMP_NUM_THREADS`` set by accelerate launch / torchrun or by an earlier
     :func:`configure_threads` of this process tree, rather than by the user."""
     omp = env.get("OMP_NUM_THREADS", "").strip()
     if omp and omp == env.get(CHOSEN_ENV, "").strip():
         return True
-    return omp == "1" and any(k in env for k in LAUNCHER_MARKERS)
+    return bool(omp) and any(k in env for k in LAUNCHER_MARKERS)
 
 
 def choose_threads(
@@ -202,7 +203,7 @@ def choose_threads(
             return ThreadChoice(value, f"OMP_NUM_THREADS={omp} from the environment", from_env=True)
         launcher_note = f"; OMP_NUM_THREADS={omp!r} ignored (not a positive number)"
     elif omp and omp != env.get(CHOSEN_ENV, "").strip():
-        launcher_note = "; the launcher's OMP_NUM_THREADS=1 replaced (pass --threads 1 to keep it)"
+        launcher_note = f"; the launcher's OMP_NUM_THREADS={omp} replaced (--threads N fixes the count)"
     cores = available_cores() if cores is None else cores
     try:
         local = max(1, int(env.get("LOCAL_WORLD_SIZE", "1") or 1))

@@ -49,11 +49,11 @@ def test_explicit_choices_win_in_order():
     assert user.threads == 3 and "OMP_NUM_THREADS=3 from the environment" in user.reason
 
 
-def test_a_launchers_default_of_one_thread_is_replaced():
-    # accelerate launch / torchrun export OMP_NUM_THREADS=1 when it was unset: not the user's choice
-    for marker in ("ACCELERATE_MIXED_PRECISION", "TORCHELASTIC_RUN_ID"):
-        choice = choose_threads(None, env={"OMP_NUM_THREADS": "1", marker: "x"}, cores=8, **QUIET)
-        assert choice.threads == 8 and "launcher's OMP_NUM_THREADS=1 replaced" in choice.reason
+def test_a_launchers_thread_setting_is_replaced():
+    # accelerate launch / torchrun export OMP_NUM_THREADS (1, or cores / processes for accelerate --cpu)
+    for marker, omp in (("ACCELERATE_MIXED_PRECISION", "1"), ("TORCHELASTIC_RUN_ID", "1"), ("ACCELERATE_MIXED_PRECISION", "4")):
+        choice = choose_threads(None, env={"OMP_NUM_THREADS": omp, marker: "x"}, cores=8, **QUIET)
+        assert choice.threads == 8 and f"launcher's OMP_NUM_THREADS={omp} replaced" in choice.reason
     # outside a launcher, OMP_NUM_THREADS=1 is the user's and is kept
     assert choose_threads(None, env={"OMP_NUM_THREADS": "1"}, cores=8, **QUIET).threads == 1
     # under a launcher, --threads 1 keeps one thread
