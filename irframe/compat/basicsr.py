@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -138,7 +139,8 @@ def maybe_translate(raw: dict[str, Any], source: str, announce: bool = True) -> 
     if not is_basicsr(raw):
         return raw
     t = translate(raw, source)
-    if announce:
+    # One line per run, not per process: under torchrun/accelerate only local rank 0 says it.
+    if announce and os.environ.get("LOCAL_RANK", "0") == "0":
         print(
             f"{source}: BasicSR-style option file translated ({len(t.mapped)} keys mapped, {len(t.notes)} notes); "
             f"see `irframe show-options {source}`",
