@@ -12,7 +12,6 @@ comparable with published LPIPS numbers).
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -20,12 +19,17 @@ from typing import Literal
 import torch
 import torch.nn as nn
 
-from irframe.errors import CheckpointError, OptionsError
+from irframe.errors import OptionsError
 from irframe.metrics.base import Metric
 from irframe.metrics.functional import check_pair, crop_borders, to_255
+from irframe.nn.torchvision_weights import (
+    load_torchvision_tensors,
+    resolve_torchvision_weights,
+    torchvision_weights_file,
+)
 from irframe.registry import METRICS, ExistingFile
 
-__all__ = ["LPIPS", "build_lpips_net", "backbone_weights_file"]
+__all__ = ["LPIPS", "backbone_weights_file", "build_lpips_net"]
 
 LPIPSNet = Literal["alex", "vgg", "squeeze"]
 
@@ -41,52 +45,17 @@ def backbone_weights_file(net: str) -> tuple[Path, str]:
     """Where the torch hub cache keeps ``net``'s torchvision weights, and their download URL."""
     if net not in _TORCHVISION_WEIGHTS:
         raise OptionsError(f"LPIPS net must be one of {sorted(_TORCHVISION_WEIGHTS)}, got {net!r}")
-    import torchvision.models as tvm  # lazy: torchvision is slow to import
-
-    url = getattr(tvm, _TORCHVISION_WEIGHTS[net]).IMAGENET1K_V1.url
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url), url
+    return torchvision_weights_file(_TORCHVISION_WEIGHTS[net])
 
 
 def _resolve_backbone(net: str, backbone_weights: str | None) -> Path:
-    cached, url = backbone_weights_file(net)
-    if backbone_weights is not None:
-        path = Path(backbone_weights).expanduser()
-        if not path.is_file():
-            raise CheckpointError(f"LPIPS backbone_weights: file not found: {path}")
-        return path
-    if cached.is_file():
-        return cached
-    raise CheckpointError(
-        f"LPIPS ({net}) needs torchvision's ImageNet backbone weights, expected at {cached}, which "
-        f"does not exist (irframe never downloads). Fetch {url} on a machine with internet and put it "
-        f"there (or set TORCH_HOME), or pass backbone_weights: /path/to/{cached.name}. "
-        "random_backbone: true runs without them, for tests only (values not comparable)."
-    )
+    return resolve_torchvision_weights(_TORCHVISION_WEIGHTS[net], backbone_weights, owner=f"LPIPS ({net})")
 
 
 def _load_backbone(lpips_model: nn.Module, path: Path) -> None:
     """Copy torchvision ``features.<i>.*`` tensors into lpips' ``slice<k>.<i>.*`` modules."""
-    from irframe.nn.checkpoint import read_checkpoint, unwrap_state_dict
-
-    raw, _ = read_checkpoint(path)
-    source = unwrap_state_dict(raw, source=str(path))
-    backbone = lpips_model.net
-    wanted = backbone.state_dict()
-    mapped: dict[str, torch.Tensor] = {}
-    problems: list[str] = []
-    for key, own in wanted.items():
-        tv_key = "features." + key.split(".", 1)[1]  # drop "slice<k>."
-        value = source.get(tv_key)
-        if value is None:
-            problems.append(f"missing {tv_key}")
-        elif value.shape != own.shape:
-            problems.append(f"{tv_key}: file {tuple(value.shape)} vs backbone {tuple(own.shape)}")
-        else:
-            mapped[key] = value
-    if problems:
-        shown = "; ".join(problems[:10]) + (f"; ... ({len(problems) - 10} more)" if len(problems) > 10 else "")
-        raise CheckpointError(f"{path}: not the torchvision backbone LPIPS expects: {shown}")
-    backbone.load_state_dict(mapped, strict=True)
+    # drop "slice<k>." from the own key
+    load_torchvision_tensors(lpips_model.net, path, lambda key: "features." + key.split(".", 1)[1], "LPIPS")
 
 
 def build_lpips_net(
