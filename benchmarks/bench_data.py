@@ -124,10 +124,17 @@ def main(argv: list[str] | None = None) -> None:
 
         common = {"gt_size": args.patch, "use_flip": True, "use_rot": True}
         datasets = {
-            "png": DATASETS.build({"type": "PairedImageDataset", "dataroot_gt": str(folder), "dataroot_lq": str(folder), **common}),
+            "png": DATASETS.build(
+                {"type": "PairedImageDataset", "dataroot_gt": str(folder), "dataroot_lq": str(folder), **common}
+            ),
             "lmdb": DATASETS.build(
-                {"type": "PairedImageDataset", "dataroot_gt": str(tmp_dir / "db.lmdb"), "dataroot_lq": str(tmp_dir / "db.lmdb"),
-                 "io_backend": {"type": "lmdb"}, **common}
+                {
+                    "type": "PairedImageDataset",
+                    "dataroot_gt": str(tmp_dir / "db.lmdb"),
+                    "dataroot_lq": str(tmp_dir / "db.lmdb"),
+                    "io_backend": {"type": "lmdb"},
+                    **common,
+                }
             ),
         }
         print(f"\npaired random {args.patch}x{args.patch} crops (GT + LQ reads, flips/rotations), batch {args.batch}:")
@@ -149,9 +156,16 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  {label:38s} {degradation_rate(cfg, args.patch, 50):8.1f} samples/s")
 
         online = DATASETS.build(
-            {"type": "OnlineDegradationDataset", "dataroot_gt": str(folder), "degradation": DEGRADATION_CASES[-1], **common}
+            {
+                "type": "OnlineDegradationDataset",
+                "dataroot_gt": str(folder),
+                "degradation": DEGRADATION_CASES[-1],
+                **common,
+            }
         )
-        clean = DATASETS.build({"type": "OnlineDegradationDataset", "dataroot_gt": str(folder), "degradation": [], **common})
+        clean = DATASETS.build(
+            {"type": "OnlineDegradationDataset", "dataroot_gt": str(folder), "degradation": [], **common}
+        )
         print("\nonline-degradation dataset (read GT + crop + pipeline), through the DataLoader:")
         for workers in args.workers:
             with_deg = loader_rate(online, args.batch, args.patch, args.iters, workers)

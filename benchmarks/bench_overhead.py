@@ -144,11 +144,18 @@ def main() -> None:
         trainer.logger.close()
     ratios = [o / b for o, b in zip(our_times, bare_times)]
     print(
-        f"device {args.device}, Restormer dim {args.dim} blocks {args.blocks}, batch {args.batch}x3x{args.size}x{args.size}, "
+        f"device {args.device}, Restormer dim {args.dim} blocks {args.blocks}, batch "
+        f"{args.batch}x3x{args.size}x{args.size}, "
         f"{args.rounds} rounds of {args.iters} iterations"
     )
-    print(f"bare PyTorch loop : best {min(bare_times) * 1e3:8.2f} ms/iteration, median {statistics.median(bare_times) * 1e3:8.2f}")
-    print(f"irframe Trainer   : best {min(our_times) * 1e3:8.2f} ms/iteration, median {statistics.median(our_times) * 1e3:8.2f}")
+    print(
+        f"bare PyTorch loop : best {min(bare_times) * 1e3:8.2f} ms/iteration, median "
+        f"{statistics.median(bare_times) * 1e3:8.2f}"
+    )
+    print(
+        f"irframe Trainer   : best {min(our_times) * 1e3:8.2f} ms/iteration, median "
+        f"{statistics.median(our_times) * 1e3:8.2f}"
+    )
     # Other load only ever adds time, so the best rounds are the least disturbed estimate.
     print(
         f"overhead ratio    : {min(our_times) / min(bare_times):.3f}x (best rounds; median of per-round ratios "

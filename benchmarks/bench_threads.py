@@ -55,7 +55,7 @@ def time_settings(step, settings: dict[str, int], rounds: int, steps: int, cap: 
     (an oversubscribed default can take 20x longer; its first rounds already show it).
     """
     times: dict[str, list[float]] = {label: [] for label in settings}
-    for label, threads in settings.items():  # warm-up at every thread count
+    for threads in settings.values():  # warm-up at every thread count
         torch.set_num_threads(threads)
         step()
     active = dict(settings)
@@ -75,7 +75,11 @@ def scenario(name: str, step, rounds: int, steps: int, cap: float) -> dict[str, 
     from irframe.threads import choose_threads
 
     choice = choose_threads("auto", env={k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"})
-    settings = {"1 thread": 1, f"torch default ({DEFAULT_THREADS})": DEFAULT_THREADS, f"policy ({choice.threads})": choice.threads}
+    settings = {
+        "1 thread": 1,
+        f"torch default ({DEFAULT_THREADS})": DEFAULT_THREADS,
+        f"policy ({choice.threads})": choice.threads,
+    }
     print(f"\n[{name}] load average {os.getloadavg()[0]:.2f}; policy: {choice.line()}")
     timed = time_settings(step, settings, rounds, steps, cap)
     result = {label: sec for label, (sec, _) in timed.items()}
@@ -83,7 +87,8 @@ def scenario(name: str, step, rounds: int, steps: int, cap: float) -> dict[str, 
     default = result[f"torch default ({DEFAULT_THREADS})"]
     for label, (sec, n) in timed.items():
         print(
-            f"  {label:<20}: {sec * 1e3:8.1f} ms/step   vs 1 thread {sec / one:5.2f}x   vs default {sec / default:5.2f}x"
+            f"  {label:<20}: {sec * 1e3:8.1f} ms/step   vs 1 thread {sec / one:5.2f}x"
+            f"   vs default {sec / default:5.2f}x"
             + (f"   ({n} round{'s' if n != 1 else ''}: > {cap:g}x the fastest)" if n < rounds else "")
         )
     return result
@@ -95,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=48, help="crop side (the demo's gt_size: 48)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per setting")
     parser.add_argument("--steps", type=int, default=2, help="steps per round")
-    parser.add_argument("--cap", type=float, default=5.0, help="stop timing a setting this many times slower than the fastest")
+    parser.add_argument(
+        "--cap", type=float, default=5.0, help="stop timing a setting this many times slower than the fastest"
+    )
     parser.add_argument(
         "--busy", type=int, default=os.cpu_count() or 2, help="busy-loop processes of the loaded run (0: no loaded run)"
     )
@@ -105,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         f"nproc {os.cpu_count()}, affinity {len(os.sched_getaffinity(0))}, torch {torch.__version__}, "
         f"default threads {DEFAULT_THREADS}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')}"
     )
-    print(f"demo model training step, batch {args.batch}x3x{args.size}x{args.size}, {args.rounds} rounds x {args.steps} steps")
+    print(
+        f"demo model training step, batch {args.batch}x3x{args.size}x{args.size}, "
+        f"{args.rounds} rounds x {args.steps} steps"
+    )
     step = build_step(args.batch, args.size)
     quiet = scenario("machine as it is", step, args.rounds, args.steps, args.cap)
     if args.busy <= 0:

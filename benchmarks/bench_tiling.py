@@ -138,8 +138,11 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{name:<10} {mode:<6} {stats[mode]['seconds']:8.2f} {stats[mode]['peak_mb']:9.1f} {shown}")
             ratio = stats["tiled"]["peak_mb"] / stats["whole"]["peak_mb"]
             lo, hi = outputs["whole"].min().item(), outputs["whole"].max().item()
-            print(f"{'':<10} tiled/whole peak memory {ratio:.3f}, time {stats['tiled']['seconds'] / stats['whole']['seconds']:.2f}x; "
-                  f"output range [{lo:.3f}, {hi:.3f}] (never clamped)")
+            print(
+                f"{'':<10} tiled/whole peak memory {ratio:.3f}, time "
+                f"{stats['tiled']['seconds'] / stats['whole']['seconds']:.2f}x; "
+                f"output range [{lo:.3f}, {hi:.3f}] (never clamped)"
+            )
 
 if __name__ == "__main__":
     main()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from irframe.errors import IrframeError
 
@@ -117,7 +117,9 @@ def _cmd_convert_options(args: argparse.Namespace) -> int:
         raise OptionsError(f"{out}: already exists; pass --force to overwrite it")
     raw = load_with_bases(args.input)
     if not is_basicsr(raw):
-        raise OptionsError(f"{args.input}: not a BasicSR-style option file (no network_g, optim_g, batch_size_per_gpu, ...)")
+        raise OptionsError(
+            f"{args.input}: not a BasicSR-style option file (no network_g, optim_g, batch_size_per_gpu, ...)"
+        )
     text = native_yaml(translate(raw, args.input), args.input)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -193,7 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-check", dest="check", action="store_false", help="skip checking components against the registries"
     )
     p.add_argument(
-        "--no-paths", dest="paths", action="store_false", help="check components but not that data folders and files exist"
+        "--no-paths",
+        dest="paths",
+        action="store_false",
+        help="check components but not that data folders and files exist",
     )
     p.set_defaults(func=_cmd_show_options)
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
@@ -106,7 +107,9 @@ def _check_node_graph(root: yaml.Node, source: str) -> None:
         if key in size:
             continue
         if key in open_nodes:
-            raise OptionsError(f"{source}:{node.start_mark.line + 1}: refused: an alias refers to itself (a recursive value)")
+            raise OptionsError(
+                f"{source}:{node.start_mark.line + 1}: refused: an alias refers to itself (a recursive value)"
+            )
         open_nodes.add(key)
         stack.append((node, True))
         stack.extend((k, False) for k in _node_children(node) if id(k) not in size)
@@ -373,7 +376,9 @@ class ValOptions(_Strict):
     metrics: list[Component] = Field(default_factory=list)
     save_images: bool = False
     max_images: int | None = Field(None, ge=1, description="save at most this many images per validation")
-    best_metric: str | None = Field(None, description="metric name tracked for the best checkpoint (default: the first)")
+    best_metric: str | None = Field(
+        None, description="metric name tracked for the best checkpoint (default: the first)"
+    )
     use_ema: bool = Field(True, description="validate the EMA weights when train.ema_decay > 0")
 
 
@@ -665,7 +670,9 @@ def check_options(opts: Options | Mapping[str, Any], *, paths: bool | Sequence[s
     def check_paths(where: str) -> bool:
         return paths is True or (not isinstance(paths, bool) and where.split(".")[0] in paths)
 
-    def component(registry: Any, cfg: Any, where: str, drop: frozenset[str] = frozenset(), skip: frozenset[str] = frozenset()) -> None:
+    def component(
+        registry: Any, cfg: Any, where: str, drop: frozenset[str] = frozenset(), skip: frozenset[str] = frozenset()
+    ) -> None:
         if not isinstance(cfg, Mapping) or "type" not in cfg:
             return  # not a component mapping: the schema reports it
         kwargs = {k: v for k, v in cfg.items() if k not in drop}

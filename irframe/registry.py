@@ -43,10 +43,11 @@ import threading
 import types
 import typing
 import warnings
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator, Literal, Mapping, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from irframe.errors import OptionsError, PluginError, RegistryError
 
@@ -218,7 +219,8 @@ class _PluginLoader:
                     dist = getattr(getattr(ep, "dist", None), "name", None)
                     if ep.name in disabled:
                         self.plugins.setdefault(
-                            ep.name, PluginInfo(ep.name, ep.value, dist, disabled=f"{DISABLE_ENV}={os.environ[DISABLE_ENV]}")
+                            ep.name,
+                            PluginInfo(ep.name, ep.value, dist, disabled=f"{DISABLE_ENV}={os.environ[DISABLE_ENV]}"),
                         )
                         continue
                     self._run(ep.name, ep.value, dist, lambda _v, ep=ep: ep.load())
@@ -268,7 +270,11 @@ class _PluginLoader:
 
     def snapshot(self) -> Callable[[], None]:
         """Save the loader and registry state; return a function restoring it (for tests)."""
-        state = (self._loaded, dict(self.plugins), {k: (dict(r._entries), dict(r._conflicts)) for k, r in REGISTRIES.items()})
+        state = (
+            self._loaded,
+            dict(self.plugins),
+            {k: (dict(r._entries), dict(r._conflicts)) for k, r in REGISTRIES.items()},
+        )
 
         def restore() -> None:
             self._loaded, plugins, regs = state[0], state[1], state[2]
@@ -337,7 +343,7 @@ def _plugin_entry_points() -> list[EntryPoint]:
 
 
 LOADER = _PluginLoader()
-REGISTRIES: dict[str, "Registry"] = {}
+REGISTRIES: dict[str, Registry] = {}
 
 
 class Registry:
@@ -571,7 +577,7 @@ class Registry:
 
 
 def _children(
-    obj: Any, kwargs: Mapping[str, Any], info: "_SigInfo | None", where: str, has_problems: bool
+    obj: Any, kwargs: Mapping[str, Any], info: _SigInfo | None, where: str, has_problems: bool
 ) -> tuple[list[tuple[str, str, Any]], list[str]]:
     """The option mappings nested in ``kwargs`` as ``(relative path, registry kind, mapping)``."""
     hook = getattr(obj, "option_children", None)
@@ -580,7 +586,9 @@ def _children(
             return [(str(r), str(k), c) for r, k, c in hook(dict(kwargs))], []
         except OptionsError as exc:  # "Owner.key: ..." (the component's own wording) -> "where.key: ..."
             msg, owner = str(exc), getattr(obj, "__name__", "")
-            return [], [f"{where}.{msg[len(owner) + 1:]}" if owner and msg.startswith(owner + ".") else f"{where}: {msg}"]
+            return [], [
+                f"{where}.{msg[len(owner) + 1 :]}" if owner and msg.startswith(owner + ".") else f"{where}: {msg}"
+            ]
         except (TypeError, ValueError, AttributeError, KeyError) as exc:
             # values of the wrong type were reported by the type check already
             return [], [] if has_problems else [f"{where}: {type(exc).__name__}: {short(str(exc))}"]
@@ -616,7 +624,7 @@ class _SigInfo:
     nested: dict[str, Nested]
 
 
-_SIGNATURES: dict[int, tuple[Any, "_SigInfo | None"]] = {}
+_SIGNATURES: dict[int, tuple[Any, _SigInfo | None]] = {}
 
 
 def _signature(obj: Any) -> _SigInfo | None:
@@ -744,7 +752,11 @@ def bool_allowed(annotation: Any, value: Any) -> bool:
     if origin in (typing.Union, types.UnionType):
         # a list is judged by the union's list members only (``list[int] | None`` and ``[true]``)
         if isinstance(value, (list, tuple)):
-            fits = [a for a in args if _is_sequence_origin(typing.get_origin(a) or a) or typing.get_origin(a) in (set, frozenset)]
+            fits = [
+                a
+                for a in args
+                if _is_sequence_origin(typing.get_origin(a) or a) or typing.get_origin(a) in (set, frozenset)
+            ]
         elif isinstance(value, Mapping):
             fits = [a for a in args if _is_mapping_origin(typing.get_origin(a) or a)]
         else:

@@ -24,7 +24,7 @@ from pathlib import Path
 from irframe.errors import OptionsError
 from irframe.registry import PLUGIN_API_VERSION
 
-__all__ = ["new_plugin", "arch_name_for", "plugin_files"]
+__all__ = ["arch_name_for", "new_plugin", "plugin_files"]
 
 
 def arch_name_for(name: str) -> str:

@@ -25,11 +25,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("in_folder", help="folder of images (keys = file stems)")
     parser.add_argument("out", help="output database folder, ending with .lmdb")
-    parser.add_argument("--compress-level", type=int, default=0, choices=range(10), metavar="N",
-                        help="PNG zlib level 0-9 (default 0: stored uncompressed, ~30%% larger than level 1 but "
-                        "decoded ~2x faster, which is what makes LMDB crops faster than PNG folders; see benchmarks/RESULTS.md)")
+    parser.add_argument(
+        "--compress-level",
+        type=int,
+        default=0,
+        choices=range(10),
+        metavar="N",
+        help="PNG zlib level 0-9 (default 0: stored uncompressed, ~30%% larger than level 1 but "
+        "decoded ~2x faster, which is what makes LMDB crops faster than PNG folders; see benchmarks/RESULTS.md)",
+    )
     parser.add_argument("--verify", action="store_true", help="decode every record after packing")
-    parser.add_argument("--recursive", action="store_true", help="include images in sub-folders (keys = relative paths)")
+    parser.add_argument(
+        "--recursive", action="store_true", help="include images in sub-folders (keys = relative paths)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--key-template", default="{}", metavar="T",
@@ -52,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     verified = ", all records verified" if report.verified else ""
     changed = f", {report.rewritten} re-encoded because their source changed" if report.rewritten else ""
-    print(f"{report.path}: {report.total} images ({report.written} written, {report.skipped} already there{changed}){verified}")
+    print(
+        f"{report.path}: {report.total} images "
+        f"({report.written} written, {report.skipped} already there{changed}){verified}"
+    )
     return 0
 
 

@@ -178,7 +178,9 @@ def _holds_exactly(folder: Path, files: Sequence[Path]) -> bool:
     if not folder.is_dir():
         raise DataError(f"{folder} exists and is not a folder")
     present = sorted(p.name for p in folder.iterdir())
-    return present == sorted(f.name for f in files) and all(filecmp.cmp(f, folder / f.name, shallow=False) for f in files)
+    return present == sorted(f.name for f in files) and all(
+        filecmp.cmp(f, folder / f.name, shallow=False) for f in files
+    )
 
 
 def _copy_into(folder: Path, files: Sequence[Path]) -> None:
@@ -245,7 +247,10 @@ def summary(result: TrainResult, split: Split, seconds: float) -> str:
     scores, base = val.scores["val"], val.baseline.get("val", {})
     ids = ", ".join(p.id for p in split.val)
     label = "text ALSO in training: optimistic" if split.seen_text else "text unseen in training"
-    parts = [f"held-out page(s) {ids} ({label}): RMSE noisy input {base.get('RMSE', float('nan')):.4f} -> restored {scores['RMSE']:.4f}"]
+    parts = [
+        f"held-out page(s) {ids} ({label}): RMSE noisy input {base.get('RMSE', float('nan')):.4f} "
+        f"-> restored {scores['RMSE']:.4f}"
+    ]
     if "PSNR" in scores:
         parts.append(f"PSNR {base.get('PSNR', float('nan')):.2f} -> {scores['PSNR']:.2f} dB")
     best = experiment / "checkpoints" / "best" / "best.json"
@@ -264,8 +269,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("split", "write the train/val split only"), ("train", "split, train, print the held-out RMSE")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("-opt", "--opt", required=True, metavar="FILE", help="option file (its datasets name the split folders)")
-        p.add_argument("--data", default=None, metavar="DIR", help="folder with noisy/ + clean/ (or train/ + train_cleaned/)")
+        p.add_argument(
+            "-opt", "--opt", required=True, metavar="FILE", help="option file (its datasets name the split folders)"
+        )
+        p.add_argument(
+            "--data", default=None, metavar="DIR", help="folder with noisy/ + clean/ (or train/ + train_cleaned/)"
+        )
         p.add_argument("--noisy", default=None, metavar="DIR", help="noisy pages (instead of --data)")
         p.add_argument("--clean", default=None, metavar="DIR", help="clean pages, same file names (instead of --data)")
         p.add_argument("--val-ids", nargs="+", required=True, metavar="ID", help="page ids held out for validation")
@@ -273,7 +282,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                        help="override an option, e.g. --set train.total_iter=100")
         if name == "train":
-            p.add_argument("--resume", default=None, metavar="auto|PATH", help="continue an experiment (as tools/train.py)")
+            p.add_argument(
+                "--resume", default=None, metavar="auto|PATH", help="continue an experiment (as tools/train.py)"
+            )
     return parser.parse_args(argv)
 
 

@@ -64,11 +64,32 @@ STAGES = ("tests", "train", "overhead", "inference", "stages", "compile")
 # Each stage's share of the time left when it starts (relative to the stages still to run).
 SHARES = {"tests": 0.22, "train": 0.28, "overhead": 0.1, "inference": 0.1, "stages": 0.08, "compile": 0.22}
 TINY = {
-    "Restormer": {"type": "Restormer", "dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1, "heads": [1, 2, 4, 8]},
-    "PromptIR": {"type": "PromptIR", "dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1, "heads": [1, 2, 4, 8],
-                 "decoder": True},
-    "IPT": {"type": "IPT", "n_feats": 16, "patch_size": 48, "patch_dim": 3, "num_heads": 2, "num_layers": 1,
-            "num_queries": 1, "scale": [2], "rgb_range": 255},
+    "Restormer": {
+        "type": "Restormer",
+        "dim": 8,
+        "num_blocks": [1, 1, 1, 1],
+        "num_refinement_blocks": 1,
+        "heads": [1, 2, 4, 8],
+    },
+    "PromptIR": {
+        "type": "PromptIR",
+        "dim": 8,
+        "num_blocks": [1, 1, 1, 1],
+        "num_refinement_blocks": 1,
+        "heads": [1, 2, 4, 8],
+        "decoder": True,
+    },
+    "IPT": {
+        "type": "IPT",
+        "n_feats": 16,
+        "patch_size": 48,
+        "patch_dim": 3,
+        "num_heads": 2,
+        "num_layers": 1,
+        "num_queries": 1,
+        "scale": [2],
+        "rgb_range": 255,
+    },
 }
 
 
@@ -300,10 +321,18 @@ def train_options(name: str, model: dict[str, Any], train: dict[str, Any], scale
     # a model with a fixed input size (IPT's patch_size) trains on exactly that LQ patch
     gt = int(model.get("patch_size") or plan.train_patch) * scale
     ds: dict[str, Any] = {
-        "type": "OnlineDegradationDataset", "dataroot_gt": str(data), "gt_size": gt, "use_flip": True,
-        "use_rot": True, "batch_size": plan.train_batch, "num_workers": plan.workers,
-        "pin_memory": plan.device == "cuda", "persistent_workers": plan.workers > 0,
-        "degradation": {"type": "BicubicDownsample", "scale": scale} if scale > 1 else {"type": "GaussianNoise", "sigma": 25},
+        "type": "OnlineDegradationDataset",
+        "dataroot_gt": str(data),
+        "gt_size": gt,
+        "use_flip": True,
+        "use_rot": True,
+        "batch_size": plan.train_batch,
+        "num_workers": plan.workers,
+        "pin_memory": plan.device == "cuda",
+        "persistent_workers": plan.workers > 0,
+        "degradation": {"type": "BicubicDownsample", "scale": scale}
+        if scale > 1
+        else {"type": "GaussianNoise", "sigma": 25},
     }
     if scale > 1:
         ds["scale"] = scale
@@ -329,7 +358,11 @@ def stage_train(plan: Plan, out: Path) -> list[dict[str, Any]]:
 
     demo_train = load_options(ROOT / "options" / "demo.yml").train
     assert demo_train is not None
-    demo_keep = {k: v for k, v in demo_train.model_dump(mode="json").items() if k in ("optim", "losses", "grad_clip", "ema_decay")}
+    demo_keep = {
+        k: v
+        for k, v in demo_train.model_dump(mode="json").items()
+        if k in ("optim", "losses", "grad_clip", "ema_decay")
+    }
     jobs = [("demo", plan.demo, demo_keep, 1, plan.demo_iters)]
     jobs += [(p.name, p.model, p.train, p.scale, plan.train_iters) for p in plan.papers]
     rows = []
@@ -344,7 +377,9 @@ def stage_train(plan: Plan, out: Path) -> list[dict[str, Any]]:
                 if plan.left() < 30:
                     row["status"] = "skipped: time budget"
                     continue
-                raw = train_options(f"{name}_{precision}", model, train, scale, data, plan, iters, precision, Path(tmp) / "exp")
+                raw = train_options(
+                    f"{name}_{precision}", model, train, scale, data, plan, iters, precision, Path(tmp) / "exp"
+                )
                 try:
                     start = time.perf_counter()
                     result = run_training(validate_options(raw, source=f"gpu-suite:{name}"))
@@ -421,8 +456,15 @@ def trainer_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], paper: 
                  workdir: Path, compile_backend: str | None = None) -> Any:
     overhead = _load_module("irframe_bench_overhead", ROOT / "benchmarks" / "bench_overhead.py")
     trainer = overhead.make_trainer(
-        model, batch, device, workdir, mixed_precision=precision, grad_clip=paper.train.get("grad_clip"),
-        ema_decay=float(paper.train.get("ema_decay") or 0.0), optim=paper.train["optim"], compile_backend=compile_backend,
+        model,
+        batch,
+        device,
+        workdir,
+        mixed_precision=precision,
+        grad_clip=paper.train.get("grad_clip"),
+        ema_decay=float(paper.train.get("ema_decay") or 0.0),
+        optim=paper.train["optim"],
+        compile_backend=compile_backend,
     )
     trainer.model.train()
     return trainer
@@ -432,7 +474,12 @@ def stage_overhead(plan: Plan, out: Path) -> list[dict[str, Any]]:
     rows = []
     for paper in plan.papers:
         for precision in plan.precisions[paper.name]:
-            row: dict[str, Any] = {"model": paper.name, "precision": precision, "batch": paper.batch, "lq_patch": paper.patch}
+            row: dict[str, Any] = {
+                "model": paper.name,
+                "precision": precision,
+                "batch": paper.batch,
+                "lq_patch": paper.patch,
+            }
             rows.append(row)
             if plan.left() < 30:
                 row["status"] = "skipped: time budget"
@@ -463,7 +510,9 @@ def stage_overhead(plan: Plan, out: Path) -> list[dict[str, Any]]:
                     trainer_peak_gib=our_mem["peak_gib"], status="ok",
                 )
             except Exception as exc:
-                row["status"] = ("OOM" if is_oom(exc) else "FAILED") + f": {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                row["status"] = (
+                    "OOM" if is_oom(exc) else "FAILED"
+                ) + f": {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
                 traceback.print_exc()
             finally:
                 if trainer is not None:
@@ -497,7 +546,9 @@ def stage_compile(plan: Plan, out: Path) -> list[dict[str, Any]]:
                     trainer = None
                     with tempfile.TemporaryDirectory() as tmp:
                         try:
-                            trainer = trainer_step(copy.deepcopy(base), batch, paper, precision, plan.device, Path(tmp), backend)
+                            trainer = trainer_step(
+                                copy.deepcopy(base), batch, paper, precision, plan.device, Path(tmp), backend
+                            )
                             first = time.perf_counter()
                             timed(trainer.run_iteration, 1, plan.device)
                             times[f"{variant}_first_s"] = time.perf_counter() - first
@@ -569,7 +620,9 @@ def stage_inference(plan: Plan, out: Path) -> list[dict[str, Any]]:
                 # time grows with the pixels (IPT: (side / 12)^2 overlapping 48x48 patches, one by one)
                 estimate = last[1] * (side / last[0]) ** 2 if last else 0.0
                 if plan.left() < 20 or estimate > plan.left() - 10:
-                    row["status"] = f"skipped: time budget (estimated {estimate:.0f} s)" if estimate else "skipped: time budget"
+                    row["status"] = (
+                        f"skipped: time budget (estimated {estimate:.0f} s)" if estimate else "skipped: time budget"
+                    )
                     continue
                 try:
                     x = torch.rand(1, 3, side, side, device=plan.device)
@@ -643,14 +696,21 @@ def stage_stages(plan: Plan, out: Path) -> list[dict[str, Any]]:
                 assert p1 is not None and p2 is not None
                 per_sample = max(p2 - p1, 1e-6)
                 fixed = p1 - per_sample
-                row.update(peak_b1_gib=round(p1, 3), peak_b2_gib=round(p2, 3), per_sample_gib=round(per_sample, 3),
-                           fixed_gib=round(fixed, 3), predicted_global_gib=round(fixed + per_sample * paper.big_global_batch, 2))
+                row.update(
+                    peak_b1_gib=round(p1, 3),
+                    peak_b2_gib=round(p2, 3),
+                    per_sample_gib=round(per_sample, 3),
+                    fixed_gib=round(fixed, 3),
+                    predicted_global_gib=round(fixed + per_sample * paper.big_global_batch, 2),
+                )
                 row.update(fit_cards(fixed, per_sample, paper.big_global_batch))
                 row["status"] = "ok"
                 free = torch.cuda.mem_get_info()[0] / GIB
                 if row["predicted_global_gib"] < free * 0.9 and plan.left() > 30:  # check the prediction once
                     try:
-                        row["measured_global_gib"] = round(step_peak(paper, paper.big_global_batch, precision, plan.device) or 0, 2)
+                        row["measured_global_gib"] = round(
+                            step_peak(paper, paper.big_global_batch, precision, plan.device) or 0, 2
+                        )
                     except Exception as exc:  # the linear prediction was wrong: say so, keep the rest
                         row["measured_global_gib"] = ("OOM" if is_oom(exc) else "FAILED") + f": {type(exc).__name__}"
             except Exception as exc:
@@ -722,25 +782,35 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         bad = [r for r in rows if not str(r.get("status", "ok" if r.get("ok", True) else "x")).startswith("ok")]
         if stage == "tests":
             r = rows[0]
-            text = f"rc {r['returncode']}: " + ", ".join(f"{r[k]} {k}" for k in ("collected", "passed", "failed", "skipped") if k in r)
+            text = f"rc {r['returncode']}: " + ", ".join(
+                f"{r[k]} {k}" for k in ("collected", "passed", "failed", "skipped") if k in r
+            )
         elif stage == "train":
             ok = [r for r in rows if r.get("status") == "ok"]
-            judged = "finite, reloaded on the CPU (dry run: loss trend not judged)" if results["environment"]["dry_run"] \
+            judged = (
+                "finite, reloaded on the CPU (dry run: loss trend not judged)"
+                if results["environment"]["dry_run"]
                 else "finite, loss down, reloaded on the CPU"
+            )
             text = f"{len(ok)}/{len(rows)} runs {judged}"
         elif stage == "overhead":
             ratios = [f"{r['model']} {r['precision']} {r['ratio']}x" for r in rows if "ratio" in r]
             text = "Trainer / reference time: " + ", ".join(ratios)
         elif stage == "compile":
-            sp = [f"{r['model']} {r['what'].split()[0]} {r['precision']} {r['speedup']}x" for r in rows if "speedup" in r]
+            sp = [
+                f"{r['model']} {r['what'].split()[0]} {r['precision']} {r['speedup']}x" for r in rows if "speedup" in r
+            ]
             text = "eager / compiled time: " + ", ".join(sp)
         elif stage == "inference":
             big = [f"{r['model']} {r['side']} {r['precision']} {r.get('ms')} ms ({r.get('tile')})" for r in rows
                    if r.get("side") == max(x.get("side", 0) for x in rows) and "ms" in r]
             text = "largest side: " + ", ".join(big)
         else:
-            fits = [f"{r['model']} {r['precision']}: " + "; ".join(f"{c} {r.get(c)}" for c in ("24GiB", "40GiB", "80GiB"))
-                    for r in rows if "24GiB" in r]
+            fits = [
+                f"{r['model']} {r['precision']}: " + "; ".join(f"{c} {r.get(c)}" for c in ("24GiB", "40GiB", "80GiB"))
+                for r in rows
+                if "24GiB" in r
+            ]
             text = " / ".join(fits) or "memory not measured"
         out.append({"stage": stage, "result": text, "problems": len(bad)})
     return out
@@ -762,8 +832,12 @@ def write_summary(results: dict[str, Any], out: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="CPU, tiny models and sizes (seconds): CI's check")
-    parser.add_argument("--out", default=os.environ.get("OUT") or "gpu_results", help="output folder (default $OUT or gpu_results)")
-    parser.add_argument("--budget", type=float, default=420.0, help="seconds for all stages; later items are skipped past it")
+    parser.add_argument(
+        "--out", default=os.environ.get("OUT") or "gpu_results", help="output folder (default $OUT or gpu_results)"
+    )
+    parser.add_argument(
+        "--budget", type=float, default=420.0, help="seconds for all stages; later items are skipped past it"
+    )
     parser.add_argument("--only", nargs="+", choices=STAGES, default=list(STAGES), help="run only these stages")
     parser.add_argument("--train-iters", type=int, default=None, help="iterations of each training run")
     args = parser.parse_args(argv)

@@ -18,8 +18,9 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -120,7 +121,9 @@ def read_meta_info(db_path: str | os.PathLike[str]) -> dict[str, tuple[tuple[int
         text = meta.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         line = meta.read_bytes()[: exc.start].count(b"\n") + 1
-        raise DataError(f"{meta}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); rewrite it with tools/create_lmdb.py") from None
+        raise DataError(
+            f"{meta}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); rewrite it with tools/create_lmdb.py"
+        ) from None
     except OSError as exc:
         raise DataError(f"{meta}: cannot read ({exc.strerror or exc})") from None
     for lineno, line in enumerate(text.splitlines(), 1):
@@ -242,7 +245,9 @@ def build_backend(io_backend: Mapping[str, Any] | None, root: str, *, where: str
     if kind not in ("disk", "lmdb"):
         raise OptionsError(f"{where}.type: expected 'disk' or 'lmdb', got {kind!r}")
     if cfg:
-        raise OptionsError(f"{where}: unknown key(s) {', '.join(sorted(cfg))} for io_backend {kind!r} (it takes only 'type')")
+        raise OptionsError(
+            f"{where}: unknown key(s) {', '.join(sorted(cfg))} for io_backend {kind!r} (it takes only 'type')"
+        )
     if kind == "lmdb":
         if recursive:
             raise OptionsError(f"{where}: 'recursive' applies to folders, not to an LMDB database")

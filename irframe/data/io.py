@@ -25,8 +25,9 @@ import os
 import struct
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Sequence
+from typing import TYPE_CHECKING, Literal
 
 import cv2
 import numpy as np
@@ -37,7 +38,15 @@ if TYPE_CHECKING:  # torch is imported where tensors are made, so tools that onl
     import torch
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
-LOSSLESS_EXTENSIONS = {".png": (8, 16), ".tif": (8, 16), ".tiff": (8, 16), ".bmp": (8,), ".ppm": (8, 16), ".pgm": (8, 16), ".pnm": (8, 16)}
+LOSSLESS_EXTENSIONS = {
+    ".png": (8, 16),
+    ".tif": (8, 16),
+    ".tiff": (8, 16),
+    ".bmp": (8,),
+    ".ppm": (8, 16),
+    ".pgm": (8, 16),
+    ".pnm": (8, 16),
+}
 
 # When quantising, values outside [0, 1] are clipped. Restored images legitimately overshoot: a
 # trained document denoiser (Restormer, L1) puts 30-75% of a white page just above 1 and up to ~1% of
@@ -271,7 +280,9 @@ def quantize(img: np.ndarray, bit_depth: Literal[8, 16] = 8, *, source: str = "i
     if not np.issubdtype(arr.dtype, np.floating):
         raise DataError(f"{source}: expected a float image in [0, 1], got dtype {arr.dtype}")
     if not np.isfinite(arr).all():
-        raise DataError(f"{source}: image contains NaN or infinite values ({int((~np.isfinite(arr)).sum())} of {arr.size})")
+        raise DataError(
+            f"{source}: image contains NaN or infinite values ({int((~np.isfinite(arr)).sum())} of {arr.size})"
+        )
     peak = 255.0 if bit_depth == 8 else 65535.0
     if wrong_value_range(arr):
         warnings.warn(
@@ -287,7 +298,9 @@ def quantize(img: np.ndarray, bit_depth: Literal[8, 16] = 8, *, source: str = "i
     return out.astype(np.uint8 if bit_depth == 8 else np.uint16)
 
 
-def imwrite(path: str | os.PathLike[str], img: np.ndarray, bit_depth: Literal[8, 16] = 8, *, compress_level: int = 3) -> None:
+def imwrite(
+    path: str | os.PathLike[str], img: np.ndarray, bit_depth: Literal[8, 16] = 8, *, compress_level: int = 3
+) -> None:
     """Write a float ``[0, 1]`` image (``HWC`` RGB, ``HW1`` or ``HW`` gray) losslessly.
 
     The format follows the extension (PNG by default for the project; TIFF, BMP, PNM also
@@ -351,7 +364,9 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
         os.replace(tmp, path)
     except OSError as exc:  # a full disk, a read-only folder: name the file, say what is safe
         Path(tmp).unlink(missing_ok=True)
-        raise DataError(f"{path}: not written ({exc.strerror or exc}); any earlier file of that name is intact") from None
+        raise DataError(
+            f"{path}: not written ({exc.strerror or exc}); any earlier file of that name is intact"
+        ) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

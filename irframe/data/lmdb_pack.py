@@ -139,7 +139,9 @@ def _check_keys(files: dict[str, Path]) -> None:
             except UnicodeEncodeError:
                 why = "bytes that are not UTF-8"
         if why:
-            raise DataError(f"{os.fsencode(path)!r}: its name holds {why}, which {META_INFO} cannot list; rename the file")
+            raise DataError(
+                f"{os.fsencode(path)!r}: its name holds {why}, which {META_INFO} cannot list; rename the file"
+            )
 
 
 def _write_batch(env: Any, batch: list[tuple[str, bytes]]) -> None:
@@ -192,7 +194,10 @@ def keys_from_template(files: dict[str, Path], key_template: str, folder: str | 
         if len(name) > len(prefix) + len(suffix) and name.startswith(prefix) and name.endswith(suffix):
             key = head + sep + name[len(prefix) : len(name) - len(suffix)]
             if key in out:
-                raise DataError(f"{folder}: {out[key].name} and {path.name} both give the key {key!r} (key template {key_template!r})")
+                raise DataError(
+                    f"{folder}: {out[key].name} and {path.name} both give the key {key!r} (key template "
+                    f"{key_template!r})"
+                )
             out[key] = path
         else:
             unmatched.append(path.name)
@@ -265,13 +270,22 @@ def create_lmdb(
         pending = [k for k in files if k not in done or k in stale]
         if pending:
             (out / META_INFO).unlink(missing_ok=True)  # incomplete until the end of this run
-            want = _estimate_map_size([files[k] for k in pending], compress_level) + env.info()["last_pgno"] * env.stat()["psize"]
+            want = (
+                _estimate_map_size([files[k] for k in pending], compress_level)
+                + env.info()["last_pgno"] * env.stat()["psize"]
+            )
             if want > env.info()["map_size"]:
                 env.set_mapsize(want)
         batch: list[tuple[str, bytes]] = []
         prints: list[tuple[str, tuple[int, int]]] = []
         batch_bytes = 0
-        with tqdm(total=len(files), initial=len(files) - len(pending), unit="img", desc=f"packing {out.name}", disable=not progress) as bar:
+        with tqdm(
+            total=len(files),
+            initial=len(files) - len(pending),
+            unit="img",
+            desc=f"packing {out.name}",
+            disable=not progress,
+        ) as bar:
             for key in pending:
                 prints.append((key, _fingerprint(files[key])))  # before reading: a later change shows
                 value = encode_png(files[key], compress_level)

@@ -19,8 +19,9 @@ slice, so the global data of an iteration does not depend on how many processes 
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 from torch.utils.data import Sampler
@@ -175,7 +176,9 @@ class ProgressiveBatchSampler(Sampler[list[SampleKey]]):
         self.seed, self.num_replicas, self.rank = int(seed), int(num_replicas), int(rank)
         self.total_iters = sum(s.iters for s in self.stages)
         if start_iter > self.total_iters:
-            raise OptionsError(f"{owner}.start_iter: {start_iter} is past the schedule's end ({self.total_iters} iterations)")
+            raise OptionsError(
+                f"{owner}.start_iter: {start_iter} is past the schedule's end ({self.total_iters} iterations)"
+            )
         self.start_iter = int(start_iter)
         self._order = _Permutations(self.dataset_len, (self.seed, _TAG_ORDER), shuffle, int(enlarge_ratio))
 
@@ -187,7 +190,7 @@ class ProgressiveBatchSampler(Sampler[list[SampleKey]]):
         batch_sizes: Sequence[int],
         patch_sizes: Sequence[int | None],
         **kwargs: Any,
-    ) -> "ProgressiveBatchSampler":
+    ) -> ProgressiveBatchSampler:
         """Build from Restormer-style parallel lists (``iters``, ``mini_batch_sizes``, ``gt_sizes``)."""
         if not len(iters) == len(batch_sizes) == len(patch_sizes):
             raise OptionsError(
@@ -282,7 +285,9 @@ class TaskBatchSampler(Sampler[list[SampleKey]]):
         if empty:
             raise OptionsError(f"{owner}.task_indices: task(s) {', '.join(map(repr, empty))} have no samples")
         if batch_size < 1 or total_iters < 1:
-            raise OptionsError(f"{owner}: batch_size and total_iters must be positive, got {batch_size} and {total_iters}")
+            raise OptionsError(
+                f"{owner}: batch_size and total_iters must be positive, got {batch_size} and {total_iters}"
+            )
         if start_iter > total_iters:
             raise OptionsError(f"{owner}.start_iter: {start_iter} is past total_iters {total_iters}")
         self.tasks = sorted(task_indices)  # sorted: the draw must not depend on mapping order
@@ -305,7 +310,7 @@ class TaskBatchSampler(Sampler[list[SampleKey]]):
         self._orders = [_Permutations(len(idx), (self.seed, _TAG_ORDER, t), True) for t, idx in enumerate(self.indices)]
 
     @classmethod
-    def from_dataset(cls, dataset: Any, batch_size: int, total_iters: int, **kwargs: Any) -> "TaskBatchSampler":
+    def from_dataset(cls, dataset: Any, batch_size: int, total_iters: int, **kwargs: Any) -> TaskBatchSampler:
         """Build from a dataset exposing ``task_indices`` (e.g. :class:`AllInOneDataset`)."""
         task_indices = getattr(dataset, "task_indices", None)
         if task_indices is None:

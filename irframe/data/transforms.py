@@ -9,7 +9,7 @@ GT patch ``p * scale``, taken at the corresponding position (LQ top-left ``(y, x
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -10,9 +10,10 @@ import datetime as _dt
 import inspect
 import os
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from pydantic import ValidationError
@@ -23,7 +24,7 @@ from irframe.evaluate.models import load_for_eval
 from irframe.evaluate.runner import EvalSettings, evaluate_dataset, log_line
 from irframe.options import TEST_PATHS, Options, check_components, load_options
 
-__all__ = ["Job", "plan_jobs", "build_metrics", "build_test_sets", "check_precision", "run_job", "run_benchmarks"]
+__all__ = ["Job", "build_metrics", "build_test_sets", "check_precision", "plan_jobs", "run_benchmarks", "run_job"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,10 @@ def plan_jobs(opts_list: Sequence[Options], checkpoints: Sequence[str]) -> list[
         raise OptionsError("no option file given (-opt FILE)")
     for opts in opts_list:
         if opts.test is None:
-            raise OptionsError(f"{opts.source}: no 'test:' section (test.datasets names the benchmark sets; test.metrics defaults to val.metrics, else PSNR/SSIM)")
+            raise OptionsError(
+                f"{opts.source}: no 'test:' section (test.datasets names the benchmark sets; test.metrics defaults "
+                "to val.metrics, else PSNR/SSIM)"
+            )
         if not opts.test.datasets:
             raise OptionsError(f"{opts.source}: test.datasets is empty: name at least one benchmark set")
     if not checkpoints:
@@ -238,7 +242,9 @@ def run_benchmarks(
     """
     from irframe.threads import configure_threads
 
-    opts_list = [load_options(path, overrides, check=True, paths=TEST_PATHS) for path in option_files]  # all problems at once
+    opts_list = [
+        load_options(path, overrides, check=True, paths=TEST_PATHS) for path in option_files
+    ]  # all problems at once
     for opts in opts_list:  # set through the schema, so the values are checked and the leaderboard records them
         try:
             if precision is not None:
@@ -261,7 +267,9 @@ def run_benchmarks(
     for opts in opts_list:  # a problem in the last file fails before the first model runs
         check_precision(opts, device)
     workers = max((d.num_workers for o in opts_list for d in (o.test.datasets if o.test else {}).values()), default=0)
-    configure_threads(threads if threads is not None else (opts_list[0].threads if opts_list else None), workers=workers)
+    configure_threads(
+        threads if threads is not None else (opts_list[0].threads if opts_list else None), workers=workers
+    )
     paths: dict[str, Path] = {}
     for job in jobs:
         assert job.opts.test is not None

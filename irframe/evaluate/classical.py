@@ -61,10 +61,14 @@ class NonLocalMeans(nn.Module):
         out = []
         for img in imgs:
             if self.channels == 1:
-                den = cv2.fastNlMeansDenoising(np.ascontiguousarray(img[..., 0]), None, self.h, self.template_window, self.search_window)[..., None]
+                den = cv2.fastNlMeansDenoising(
+                    np.ascontiguousarray(img[..., 0]), None, self.h, self.template_window, self.search_window
+                )[..., None]
             else:
                 bgr = np.ascontiguousarray(img[..., ::-1])
-                den = cv2.fastNlMeansDenoisingColored(bgr, None, self.h, self.h, self.template_window, self.search_window)[..., ::-1]
+                den = cv2.fastNlMeansDenoisingColored(
+                    bgr, None, self.h, self.h, self.template_window, self.search_window
+                )[..., ::-1]
             out.append(np.ascontiguousarray(den))
         y = torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(dtype=torch.float32) / 255.0
         return y.to(x.device)

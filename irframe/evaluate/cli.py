@@ -139,7 +139,9 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
         "channels; input files are never overwritten.",
     )
     parser.add_argument("--checkpoint", default=None, metavar="CKPT", help="weights file or checkpoint folder")
-    parser.add_argument("-opt", "--opt", default=None, metavar="FILE", help="option file naming the model (and test.checkpoint)")
+    parser.add_argument(
+        "-opt", "--opt", default=None, metavar="FILE", help="option file naming the model (and test.checkpoint)"
+    )
     _add_set(parser, "inference.tile=256 inference.self_ensemble=true")
     parser.add_argument(
         "--input", required=True, metavar="IMG_OR_DIR",
@@ -175,8 +177,8 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
     if args.checkpoint is None and args.opt is None:
         parser.error("give --checkpoint CKPT or -opt FILE (or both)")
 
-    from irframe.evaluate.infer import check_task, infer_files, match_right_views, plan_outputs
     from irframe.errors import OptionsError
+    from irframe.evaluate.infer import check_task, infer_files, match_right_views, plan_outputs
     from irframe.evaluate.models import load_for_eval
     from irframe.evaluate.runner import log_line
     from irframe.options import load_options
@@ -208,11 +210,15 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
             loaded.model,
             pairs,
             tile=args.tile if args.tile is not None else (inference.tile if inference else None),
-            tile_overlap=args.tile_overlap if args.tile_overlap is not None else (inference.tile_overlap if inference else None),
+            tile_overlap=args.tile_overlap
+            if args.tile_overlap is not None
+            else (inference.tile_overlap if inference else None),
             self_ensemble=args.self_ensemble or bool(inference and inference.self_ensemble),
             task=task,
             device=device,
-            max_memory=args.max_memory if args.max_memory is not None else (inference.max_memory_bytes if inference else None),
+            max_memory=args.max_memory
+            if args.max_memory is not None
+            else (inference.max_memory_bytes if inference else None),
             precision=args.precision or (inference.precision if inference else "fp32"),
             progress=not args.no_progress,
             log=log_line,  # through tqdm: the tile choices do not land on the progress bar
@@ -223,7 +229,7 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
     print(f"wrote {len(result.written)} image(s) to {args.output}")
     if result.failed:
         print(f"error: {len(result.failed)} image(s) could not be read:", file=sys.stderr)
-        for path, reason in result.failed:
+        for _path, reason in result.failed:
             print(f"  {reason}", file=sys.stderr)
         return 1
     return 0

@@ -16,7 +16,14 @@ import cv2
 import numpy as np
 import torch
 
-from irframe.data.io import IMAGE_EXTENSIONS, LOSSLESS_EXTENSIONS, check_pixel_budget, convert_channels, imwrite, tensor2img
+from irframe.data.io import (
+    IMAGE_EXTENSIONS,
+    LOSSLESS_EXTENSIONS,
+    check_pixel_budget,
+    convert_channels,
+    imwrite,
+    tensor2img,
+)
 from irframe.errors import DataError
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"  # followed by the IHDR chunk; byte 25 is the colour type
@@ -123,7 +130,10 @@ def detail_box(image: torch.Tensor, size: int, multiple: int = 1) -> tuple[int, 
     for top in range(0, h - ch + 1, step):
         for left in range(0, w - cw + 1, step):
             total = float(
-                integral[top + ch, left + cw] - integral[top, left + cw] - integral[top + ch, left] + integral[top, left]
+                integral[top + ch, left + cw]
+                - integral[top, left + cw]
+                - integral[top + ch, left]
+                + integral[top, left]
             )
             if total > best:
                 best, best_box = total, (top, left, ch, cw)

@@ -14,19 +14,20 @@ stored like the left view (a 16-bit view gives a 16-bit output).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from irframe.data.io import imread, img2tensor
+from irframe.data.io import img2tensor, imread
 from irframe.errors import DataError, OptionsError
 from irframe.evaluate.images import list_images, output_suffix, probe_image, save_restored
 from irframe.nn.spec import get_spec, resolve_task, spec_for_task
 
-__all__ = ["plan_outputs", "match_right_views", "check_task", "InferResult", "infer_files"]
+__all__ = ["InferResult", "check_task", "infer_files", "match_right_views", "plan_outputs"]
 
 
 def _same_content(a: Path, b: Path) -> bool:
@@ -140,7 +141,9 @@ def match_right_views(
         if dest.exists():
             st = dest.stat()
             if (st.st_dev, st.st_ino) in right_ids:
-                raise DataError(f"{dest}: is a right-view input file; refusing to overwrite it (choose another output folder)")
+                raise DataError(
+                    f"{dest}: is a right-view input file; refusing to overwrite it (choose another output folder)"
+                )
     return matched
 
 

@@ -31,9 +31,10 @@ import shutil
 import statistics
 import tempfile
 import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from irframe.errors import DataError
 
@@ -71,7 +72,7 @@ class MetricInfo:
         return self.protocol
 
     @classmethod
-    def of(cls, metric: Any) -> "MetricInfo":
+    def of(cls, metric: Any) -> MetricInfo:
         """From a built metric object (``name``, ``higher_is_better``, ``protocol``)."""
         return cls(str(metric.name), str(getattr(metric, "protocol", metric.name)), bool(metric.higher_is_better))
 
@@ -175,7 +176,7 @@ class Leaderboard:
 
     # -- reading / writing -----------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "Leaderboard":
+    def load(cls, path: str | os.PathLike[str]) -> Leaderboard:
         """Read ``leaderboard.json``; a missing file is an empty board, a corrupt one an error."""
         p = Path(path)
         if not p.exists():
@@ -332,7 +333,7 @@ class Leaderboard:
         header, rows, bold = self.summary_rows()
         lines = ["# Leaderboard", ""]
         if not rows:
-            return "\n".join(lines + ["(no results yet)", ""])
+            return "\n".join([*lines, "(no results yet)", ""])
         lines.append("| " + " | ".join(_md_escape(h) for h in header) + " |")
         lines.append("|" + "|".join([":---", ":---"] + ["---:"] * (len(header) - 3) + [":---"]) + "|")
         for cells, flags in zip(rows, bold):
@@ -371,8 +372,14 @@ class Leaderboard:
         for model, entry in self.models.items():
             values = [self.score(model, dataset, mid) for dataset, mid in cols]
             writer.writerow(
-                [model, entry.get("arch", ""), entry.get("checkpoint") or "", entry.get("params", ""), _csv_num(self.runtime(model)),
-                 entry.get("device", "")]
+                [
+                    model,
+                    entry.get("arch", ""),
+                    entry.get("checkpoint") or "",
+                    entry.get("params", ""),
+                    _csv_num(self.runtime(model)),
+                    entry.get("device", ""),
+                ]
                 + [_csv_num(v) for v in values]
             )
         baseline = [self.baseline_score(dataset, mid) for dataset, mid in cols]
@@ -515,7 +522,9 @@ def write_board_files(folder: Path, texts: Mapping[str, str]) -> None:
         return
     except OSError as exc:
         shutil.rmtree(gen, ignore_errors=True)
-        raise DataError(f"{gen}: cannot write the leaderboard files ({exc.strerror or exc}); the previous ones are intact") from None
+        raise DataError(
+            f"{gen}: cannot write the leaderboard files ({exc.strerror or exc}); the previous ones are intact"
+        ) from None
     os.replace(link, board / "current")  # the switch: every file changes at once
     for name in texts:
         top = folder / name

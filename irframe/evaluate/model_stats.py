@@ -12,15 +12,16 @@ the full-size Restormer at 256x256 is counted in a second on a laptop.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
 
 from irframe.nn.spec import get_spec
 
-__all__ = ["PaperFigure", "PAPER_FIGURES", "LAYER_OPS", "StatsRow", "measure", "stats_table", "build_on_meta"]
+__all__ = ["LAYER_OPS", "PAPER_FIGURES", "PaperFigure", "StatsRow", "build_on_meta", "measure", "stats_table"]
 
 # aten operators behind nn.Conv*/nn.Linear: what layer-hook counters see.
 LAYER_OPS = frozenset({"convolution", "_convolution", "addmm", "mm", "linear"})
@@ -39,8 +40,13 @@ class PaperFigure:
 PAPER_FIGURES: dict[str, PaperFigure] = {
     "Restormer": PaperFigure(26.1, 140.99, 256, "Zamir et al., CVPR 2022 (26.13M params, 140.99G FLOPs at 256x256)"),
     "PromptIR": PaperFigure(35.59, None, None, "Potlapalli et al., NeurIPS 2023 (35.59M params)"),
-    "IPT": PaperFigure(115.5, None, None, "Chen et al., CVPR 2021 (115.5M params: the shared body with one task's head and tail, as --arch IPT "
-        "builds; options/ipt_pretrain.yml's 6 heads/tails count 118.89M)"),
+    "IPT": PaperFigure(
+        115.5,
+        None,
+        None,
+        "Chen et al., CVPR 2021 (115.5M params: the shared body with one task's head and tail, as --arch IPT "
+        "builds; options/ipt_pretrain.yml's 6 heads/tails count 118.89M)",
+    ),
 }
 
 

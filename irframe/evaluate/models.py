@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -115,7 +116,9 @@ def load_for_eval(
     if model_cfg is None and checkpoint is None:
         raise OptionsError("no model to evaluate: give an option file with 'model:' or a checkpoint")
     file = resolve_weights_file(checkpoint, prefer_ema) if checkpoint is not None else None
-    default_name = file.parent.name if file is not None and file.name in ("model.safetensors", "ema.safetensors") else None
+    default_name = (
+        file.parent.name if file is not None and file.name in ("model.safetensors", "ema.safetensors") else None
+    )
     if file is not None and default_name is None:
         default_name = file.stem
     missing: list[str] = []

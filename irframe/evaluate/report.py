@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # avoid an import cycle (leaderboard imports this module lazily)
     from irframe.evaluate.leaderboard import Leaderboard
 
-__all__ = ["CROPS_DIR", "render_report", "crop_rel_path", "image_entry"]
+__all__ = ["CROPS_DIR", "crop_rel_path", "image_entry", "render_report"]
 
 CROPS_DIR = "crops"
 # Crops are small; show them larger with sharp pixels so artefacts stay visible.
@@ -34,10 +35,10 @@ figcaption { font-size: 12px; max-width: %dpx; }
 .missing { width: %dpx; height: %dpx; border: 1px dashed #aaa; display: flex; align-items: center;
            justify-content: center; color: #888; font-size: 12px; }
 .notes { font-size: 12px; color: #555; }
-""" % (DISPLAY_PX, DISPLAY_PX, DISPLAY_PX)
+""" % (DISPLAY_PX, DISPLAY_PX, DISPLAY_PX)  # noqa: UP031 (CSS braces would all need doubling)
 
 
-def _metric_text(values: Mapping[str, float], board: "Leaderboard") -> str:
+def _metric_text(values: Mapping[str, float], board: Leaderboard) -> str:
     from irframe.evaluate.leaderboard import format_value
 
     parts = []
@@ -49,22 +50,29 @@ def _metric_text(values: Mapping[str, float], board: "Leaderboard") -> str:
 
 def _figure(rel: str | None, root: Path, title: str, caption: str, absent: str = "not run") -> str:
     title_html = f"<b>{html.escape(title)}</b>"
-    cap = f"<figcaption>{title_html}<br>{html.escape(caption)}</figcaption>" if caption else f"<figcaption>{title_html}</figcaption>"
+    cap = (
+        f"<figcaption>{title_html}<br>{html.escape(caption)}</figcaption>"
+        if caption
+        else f"<figcaption>{title_html}</figcaption>"
+    )
     if rel and (root / rel).is_file():
         src = html.escape(Path(rel).as_posix(), quote=True)
-        img = f'<img src="{src}" width="{DISPLAY_PX}" height="{DISPLAY_PX}" style="object-fit: contain" alt="{html.escape(title, quote=True)}">'
+        alt = html.escape(title, quote=True)
+        img = f'<img src="{src}" width="{DISPLAY_PX}" height="{DISPLAY_PX}" style="object-fit: contain" alt="{alt}">'
     else:
         img = f'<div class="missing">{"crop file missing" if rel else html.escape(absent)}</div>'
     return f"<figure>{img}{cap}</figure>"
 
 
-def _table(board: "Leaderboard") -> str:
+def _table(board: Leaderboard) -> str:
     header, rows, bold = board.summary_rows()
     if not rows:
         return "<p>(no results yet)</p>"
     out = ['<table class="board"><tr>' + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"]
     for cells, flags in zip(rows, bold):
-        tds = "".join(f"<td>{'<b>' if b else ''}{html.escape(c)}{'</b>' if b else ''}</td>" for c, b in zip(cells, flags))
+        tds = "".join(
+            f"<td>{'<b>' if b else ''}{html.escape(c)}{'</b>' if b else ''}</td>" for c, b in zip(cells, flags)
+        )
         out.append(f"<tr>{tds}</tr>")
     out.append("</table>")
     notes = []
@@ -79,7 +87,7 @@ def _table(board: "Leaderboard") -> str:
     return "\n".join(out)
 
 
-def render_report(board: "Leaderboard", root: str | os.PathLike[str]) -> str:
+def render_report(board: Leaderboard, root: str | os.PathLike[str]) -> str:
     """The report's HTML for ``board``; crop paths are relative to ``root`` (the report's folder)."""
     root = Path(root)
     parts = [
@@ -127,6 +135,8 @@ def crop_rel_path(dataset: str, image: str, who: str) -> str:
     return f"{CROPS_DIR}/{slugify(dataset)}/{slugify(image)}/{slugify(who)}.png"
 
 
-def image_entry(box: tuple[int, int, int, int], input_rel: str, gt_rel: str | None, input_metrics: Mapping[str, Any]) -> dict[str, Any]:
+def image_entry(
+    box: tuple[int, int, int, int], input_rel: str, gt_rel: str | None, input_metrics: Mapping[str, Any]
+) -> dict[str, Any]:
     """The report record of one image (see :meth:`Leaderboard.set_report_image`)."""
     return {"box": list(box), "input": input_rel, "gt": gt_rel, "input_metrics": dict(input_metrics)}

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Sequence, TextIO
+from typing import Any, Literal, TextIO
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -126,7 +127,14 @@ class _Recorder:
         return {info.id: float(metric(a, b)[0]) for info, metric in zip(self.infos, self.metrics)}
 
     def add(
-        self, name: str, lq: torch.Tensor, out: torch.Tensor, gt: torch.Tensor | None, source: Any, scale: int, runtime: float
+        self,
+        name: str,
+        lq: torch.Tensor,
+        out: torch.Tensor,
+        gt: torch.Tensor | None,
+        source: Any,
+        scale: int,
+        runtime: float,
     ) -> None:
         """Record one image (``[C,H,W]`` tensors): metrics, saved output, report crops."""
         values: dict[str, float] = {}
@@ -176,7 +184,11 @@ class _Recorder:
         model_rel = crop_rel_path(self.set_name, name, f"model-{self.model_name}")
         save_restored(self.root / model_rel, out[:, top : top + h, left : left + w], display)
         input_rel = crop_rel_path(self.set_name, name, "input")
-        save_restored(self.root / input_rel, shown[:, top // scale : (top + h) // scale, left // scale : (left + w) // scale], display)
+        save_restored(
+            self.root / input_rel,
+            shown[:, top // scale : (top + h) // scale, left // scale : (left + w) // scale],
+            display,
+        )
         gt_rel = None
         if gt is not None:
             gt_rel = crop_rel_path(self.set_name, name, "gt")

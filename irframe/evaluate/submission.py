@@ -29,15 +29,15 @@ import io
 import os
 import tempfile
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator, Literal
+from typing import IO, Literal
 
 import numpy as np
 
-from irframe.data.io import imread
+from irframe.data.io import give_default_permissions, imread, wrong_value_range
 from irframe.errors import DataError
-from irframe.data.io import give_default_permissions, wrong_value_range
 
 __all__ = ["Page", "SubmissionInfo", "pair_pages", "pixel_rows", "write_submission"]
 
@@ -67,7 +67,9 @@ def _numeric_id(path: Path) -> int:
     try:
         return int(path.stem)
     except ValueError:
-        raise DataError(f"{path}: image names must be the competition's numeric ids (e.g. 101.png), got {path.stem!r}") from None
+        raise DataError(
+            f"{path}: image names must be the competition's numeric ids (e.g. 101.png), got {path.stem!r}"
+        ) from None
 
 
 def _images_by_id(folder: Path, what: str) -> dict[int, Path]:
@@ -99,7 +101,9 @@ def pair_pages(pred_dir: str | os.PathLike[str], input_dir: str | os.PathLike[st
     if missing:
         raise DataError(f"{pred_dir}: no prediction for input image(s) {', '.join(map(str, missing[:10]))}")
     if extra:
-        raise DataError(f"{pred_dir}: prediction(s) {', '.join(map(str, extra[:10]))} have no input page in {input_dir}")
+        raise DataError(
+            f"{pred_dir}: prediction(s) {', '.join(map(str, extra[:10]))} have no input page in {input_dir}"
+        )
     return [Page(i, preds[i], inputs[i]) for i in sorted(inputs)]
 
 
@@ -182,7 +186,9 @@ def write_submission(
     dest = Path(out)
     check_destination(dest, [*(p.pred for p in pages), *(p.input for p in pages), *([Path(sample)] if sample else [])])
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp" + (".gz" if dest.suffix == ".gz" else ""), dir=dest.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{dest.name}.", suffix=".tmp" + (".gz" if dest.suffix == ".gz" else ""), dir=dest.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -8,7 +8,7 @@ from irframe.metrics.base import Metric
 from irframe.metrics.functional import mse, psnr, ssim
 from irframe.registry import METRICS
 
-__all__ = ["PSNR", "SSIM", "RMSE"]
+__all__ = ["PSNR", "RMSE", "SSIM"]
 
 
 @METRICS.register()

@@ -44,9 +44,9 @@ import functools
 import gc
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch

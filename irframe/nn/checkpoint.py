@@ -15,10 +15,10 @@ import os
 import pickle
 import uuid
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -88,7 +88,7 @@ def _read_safetensors(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]
     try:
         with safe_open(str(p), framework="pt", device="cpu") as f:
             metadata = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
     except Exception as exc:  # the library raises its own (Rust) error types
         raise CheckpointError(f"{p}: not a readable safetensors file: {exc}") from exc
     return tensors, metadata
@@ -96,7 +96,9 @@ def _read_safetensors(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]
 
 def _read_torch(p: Path) -> Mapping[str, Any]:
     if p.stat().st_size == 0:
-        raise CheckpointError(f"{p}: empty file (0 bytes): not a PyTorch checkpoint (an interrupted copy or a full disk?)")
+        raise CheckpointError(
+            f"{p}: empty file (0 bytes): not a PyTorch checkpoint (an interrupted copy or a full disk?)"
+        )
     try:
         with warnings.catch_warnings():
             # torch warns about plain-pickle protocols before refusing or loading; our error says more

@@ -24,13 +24,14 @@ are imported only when used.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -204,10 +205,8 @@ def _metadata(model: nn.Module, spec: ModelSpec, scale: int, task: str | int | N
         "irframe.task": json.dumps(task),  # null, a name or an index
     }
     if isinstance(config, dict):
-        try:
+        with contextlib.suppress(TypeError):  # a config holding non-JSON values is simply not recorded
             meta["irframe.config"] = json.dumps(config, sort_keys=True)
-        except TypeError:  # a config holding non-JSON values is simply not recorded
-            pass
     return meta
 
 

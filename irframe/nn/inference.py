@@ -98,16 +98,13 @@ def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
     if size <= tile:
         return [0]
     stride = tile - overlap
-    return list(range(0, size - tile, stride)) + [size - tile]
+    return [*list(range(0, size - tile, stride)), size - tile]
 
 
 def _profile(n: int, lead: bool, trail: bool, margin: int, ramp: int, blend: str) -> torch.Tensor:
     """1-D tile weights: zero on a guard ``margin`` and then a rise over ``ramp`` at inner edges."""
     w = torch.ones(n, dtype=torch.float32)
-    if blend == "linear":
-        rise = torch.arange(1, ramp + 1, dtype=torch.float32) / (ramp + 1)
-    else:
-        rise = torch.ones(ramp)
+    rise = torch.arange(1, ramp + 1, dtype=torch.float32) / (ramp + 1) if blend == "linear" else torch.ones(ramp)
     if lead:
         edge = torch.ones(n)
         edge[:margin] = 0

@@ -8,8 +8,8 @@ labelled: ``GMACs`` (multiply-accumulates) and ``GFLOPs`` (= 2 x GMACs under thi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -17,7 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from irframe.nn.spec import get_spec
 
-__all__ = ["count_params", "FlopCount", "count_flops"]
+__all__ = ["FlopCount", "count_flops", "count_params"]
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:

@@ -159,7 +159,10 @@ def load_state(folder: Path) -> dict[str, Any]:
     # text for a refused pickle advises weights_only=False, which would run the file's code).
     state, _ = read_checkpoint(path)
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise CheckpointError(f"{path}: unknown trainer-state format {state.get('format') if isinstance(state, dict) else type(state).__name__}")
+        raise CheckpointError(
+            f"{path}: unknown trainer-state format "
+            f"{state.get('format') if isinstance(state, dict) else type(state).__name__}"
+        )
     return state
 
 

@@ -58,7 +58,9 @@ def demo_experiment(root: Path, name: str) -> tuple[str, str]:
 
 def main(argv: Sequence[str] | None = None, options_file: Path | None = None) -> int:
     """Run the demo; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="demo.py", description="Train a tiny Restormer on synthetic images (CPU, minutes).")
+    parser = argparse.ArgumentParser(
+        prog="demo.py", description="Train a tiny Restormer on synthetic images (CPU, minutes)."
+    )
     parser.add_argument("--data", default="experiments/demo_data", help="folder of the generated images")
     parser.add_argument("-opt", "--opt", default=str(options_file or "options/demo.yml"), help="option file")
     parser.add_argument(

@@ -93,7 +93,9 @@ def resolve_experiment(experiments_root: str | Path, name: str, resume: str | No
             return Experiment(name, root, None, f"--resume auto: {root} does not exist yet; new experiment")
         ckpt = latest_checkpoint(root / "checkpoints")
         if ckpt is None:
-            return Experiment(name, root, None, f"--resume auto: no complete checkpoint in {root}; starting at iteration 0 in it")
+            return Experiment(
+                name, root, None, f"--resume auto: no complete checkpoint in {root}; starting at iteration 0 in it"
+            )
         older = tuple(p for _, p in reversed(list_checkpoints(root / "checkpoints")) if p != ckpt)
         return Experiment(name, root, ckpt, f"resuming {root} from {ckpt.name}", older)
     return _explicit(Path(resume))

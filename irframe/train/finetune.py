@@ -72,7 +72,9 @@ def load_pretrained(model: nn.Module, opts: PretrainOptions) -> PretrainReport:
             if unexpected:
                 parts.append(f"file keys not in the model: {', '.join(unexpected[:5])}")
             raise CheckpointError(
-                f"{opts.path}: " + "; ".join(parts) + " (train.pretrain.strict is true; list them in train.pretrain.drop)"
+                f"{opts.path}: "
+                + "; ".join(parts)
+                + " (train.pretrain.strict is true; list them in train.pretrain.drop)"
             )
     target.load_state_dict(state, strict=False)
     return PretrainReport(opts.path, len(state) - len(unexpected), removed, missing, unexpected)

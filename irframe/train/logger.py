@@ -141,7 +141,12 @@ def _stderr_is_terminal() -> bool:
 
 
 def _show_warning(
-    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: str | None = None
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
 ) -> None:
     """``warnings.showwarning`` while the training bar is shown: the warning goes through ``tqdm.write``."""
     text = warnings.formatwarning(message, category, filename, lineno, line).rstrip("\n")
@@ -154,5 +159,5 @@ class _TqdmHandler(logging.StreamHandler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             tqdm.write(self.format(record), file=sys.stdout)
-        except Exception:  # noqa: BLE001 - logging must never crash training (as logging.StreamHandler)
+        except Exception:
             self.handleError(record)

@@ -44,7 +44,7 @@ class MixingAugment:
         self.seed, self.rank = int(seed), int(rank)
 
     @classmethod
-    def from_options(cls, opts: Any, seed: int, rank: int = 0) -> "MixingAugment | None":
+    def from_options(cls, opts: Any, seed: int, rank: int = 0) -> MixingAugment | None:
         """Build from ``train.mixing_augs`` (:class:`irframe.options.MixingOptions`); ``None`` if mixup is off."""
         if opts is None or not opts.mixup:
             return None

@@ -25,7 +25,12 @@ RESTORMER_FILES = [
     "GaussianColorDenoising_RestormerSigma15.yml",
     "RealDenoising_Restormer.yml",
 ]
-BASICSR_FILES = ["train_EDSR_Mx2.yml", "test_EDSR_Mx2.yml", "train_SwinIR_SRx2_scratch.yml", "test_SwinIR_SRx2_scratch.yml"]
+BASICSR_FILES = [
+    "train_EDSR_Mx2.yml",
+    "test_EDSR_Mx2.yml",
+    "train_SwinIR_SRx2_scratch.yml",
+    "test_SwinIR_SRx2_scratch.yml",
+]
 
 
 def raw(name: str) -> dict:

@@ -10,7 +10,9 @@ from irframe.options import load_options, load_yaml
 from .conftest import FIXTURES
 
 
-@pytest.mark.parametrize("name", ["Deraining_Restormer.yml", "GaussianGrayDenoising_Restormer.yml", "test_EDSR_Mx2.yml"])
+@pytest.mark.parametrize(
+    "name", ["Deraining_Restormer.yml", "GaussianGrayDenoising_Restormer.yml", "test_EDSR_Mx2.yml"]
+)
 def test_round_trip_gives_the_same_options(name, tmp_path, capsys):
     out = tmp_path / "native.yml"
     assert main(["convert-options", str(FIXTURES / name), str(out)]) == 0

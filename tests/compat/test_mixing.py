@@ -12,7 +12,11 @@ from irframe.train.mixing import MixingAugment
 
 def batch(n: int = 4) -> dict:
     g = torch.Generator().manual_seed(0)
-    return {"lq": torch.rand(n, 3, 8, 8, generator=g), "gt": torch.rand(n, 3, 8, 8, generator=g), "key": list("abcd")[:n]}
+    return {
+        "lq": torch.rand(n, 3, 8, 8, generator=g),
+        "gt": torch.rand(n, 3, 8, 8, generator=g),
+        "key": list("abcd")[:n],
+    }
 
 
 def test_shapes_and_the_mixing_rule():

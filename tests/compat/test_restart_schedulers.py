@@ -51,8 +51,12 @@ def test_multistep_restart_curve():
     lrs = curve({"type": "MultiStepRestartLR", **kw}, 15, 1.0)
     by_hand = [1, 1, 1, 0.5, 0.5, 0.5, 0.125, 0.125, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25, 0.25]
     assert lrs == pytest.approx(by_hand)
-    assert lrs == pytest.approx([basicsr_multistep_restart(i, 1.0, kw["milestones"], 0.5, kw["restarts"], kw["restart_weights"])
-                                 for i in range(15)])
+    assert lrs == pytest.approx(
+        [
+            basicsr_multistep_restart(i, 1.0, kw["milestones"], 0.5, kw["restarts"], kw["restart_weights"])
+            for i in range(15)
+        ]
+    )
     # without restarts it is MultiStepLR
     plain = curve({"type": "MultiStepRestartLR", "milestones": [2, 4], "gamma": 0.1}, 6, 1.0)
     assert plain == pytest.approx(curve({"type": "MultiStepLR", "milestones": [2, 4], "gamma": 0.1}, 6, 1.0))

@@ -57,7 +57,10 @@ def test_shrunk_deraining_trains_with_its_progressive_schedule_and_tests(shrunk_
     assert captured.err.count("BasicSR-style option file translated") == 1
     root = Path("experiments") / "Deraining_Restormer"
     log = (root / "train.log").read_text()
-    assert "global batch (per process x processes x accumulation): 2 = 2 x 1 x 1, 1 = 1 x 1 x 1 (per progressive stage)" in log
+    assert (
+        "global batch (per process x processes x accumulation): 2 = 2 x 1 x 1, 1 = 1 x 1 x 1 (per progressive stage)"
+        in log
+    )
     saved = yaml.safe_load((root / "options.yml").read_text())  # the experiment records native options
     assert saved["train"]["progressive"] == {"iters": [2, 2], "patch_sizes": [16, 24], "batch_sizes": [2, 1]}
     assert saved["train"]["grad_clip"] == 0.01 and saved["train"]["mixing_augs"]["mixup"] is True
@@ -89,7 +92,9 @@ def test_shrunk_deraining_trains_with_its_progressive_schedule_and_tests(shrunk_
 
 
 def test_resume_with_mixup_is_bit_identical(shrunk_deraining):
-    assert train_main(["-opt", str(shrunk_deraining), "--threads", "1", "--set", "name=full", "deterministic=true"]) == 0
+    assert (
+        train_main(["-opt", str(shrunk_deraining), "--threads", "1", "--set", "name=full", "deterministic=true"]) == 0
+    )
     assert train_main(["-opt", str(shrunk_deraining), "--threads", "1", "--set", "name=part", "deterministic=true",
                        "train.total_iter=2"]) == 0
     assert train_main(["-opt", str(shrunk_deraining), "--threads", "1", "--set", "name=part", "deterministic=true",

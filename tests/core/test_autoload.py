@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
+
 import pytest
 import torch
 
 import irframe
 from irframe.errors import CheckpointError
-from tests.helpers import official_state_dict
 from irframe.nn.autoload import detect_config
 from irframe.nn.checkpoint import save_weights
 from irframe.registry import ARCHS, DETECTORS
-
+from tests.helpers import official_state_dict
 
 
 @pytest.mark.parametrize(
@@ -72,7 +72,9 @@ def test_no_match_and_several_matches_list_what_was_tried(registry_sandbox):
     with pytest.raises(CheckpointError, match=r"no registered arch recognises.*Restormer \[restormer\]: no match"):
         detect_config({"foo.weight": torch.zeros(1)}, source="x.pth")
     DETECTORS.register("Greedy", lambda sd: {"type": "Restormer"})
-    with pytest.raises(CheckpointError, match=r"several archs claim this checkpoint: (PromptIR, Greedy|Greedy, PromptIR)"):
+    with pytest.raises(
+        CheckpointError, match=r"several archs claim this checkpoint: (PromptIR, Greedy|Greedy, PromptIR)"
+    ):
         detect_config(official_state_dict("promptir"))
 
 

@@ -26,7 +26,9 @@ def test_alias_bomb_is_refused_quickly(tmp_path, capsys):
     f.write_text(alias_bomb())
     assert len(f.read_bytes()) < 600  # the reported file was 532 bytes
     start = time.perf_counter()
-    with pytest.raises(OptionsError, match=rf"^{f}: refused: its aliases expand to more than {MAX_YAML_NODES:,} values"):
+    with pytest.raises(
+        OptionsError, match=rf"^{f}: refused: its aliases expand to more than {MAX_YAML_NODES:,} values"
+    ):
         load_options(f)
     assert time.perf_counter() - start < 5
     assert cli_main(["show-options", str(f)]) == 1

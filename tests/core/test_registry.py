@@ -132,7 +132,9 @@ def test_broken_plugin_is_named_and_others_still_work(plugin_path, registry_sand
     with pytest.warns(RuntimeWarning, match=r"plugin 'badplug'.*ImportError: no module named shiny"):
         registry_sandbox.refresh()
     assert ARCHS.get("GoodNet") is not None
-    with pytest.raises(RegistryError, match=r"plugin 'badplug' is installed but failed to load: ImportError: no module named shiny"):
+    with pytest.raises(
+        RegistryError, match=r"plugin 'badplug' is installed but failed to load: ImportError: no module named shiny"
+    ):
         ARCHS.get("BadNet")
     assert cli_main(["list"]) == 0
     assert "badplug (tp-bad) -> tp_bad:register: FAILED: ImportError: no module named shiny" in capsys.readouterr().out

@@ -56,7 +56,9 @@ def test_plugin_shadowing_a_core_component(plugin_path, registry_sandbox):
         LOSSES.get("L1Loss")
     assert LOSSES.entry("irframe:L1Loss").provider == "irframe"
     assert LOSSES.build({"type": "shadow:L1Loss", "scale": 3}).scale == 3
-    with pytest.raises(RegistryError, match=r"unknown loss 'shadw:L1Loss': no plugin named 'shadw'; did you mean 'shadow'"):
+    with pytest.raises(
+        RegistryError, match=r"unknown loss 'shadw:L1Loss': no plugin named 'shadw'; did you mean 'shadow'"
+    ):
         LOSSES.get("shadw:L1Loss")
     with pytest.raises(RegistryError, match=r"plugin 'restormer' registers no loss 'L1Loss'.*'irframe:L1Loss'"):
         LOSSES.get("restormer:L1Loss")
@@ -93,7 +95,10 @@ def test_incompatible_plugin_api_is_refused_at_load(plugin_path, registry_sandbo
     with pytest.raises(RegistryError, match=r"unknown arch 'FutureNet'.*plugin 'future' is installed but failed"):
         ARCHS.get("FutureNet")
     assert cli_main(["list"]) == 0
-    assert "future (tp-future) -> tp_future:register: FAILED: PluginError: plugin 'future' targets" in capsys.readouterr().out
+    assert (
+        "future (tp-future) -> tp_future:register: FAILED: PluginError: plugin 'future' targets"
+        in capsys.readouterr().out
+    )
 
 
 def test_plugin_without_declaration_is_compatible(plugin_path, registry_sandbox):

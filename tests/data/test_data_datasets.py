@@ -43,7 +43,13 @@ def test_duplicate_stems_and_missing_folders(image_folder, tmp_path: Path) -> No
     with pytest.raises(DataError, match="share the key '000'"):
         PairedImageDataset(str(gt), str(gt))
     with pytest.raises(DataError, match=r"dataroot_lq.*not found"):
-        DATASETS.build({"type": "PairedImageDataset", "dataroot_gt": str(image_folder("ok")), "dataroot_lq": str(tmp_path / "nope")})
+        DATASETS.build(
+            {
+                "type": "PairedImageDataset",
+                "dataroot_gt": str(image_folder("ok")),
+                "dataroot_lq": str(tmp_path / "nope"),
+            }
+        )
     with pytest.raises(OptionsError, match="did you mean 'gt_size'"):
         DATASETS.build({"type": "PairedImageDataset", "dataroot_gt": "a", "dataroot_lq": "b", "gt_sise": 64})
     with pytest.raises(OptionsError, match="filename_tmpl"):
@@ -75,7 +81,7 @@ def test_sr_crops_and_flips_stay_aligned(sr_pair_folders, scale: int) -> None:
     for i in range(12):
         s = ds[i % len(ds)]
         assert s["lq"].shape == (3, 8, 8) and s["gt"].shape == (3, 8 * scale, 8 * scale)
-        assert s["lq"].dtype == torch.float32 and 0 <= s["lq"].min() and s["lq"].max() <= 1
+        assert s["lq"].dtype == torch.float32 and s["lq"].min() >= 0 and s["lq"].max() <= 1
         torch.testing.assert_close(s["gt"], upscale(s["lq"], scale), rtol=0, atol=0)
 
 
@@ -150,7 +156,9 @@ def test_dataloader_workers_with_lmdb_opened_in_the_parent(sr_pair_folders, tmp_
     gt, lq = sr_pair_folders(scale=2, n=5)
     create_lmdb(gt, tmp_path / "gt.lmdb", progress=False)
     create_lmdb(lq, tmp_path / "lq.lmdb", progress=False)
-    ds = PairedImageDataset(str(tmp_path / "gt.lmdb"), str(tmp_path / "lq.lmdb"), io_backend={"type": "lmdb"}, scale=2, gt_size=8)
+    ds = PairedImageDataset(
+        str(tmp_path / "gt.lmdb"), str(tmp_path / "lq.lmdb"), io_backend={"type": "lmdb"}, scale=2, gt_size=8
+    )
     ds[0]
     sampler = ProgressiveBatchSampler(len(ds), [(2, 3, 8), (2, 2, 16)], seed=0)
     batches = list(DataLoader(ds, batch_sampler=sampler, num_workers=2))
@@ -196,8 +204,14 @@ def test_online_sr_pipeline_mod_crops_and_checks_scale(image_folder) -> None:
     s = ds[0]
     assert s["gt"].shape == (3, 32, 44) and s["lq"].shape == (3, 8, 11)
     patches = DATASETS.build(
-        {"type": "OnlineDegradationDataset", "dataroot_gt": str(folder), "degradation": {"type": "BicubicDownsample", "scale": 2},
-         "scale": 2, "gt_size": 16, "use_rot": True}
+        {
+            "type": "OnlineDegradationDataset",
+            "dataroot_gt": str(folder),
+            "degradation": {"type": "BicubicDownsample", "scale": 2},
+            "scale": 2,
+            "gt_size": 16,
+            "use_rot": True,
+        }
     )
     assert patches[1]["lq"].shape == (3, 8, 8)
     wrong = OnlineDegradationDataset(str(folder), {"type": "BicubicDownsample", "scale": 2}, skip_bad=True)

@@ -33,7 +33,7 @@ def test_imread_jpeg(helpers, tmp_path: Path) -> None:
     path = tmp_path / "c.jpg"
     cv2.imwrite(str(path), bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
     img = imread(path)
-    assert img.shape == (16, 16, 3) and 0.0 <= img.min() and img.max() <= 1.0
+    assert img.shape == (16, 16, 3) and img.min() >= 0.0 and img.max() <= 1.0
     np.testing.assert_array_equal(img, cv2.imread(str(path))[:, :, ::-1] / np.float32(255.0))
 
 
@@ -80,7 +80,7 @@ def test_bad_files_raise_naming_the_file(tmp_path: Path, make, words: str) -> No
 
 @pytest.mark.parametrize("ext", [".png", ".jpg"])
 def test_truncated_files_raise(helpers, tmp_path: Path, ext: str) -> None:
-    ok, buf = cv2.imencode(ext, helpers.random_uint8(np.random.default_rng(4), 64, 64))
+    _ok, buf = cv2.imencode(ext, helpers.random_uint8(np.random.default_rng(4), 64, 64))
     path = tmp_path / f"trunc{ext}"
     path.write_bytes(buf.tobytes()[: len(buf) * 2 // 3])
     with pytest.raises(DataError) as info:
@@ -125,7 +125,9 @@ def test_imwrite_clips_and_warns_only_beyond_a_tiny_fraction(tmp_path: Path) -> 
         imwrite(tmp_path / "ok.png", img)
     assert cv2.imread(str(tmp_path / "ok.png"))[0, 0, 2] == 255
     wrong_range = img * 255.0  # a [0, 255] image: almost everything is out of range
-    with pytest.warns(RuntimeWarning, match=r"bad\.png: values span \[127\.5, 306\], 100\.00% of them more than 0\.5 outside \[0, 1\]"):
+    with pytest.warns(
+        RuntimeWarning, match=r"bad\.png: values span \[127\.5, 306\], 100\.00% of them more than 0\.5 outside \[0, 1\]"
+    ):
         imwrite(tmp_path / "bad.png", wrong_range)
     signed = img.copy()
     signed[:2] = -0.9  # a [-1, 1] output: its dark tones far below 0 (10% of the values)

@@ -51,7 +51,7 @@ def test_roundtrip_byte_equality_and_meta_info(mixed_folder: Path, tmp_path: Pat
     disk = DiskBackend(mixed_folder)
     db = LMDBBackend(out)
     assert db.keys() == disk.keys() == sorted(["rgb0", "rgb1", "rgb2", "rgb3", "rgb4", "gray", "deep", "photo"])
-    for key in db.keys():
+    for key in db.keys():  # noqa: SIM118 (a backend, not a dict)
         assert db.get(key) == expected_record(disk.path(key), 3)  # record bytes
         np.testing.assert_array_equal(db.read(key, None), imread(disk.path(key), None))  # pixels
     meta = (out / "meta_info.txt").read_text().splitlines()
@@ -144,7 +144,7 @@ def test_resume_after_interruption_no_duplicates_no_losses(mixed_folder: Path, t
     db = LMDBBackend(out)
     disk = DiskBackend(mixed_folder)
     assert db.keys() == disk.keys()
-    for key in db.keys():
+    for key in db.keys():  # noqa: SIM118 (a backend, not a dict)
         assert db.get(key) == expected_record(disk.path(key), 1)
 
 

@@ -64,7 +64,9 @@ def test_every_pass_visits_each_sample_once() -> None:
 def test_replicas_split_the_single_process_stream() -> None:
     """N ranks with batch b see exactly what one process with batch N*b sees, split in rank order."""
     single = batches(ProgressiveBatchSampler(31, [(4, 6, 16), (3, 4, 24)], seed=2))
-    ranks = [batches(ProgressiveBatchSampler(31, [(4, 3, 16), (3, 2, 24)], seed=2, num_replicas=2, rank=r)) for r in (0, 1)]
+    ranks = [
+        batches(ProgressiveBatchSampler(31, [(4, 3, 16), (3, 2, 24)], seed=2, num_replicas=2, rank=r)) for r in (0, 1)
+    ]
     for it, whole in enumerate(single):
         assert ranks[0][it] + ranks[1][it] == whole
 
@@ -90,7 +92,10 @@ def test_stage_formats_and_errors() -> None:
 def test_resumed_run_gets_identical_samples_including_degradations(image_folder) -> None:
     """Order, crops, flips and online noise of iteration i do not depend on where the run started."""
     ds = OnlineDegradationDataset(
-        str(image_folder("clean", n=5, h=40, w=40)), {"type": "GaussianNoise", "sigma_range": [0, 50]}, use_flip=True, use_rot=True
+        str(image_folder("clean", n=5, h=40, w=40)),
+        {"type": "GaussianNoise", "sigma_range": [0, 50]},
+        use_flip=True,
+        use_rot=True,
     )
     stages = [(3, 2, 16), (3, 1, 24)]
     full = [[ds[k] for k in b] for b in ProgressiveBatchSampler(len(ds), stages, seed=5)]
@@ -155,6 +160,6 @@ def test_task_sampler_errors_and_from_dataset() -> None:
         TaskBatchSampler.from_dataset(object(), 2, 10)
 
     class Tagged:
-        task_indices = {"x": [0, 1], "y": [2]}
+        task_indices = {"x": [0, 1], "y": [2]}  # noqa: RUF012 (a stand-in dataset)
 
     assert len(TaskBatchSampler.from_dataset(Tagged(), 1, 7, seed=0)) == 7

@@ -65,8 +65,12 @@ def test_views_and_target_share_every_crop_flip_and_rotation(tmp_path: Path) -> 
         s = ds[(i % 3, 16, 100 + i)]
         assert s["lq"].shape == (6, 16, 16) and s["gt"].shape == (3, 16, 16)
         # any misalignment between the three images breaks these constant differences (random GT)
-        torch.testing.assert_close(s["lq"][:3] - s["gt"], torch.full_like(s["gt"], OFFSET_L / 65535.0), rtol=0, atol=1e-6)
-        torch.testing.assert_close(s["lq"][3:] - s["gt"], torch.full_like(s["gt"], OFFSET_R / 65535.0), rtol=0, atol=1e-6)
+        torch.testing.assert_close(
+            s["lq"][:3] - s["gt"], torch.full_like(s["gt"], OFFSET_L / 65535.0), rtol=0, atol=1e-6
+        )
+        torch.testing.assert_close(
+            s["lq"][3:] - s["gt"], torch.full_like(s["gt"], OFFSET_R / 65535.0), rtol=0, atol=1e-6
+        )
         seen_shapes.add(tuple(s["gt"][0, 0, :3].tolist()))
     assert len(seen_shapes) > 3  # the crops/transforms do vary
 

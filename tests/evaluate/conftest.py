@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -85,11 +85,17 @@ def paired_set(tmp_path: Path) -> Path:
 def write_options(tmp_path: Path) -> Callable[..., Path]:
     """Write an option file: ``write_options(name, model, datasets, metrics, **test)``."""
 
-    def make(name: str, model: dict, datasets: dict, metrics: list | None = None, filename: str | None = None, **test) -> Path:
+    def make(
+        name: str, model: dict, datasets: dict, metrics: list | None = None, filename: str | None = None, **test
+    ) -> Path:
         data = {
             "name": name,
             "model": model,
-            "test": {"datasets": datasets, "metrics": metrics if metrics is not None else [{"type": "PSNR"}, {"type": "SSIM"}], **test},
+            "test": {
+                "datasets": datasets,
+                "metrics": metrics if metrics is not None else [{"type": "PSNR"}, {"type": "SSIM"}],
+                **test,
+            },
         }
         path = tmp_path / (filename or f"{name}.yml")
         path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -108,14 +108,18 @@ def test_infer_precision_bf16_close_to_fp32_and_fp16_refused_on_cpu(conv_ckpt, p
     src = _image16(tmp_path / "in" / "im.png", (48, 56), png)
     ckpt = str(conv_ckpt)
     assert infer("--checkpoint", ckpt, "--input", str(src), "--output", str(tmp_path / "fp32")) == 0
-    assert infer("--checkpoint", ckpt, "--input", str(src), "--output", str(tmp_path / "bf16"), "--precision", "bf16") == 0
+    assert (
+        infer("--checkpoint", ckpt, "--input", str(src), "--output", str(tmp_path / "bf16"), "--precision", "bf16") == 0
+    )
     raw = cv2.imread(str(tmp_path / "bf16" / "im.png"), cv2.IMREAD_UNCHANGED)
     assert raw.dtype == np.uint16  # the output is float internally, saved at the input's 16 bits
     fp32, bf16 = _read(tmp_path / "fp32" / "im.png"), _read(tmp_path / "bf16" / "im.png")
     diff = np.abs(bf16 - fp32)
     assert 0 < diff.max() < 0.02  # bf16 did run (8-bit mantissa), and stays close
     capsys.readouterr()
-    assert infer("--checkpoint", ckpt, "--input", str(src), "--output", str(tmp_path / "fp16"), "--precision", "fp16") == 2
+    assert (
+        infer("--checkpoint", ckpt, "--input", str(src), "--output", str(tmp_path / "fp16"), "--precision", "fp16") == 2
+    )
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and "fp16" in err and "CPU" in err
     assert not (tmp_path / "fp16" / "im.png").exists()
@@ -164,7 +168,9 @@ def test_test_tool_tile_auto_and_bf16(conv_ckpt, cpu_probe_works, paired_set, tm
     assert row["inference"]["tile"] == "auto" and row["inference"]["precision"] == "bf16"
     assert len(row["datasets"]["Toy"]["images"]) == 3
     # the command line wins over the options
-    assert benchmark_main([*argv, "--set", "inference.precision=bf16", "--precision", "fp32", "--max-memory", "1GB"]) == 0
+    assert (
+        benchmark_main([*argv, "--set", "inference.precision=bf16", "--precision", "fp32", "--max-memory", "1GB"]) == 0
+    )
     row = json.loads((out / "leaderboard.json").read_text())["models"]["conv"]
     assert row["inference"]["precision"] == "fp32" and row["inference"]["max_memory"] == 2**30
 
@@ -184,7 +190,9 @@ def test_test_tool_option_errors_are_one_line(conv_ckpt, paired_set, tmp_path, c
 
 def test_inference_options_schema() -> None:
     base = {"name": "x", "model": {"type": "ConvToyNet"}}
-    inf = validate_options({**base, "inference": {"tile": "Auto", "max_memory": "512MB", "precision": "bf16"}}).inference
+    inf = validate_options(
+        {**base, "inference": {"tile": "Auto", "max_memory": "512MB", "precision": "bf16"}}
+    ).inference
     assert (inf.tile, inf.max_memory, inf.max_memory_bytes, inf.precision) == ("auto", "512MB", 512 * 2**20, "bf16")
     assert validate_options(base).inference.max_memory_bytes is None
     for bad, key in (({"tile": 0}, "inference.tile"), ({"tile": "big"}, "inference.tile"),

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from irframe.data.io import imread, img2tensor
+from irframe.data.io import img2tensor, imread
 from irframe.errors import OptionsError
 from irframe.evaluate.cli import benchmark_main, infer_main
 from irframe.nn.inference import restore
@@ -51,14 +51,24 @@ def expected_psnr(model: torch.nn.Module, root: Path) -> float:
 
 def model_less_options(tmp_path: Path, root: Path, **test) -> Path:
     path = tmp_path / "nomodel.yml"
-    path.write_text(yaml.safe_dump({
-        "name": "detected",
-        "test": {
-            "datasets": {"Toy": {"type": "PairedImageDataset", "dataroot_gt": str(root / "gt"), "dataroot_lq": str(root / "lq")}},
-            "metrics": [{"type": "PSNR"}],
-            **test,
-        },
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "detected",
+                "test": {
+                    "datasets": {
+                        "Toy": {
+                            "type": "PairedImageDataset",
+                            "dataroot_gt": str(root / "gt"),
+                            "dataroot_lq": str(root / "lq"),
+                        }
+                    },
+                    "metrics": [{"type": "PSNR"}],
+                    **test,
+                },
+            }
+        )
+    )
     return path
 
 
@@ -106,7 +116,9 @@ def test_training_still_requires_a_model_section(tmp_path: Path) -> None:
         "name": "x",
         "train": {"total_iter": 1, "optim": {"type": "Adam", "lr": 1e-3}, "losses": [{"type": "L1Loss"}]},
     }, source="train.yml")
-    with pytest.raises(OptionsError, match=r"train.yml.*model: missing required key \(training builds the model from it\)"):
+    with pytest.raises(
+        OptionsError, match=r"train.yml.*model: missing required key \(training builds the model from it\)"
+    ):
         check_components(opts)
 
 
@@ -131,7 +143,9 @@ def test_infer_param_key(both, paired_set: Path, tmp_path: Path, capsys) -> None
 
     only = tmp_path / "only_params.pth"
     torch.save({"params": plain.state_dict()}, only)
-    assert infer_main([*base[:1], str(only), *base[2:], "--output", str(tmp_path / "c"), "--param-key", "params_ema"]) == 2
+    assert (
+        infer_main([*base[:1], str(only), *base[2:], "--output", str(tmp_path / "c"), "--param-key", "params_ema"]) == 2
+    )
     assert "no key 'params_ema'; top-level keys: params" in capsys.readouterr().err
     assert infer_main([*base[:1], str(only), *base[2:], "--output", str(tmp_path / "d")]) == 0
     assert "params_ema" not in capsys.readouterr().err  # one set of weights: nothing to choose, nothing said

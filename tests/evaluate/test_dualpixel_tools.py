@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from irframe.data.io import imread, img2tensor
+from irframe.data.io import img2tensor, imread
 from irframe.evaluate.cli import benchmark_main, infer_main
 from irframe.nn.checkpoint import save_weights
 from irframe.nn.inference import restore
@@ -78,7 +78,9 @@ def test_infer_single_file_pair(dp_ckpt, views: Path, tmp_path: Path) -> None:
     model, ckpt = dp_ckpt
     out = tmp_path / "one"
     left, right = views / "inputL" / "b.png", views / "inputR" / "b.png"
-    assert infer("--checkpoint", str(ckpt), "--input", str(left), "--input-right", str(right), "--output", str(out)) == 0
+    assert (
+        infer("--checkpoint", str(ckpt), "--input", str(left), "--input-right", str(right), "--output", str(out)) == 0
+    )
     saved = cv2.imread(str(out / "b.png"), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(saved[:, :, ::-1], expected_output(model, left, right))
 
@@ -102,8 +104,19 @@ def test_infer_view_errors(dp_ckpt, views: Path, tmp_path: Path, capsys) -> None
                  "--output", str(tmp_path / "o3")) == 2
     err = capsys.readouterr().err
     assert "1 input(s) without a right view:" in err and "b.png" in err and "1 right view(s) without an input: c" in err
-    assert infer("--checkpoint", str(ckpt), "--input", str(views / "inputL"), "--input-right", str(views / "inputL" / "a.png"),
-                 "--output", str(tmp_path / "o4")) == 2
+    assert (
+        infer(
+            "--checkpoint",
+            str(ckpt),
+            "--input",
+            str(views / "inputL"),
+            "--input-right",
+            str(views / "inputL" / "a.png"),
+            "--output",
+            str(tmp_path / "o4"),
+        )
+        == 2
+    )
     assert "is one file but --input holds 2 images" in capsys.readouterr().err
     # the right-view folder is never an output
     assert infer("--checkpoint", str(ckpt), "--input", str(views / "inputL"), "--input-right", str(views / "inputR"),
@@ -136,7 +149,9 @@ def test_benchmark_on_a_dual_pixel_set(dp_ckpt, views: Path, tmp_path: Path) -> 
     for img in images:
         saved = cv2.imread(str(out / img["output"]), cv2.IMREAD_UNCHANGED)
         assert saved.dtype == np.uint16  # 16-bit views -> 16-bit restored image
-        expected = expected_output(model, views / "inputL" / f"{img['name']}.png", views / "inputR" / f"{img['name']}.png")
+        expected = expected_output(
+            model, views / "inputL" / f"{img['name']}.png", views / "inputR" / f"{img['name']}.png"
+        )
         np.testing.assert_array_equal(saved[:, :, ::-1], expected)
         x = torch.cat([img2tensor(imread(views / sub / f"{img['name']}.png")) for sub in ("inputL", "inputR")], 0)
         gt = img2tensor(imread(views / "target" / f"{img['name']}.png"))
@@ -153,21 +168,37 @@ def test_benchmark_on_lmdb_triplets_keeps_16bit(dp_ckpt, views: Path, tmp_path: 
     for sub in ("target", "inputL", "inputR"):
         create_lmdb(views / sub, tmp_path / f"{sub}.lmdb", progress=False)
     opt = tmp_path / "dp_lmdb.yml"
-    opt.write_text(yaml.safe_dump({
-        "name": "dp",
-        "test": {
-            "datasets": {"DPDD": {
-                "type": "DualPixelDataset", "dataroot_gt": str(tmp_path / "target.lmdb"), "io_backend": {"type": "lmdb"},
-                "dataroot_lqL": str(tmp_path / "inputL.lmdb"), "dataroot_lqR": str(tmp_path / "inputR.lmdb"),
-            }},
-            "metrics": [{"type": "PSNR", "quantize": False}],
-        },
-    }))
+    opt.write_text(
+        yaml.safe_dump(
+            {
+                "name": "dp",
+                "test": {
+                    "datasets": {
+                        "DPDD": {
+                            "type": "DualPixelDataset",
+                            "dataroot_gt": str(tmp_path / "target.lmdb"),
+                            "io_backend": {"type": "lmdb"},
+                            "dataroot_lqL": str(tmp_path / "inputL.lmdb"),
+                            "dataroot_lqR": str(tmp_path / "inputR.lmdb"),
+                        }
+                    },
+                    "metrics": [{"type": "PSNR", "quantize": False}],
+                },
+            }
+        )
+    )
     out = tmp_path / "results"
-    assert benchmark_main(["-opt", str(opt), "--checkpoint", str(ckpt), "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
+    assert (
+        benchmark_main(
+            ["-opt", str(opt), "--checkpoint", str(ckpt), "--out", str(out), "--device", "cpu", "--no-progress"]
+        )
+        == 0
+    )
     images = json.loads((out / "leaderboard.json").read_text())["models"]["dp"]["datasets"]["DPDD"]["images"]
     for img in images:
         saved = cv2.imread(str(out / img["output"]), cv2.IMREAD_UNCHANGED)
         assert saved.dtype == np.uint16 and img["output"].endswith(f"{img['name']}.png")
-        expected = expected_output(model, views / "inputL" / f"{img['name']}.png", views / "inputR" / f"{img['name']}.png")
+        expected = expected_output(
+            model, views / "inputL" / f"{img['name']}.png", views / "inputR" / f"{img['name']}.png"
+        )
         np.testing.assert_array_equal(saved[:, :, ::-1], expected)

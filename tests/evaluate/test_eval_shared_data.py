@@ -20,15 +20,31 @@ def test_set5_x2_and_dirty_documents(shared_dir: Path, toy_arch, write_options, 
         pytest.skip("Set5 x2 or Dirty Documents not present")
     # nearest-neighbour x2 "SR" (padded to 4 inside); BasicSR's LR names: baby.png -> babyx2.png
     sr = write_options(
-        "nearest_x2", {"type": "EvalToyNet", "scale": 2, "size_multiple": 4},
-        {"Set5": {"type": "PairedImageDataset", "dataroot_gt": str(set5 / "HR"), "dataroot_lq": str(set5 / "LR_bicubic" / "X2"),
-                  "scale": 2, "filename_tmpl": "{}x2"}},
+        "nearest_x2",
+        {"type": "EvalToyNet", "scale": 2, "size_multiple": 4},
+        {
+            "Set5": {
+                "type": "PairedImageDataset",
+                "dataroot_gt": str(set5 / "HR"),
+                "dataroot_lq": str(set5 / "LR_bicubic" / "X2"),
+                "scale": 2,
+                "filename_tmpl": "{}x2",
+            }
+        },
         [{"type": "PSNR", "crop_border": 2, "test_y_channel": True}],
         report_images=1,
     )
     doc = write_options(
-        "identity_docs", {"type": "EvalToyNet", "channels": 1},
-        {"Docs": {"type": "PairedImageDataset", "dataroot_gt": str(docs / "clean"), "dataroot_lq": str(docs / "noisy"), "channels": 1}},
+        "identity_docs",
+        {"type": "EvalToyNet", "channels": 1},
+        {
+            "Docs": {
+                "type": "PairedImageDataset",
+                "dataroot_gt": str(docs / "clean"),
+                "dataroot_lq": str(docs / "noisy"),
+                "channels": 1,
+            }
+        },
         [{"type": "RMSE"}],
         report_images=1,
     )
@@ -45,7 +61,10 @@ def test_set5_x2_and_dirty_documents(shared_dir: Path, toy_arch, write_options, 
     assert 20 < board.score("nearest_x2", "Set5", "PSNR-Y crop2 8bit") < 35
     rmse = board.score("identity_docs", "Docs", "RMSE-[0,1] all-channels crop0 float")
     noisy = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) / 255.0 for p in sorted((docs / "noisy").glob("*.png"))]
-    clean = [cv2.imread(str(docs / "clean" / p.name), cv2.IMREAD_GRAYSCALE) / 255.0 for p in sorted((docs / "noisy").glob("*.png"))]
+    clean = [
+        cv2.imread(str(docs / "clean" / p.name), cv2.IMREAD_GRAYSCALE) / 255.0
+        for p in sorted((docs / "noisy").glob("*.png"))
+    ]
     pooled = np.sqrt(np.mean(np.concatenate([((n - c) ** 2).ravel() for n, c in zip(noisy, clean)])))
     assert rmse == pytest.approx(pooled, rel=1e-6)  # Kaggle's pooled RMSE of the noisy pages
     assert (out / "report.html").is_file()

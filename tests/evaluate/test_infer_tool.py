@@ -19,7 +19,13 @@ from irframe.evaluate.infer import plan_outputs
 from irframe.nn.checkpoint import save_weights
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY_RESTORMER = {"type": "Restormer", "dim": 4, "num_blocks": [1, 1, 1, 1], "heads": [1, 1, 1, 1], "num_refinement_blocks": 1}
+TINY_RESTORMER = {
+    "type": "Restormer",
+    "dim": 4,
+    "num_blocks": [1, 1, 1, 1],
+    "heads": [1, 1, 1, 1],
+    "num_refinement_blocks": 1,
+}
 
 
 @pytest.fixture
@@ -36,7 +42,9 @@ def inputs(tmp_path: Path, png) -> Path:
 @pytest.fixture
 def toy_ckpt(toy_arch, tmp_path: Path) -> Path:
     path = tmp_path / "toy.safetensors"
-    save_weights(toy_arch(offset=0.0), path, {"arch": "EvalToyNet", "config": {"type": "EvalToyNet", "size_multiple": 4}})
+    save_weights(
+        toy_arch(offset=0.0), path, {"arch": "EvalToyNet", "config": {"type": "EvalToyNet", "size_multiple": 4}}
+    )
     return path
 
 
@@ -92,7 +100,9 @@ def test_unreadable_image_is_named_and_others_are_written(inputs: Path, toy_ckpt
 
 def test_tasks_are_chosen_by_name(toy_arch, inputs: Path, tmp_path: Path, capsys) -> None:
     ckpt = tmp_path / "multi.safetensors"
-    save_weights(toy_arch(offset=0.1), ckpt, {"arch": "EvalToyNet", "config": {"type": "EvalToyNet", "tasks": ["a", "b"]}})
+    save_weights(
+        toy_arch(offset=0.1), ckpt, {"arch": "EvalToyNet", "config": {"type": "EvalToyNet", "tasks": ["a", "b"]}}
+    )
     rgb = inputs / "rgb.png"
     assert infer("--checkpoint", str(ckpt), "--input", str(rgb), "--output", str(tmp_path / "o")) == 2
     err = capsys.readouterr().err
@@ -114,14 +124,30 @@ def test_options_file_and_script_with_a_real_tiny_restormer(inputs: Path, tmp_pa
     ckpt = tmp_path / "restormer.safetensors"
     save_weights(ARCHS.build(TINY_RESTORMER), ckpt, {"arch": "Restormer", "config": json.dumps(TINY_RESTORMER)})
     opt = tmp_path / "r.yml"
-    opt.write_text(f"name: r\nmodel: {json.dumps(TINY_RESTORMER)}\ntest: {{checkpoint: {ckpt}}}\ninference: {{tile: 8, tile_overlap: 2}}\n")
+    opt.write_text(
+        f"name: r\nmodel: {json.dumps(TINY_RESTORMER)}\ntest: {{checkpoint: {ckpt}}}\n"
+        "inference: {tile: 8, tile_overlap: 2}\n"
+    )
     assert infer("-opt", str(opt), "--input", str(inputs / "rgb.png"), "--output", str(tmp_path / "o1")) == 0
     assert cv2.imread(str(tmp_path / "o1" / "rgb.png")).shape == (10, 13, 3)
     # the script, in a fresh process, with the checkpoint alone (arch from its metadata)
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "infer.py"), "--checkpoint", str(ckpt), "--input", str(inputs / "gray16.png"),
-         "--output", str(tmp_path / "o2"), "--device", "cpu", "--no-progress"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(ROOT / "tools" / "infer.py"),
+            "--checkpoint",
+            str(ckpt),
+            "--input",
+            str(inputs / "gray16.png"),
+            "--output",
+            str(tmp_path / "o2"),
+            "--device",
+            "cpu",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     saved = cv2.imread(str(tmp_path / "o2" / "gray16.png"), cv2.IMREAD_UNCHANGED)

@@ -84,7 +84,9 @@ def test_ties_share_bold_and_single_entry_is_not_bold(tmp_path: Path) -> None:
 
 def test_csv_files_and_json_per_image_values(tmp_path: Path) -> None:
     run = make_run("A", {"Set5": (30.0, 0.05)})
-    run.datasets["Set5"].images.append(ImageResult("b", {PSNR.id: math.inf, RMSE.id: 0.0}, 0.25, 16, "images/A/Set5/b.png"))
+    run.datasets["Set5"].images.append(
+        ImageResult("b", {PSNR.id: math.inf, RMSE.id: 0.0}, 0.25, 16, "images/A/Set5/b.png")
+    )
     paths = update_leaderboard(tmp_path, [run], [PSNR, RMSE])
     summary = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
     assert summary[0]["model"] == "A" and float(summary[0]["Set5/PSNR-Y crop4 8bit"]) == 30.0
@@ -105,7 +107,7 @@ def test_same_metric_name_with_two_protocols_gets_two_columns() -> None:
     run = ModelRun("A", "Toy")
     run.datasets["Set5"] = DatasetResult("Set5", {PSNR.id: 33.0, psnr_rgb.id: 31.0})
     board.merge(run, [PSNR, psnr_rgb])
-    header, rows, _ = board.summary_rows()
+    header, _rows, _ = board.summary_rows()
     assert "Set5 PSNR¹" in header and "Set5 PSNR²" in header
     assert "PSNR-RGB crop0 8bit" in board.to_markdown()
 

@@ -34,7 +34,8 @@ def test_full_restormer_matches_the_paper_and_table_labels_quotes(capsys) -> Non
 def test_options_file_fixed_size_model_and_errors(tmp_path: Path, capsys) -> None:
     opt = tmp_path / "ipt.yml"
     opt.write_text(
-        "name: ipt_tiny\nmodel: {type: IPT, n_feats: 8, patch_size: 12, patch_dim: 3, num_heads: 1, num_layers: 1, scale: [1]}\n"
+        "name: ipt_tiny\n"
+        "model: {type: IPT, n_feats: 8, patch_size: 12, patch_dim: 3, num_heads: 1, num_layers: 1, scale: [1]}\n"
     )
     assert stats_main(["-opt", str(opt), "--size", "64"]) == 0
     out = capsys.readouterr().out

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from irframe.data.io import imread, img2tensor
+from irframe.data.io import img2tensor, imread
 from irframe.evaluate.cli import benchmark_main
 from irframe.evaluate.leaderboard import Leaderboard
 from irframe.metrics import calculate_psnr
@@ -42,10 +42,14 @@ def test_two_models_merge_into_one_leaderboard(toy_arch, paired_set, write_optio
     board = Leaderboard.load(out / "leaderboard.json")
     assert list(board.models) == ["ident", "shifted"]
     # the identity model's output is the LQ image: its PSNR is the LQ's, computed independently
-    expected = np.mean([
-        calculate_psnr(cv2.imread(str(paired_set / "lq" / f"im{i}.png")), cv2.imread(str(paired_set / "gt" / f"im{i}.png")), 0)
-        for i in range(3)
-    ])
+    expected = np.mean(
+        [
+            calculate_psnr(
+                cv2.imread(str(paired_set / "lq" / f"im{i}.png")), cv2.imread(str(paired_set / "gt" / f"im{i}.png")), 0
+            )
+            for i in range(3)
+        ]
+    )
     assert board.score("ident", "Toy", PSNR_ID) == pytest.approx(expected, abs=1e-9)
     assert board.score("shifted", "Toy", PSNR_ID) < board.score("ident", "Toy", PSNR_ID)
 
@@ -90,7 +94,9 @@ def test_metrics_equal_a_direct_call_on_the_saved_images(toy_arch, paired_set, w
 def test_report_html_references_existing_crops(toy_arch, paired_set, write_options, tmp_path: Path) -> None:
     out = tmp_path / "results"
     sets = {"Toy": paired(paired_set)}
-    assert run(out, "-opt", str(write_options("ident", {"type": "EvalToyNet"}, sets, report_images=2, report_crop=8))) == 0
+    assert (
+        run(out, "-opt", str(write_options("ident", {"type": "EvalToyNet"}, sets, report_images=2, report_crop=8))) == 0
+    )
     shifted = {"type": "EvalToyNet", "offset": 0.1}
     assert run(out, "-opt", str(write_options("shifted", shifted, sets, report_images=2, report_crop=8))) == 0
     html = (out / "report.html").read_text()
@@ -102,7 +108,14 @@ def test_report_html_references_existing_crops(toy_arch, paired_set, write_optio
     assert cv2.imread(str(out / sources[1])).shape[:2] == (8, 8)
     assert "PSNR" in html and "not run" not in html
     # a rerun with another crop size: the other model's old crop is not shown beside the new ones
-    assert run(out, "-opt", str(write_options("shifted", shifted, sets, report_images=2, report_crop=16, filename="s2.yml"))) == 0
+    assert (
+        run(
+            out,
+            "-opt",
+            str(write_options("shifted", shifted, sets, report_images=2, report_crop=16, filename="s2.yml")),
+        )
+        == 0
+    )
     html = (out / "report.html").read_text()
     assert len(re.findall(r'<img src="([^"]+)"', html)) == 6 and html.count("cropped elsewhere") == 2
 
@@ -191,7 +204,9 @@ def test_lmdb_benchmark_gives_the_same_numbers_as_folders(toy_arch, paired_set, 
     lmdb_set = {"type": "PairedImageDataset", "dataroot_gt": str(tmp_path / "gt.lmdb"),
                 "dataroot_lq": str(tmp_path / "lq.lmdb"), "io_backend": {"type": "lmdb"}}
     out = tmp_path / "results"
-    opt = write_options("shifted", {"type": "EvalToyNet", "offset": 0.02}, {"Folder": paired(paired_set), "LMDB": lmdb_set})
+    opt = write_options(
+        "shifted", {"type": "EvalToyNet", "offset": 0.02}, {"Folder": paired(paired_set), "LMDB": lmdb_set}
+    )
     assert run(out, "-opt", str(opt)) == 0
     board = Leaderboard.load(out / "leaderboard.json")
     assert board.score("shifted", "LMDB", PSNR_ID) == board.score("shifted", "Folder", PSNR_ID)
@@ -212,6 +227,13 @@ def test_blind_model_on_a_set_with_task_labels(toy_arch, paired_set, write_optio
 
     ARCHS.register("EvalBlindNet", Blind)
     out = tmp_path / "results"
-    assert run(out, "-opt", str(write_options("blind", {"type": "EvalBlindNet"}, {"Toy": paired(paired_set, task="derain")}))) == 0
+    assert (
+        run(
+            out,
+            "-opt",
+            str(write_options("blind", {"type": "EvalBlindNet"}, {"Toy": paired(paired_set, task="derain")})),
+        )
+        == 0
+    )
     board = Leaderboard.load(out / "leaderboard.json")
     assert board.models["blind"]["datasets"]["Toy"]["task"] == "derain"

@@ -42,7 +42,10 @@ def test_no_test_metrics_scores_psnr_ssim_and_says_so(toy_arch, paired_set, tmp_
     captured = capsys.readouterr()
     assert "test.metrics is empty; scoring with PSNR and SSIM, BasicSR's protocol on RGB" in captured.err
     # each set's line as soon as it is done, with the inputs' own scores
-    assert re.search(r"ident \| Toy: PSNR [0-9.]+, SSIM [0-9.]+ \(degraded input: PSNR [0-9.]+, SSIM [0-9.]+\) \[3 images, ", captured.err)
+    assert re.search(
+        r"ident \| Toy: PSNR [0-9.]+, SSIM [0-9.]+ \(degraded input: PSNR [0-9.]+, SSIM [0-9.]+\) \[3 images, ",
+        captured.err,
+    )
     board = Leaderboard.load(out / "leaderboard.json")
     assert board.score("ident", "Toy", PSNR_ID) is not None and board.score("ident", "Toy", SSIM_ID) is not None
     row = next(line for line in (out / "leaderboard.md").read_text().splitlines() if line.startswith("| ident |"))
@@ -60,10 +63,14 @@ def test_no_test_metrics_falls_back_to_val_metrics(toy_arch, paired_set, tmp_pat
 def test_leaderboard_has_a_degraded_input_row_with_the_inputs_own_scores(toy_arch, paired_set, tmp_path):
     out = tmp_path / "results"
     assert _run(_options(tmp_path, paired_set), out) == 0
-    expected = np.mean([
-        calculate_psnr(cv2.imread(str(paired_set / "lq" / f"im{i}.png")), cv2.imread(str(paired_set / "gt" / f"im{i}.png")), 0)
-        for i in range(3)
-    ])
+    expected = np.mean(
+        [
+            calculate_psnr(
+                cv2.imread(str(paired_set / "lq" / f"im{i}.png")), cv2.imread(str(paired_set / "gt" / f"im{i}.png")), 0
+            )
+            for i in range(3)
+        ]
+    )
     board = Leaderboard.load(out / "leaderboard.json")
     assert board.baseline_score("Toy", PSNR_ID) == pytest.approx(expected, abs=1e-9)
     md = (out / "leaderboard.md").read_text()

@@ -51,13 +51,20 @@ def test_explicit_choices_win_in_order():
 
 def test_a_launchers_thread_setting_is_replaced():
     # accelerate launch / torchrun export OMP_NUM_THREADS (1, or cores / processes for accelerate --cpu)
-    for marker, omp in (("ACCELERATE_MIXED_PRECISION", "1"), ("TORCHELASTIC_RUN_ID", "1"), ("ACCELERATE_MIXED_PRECISION", "4")):
+    for marker, omp in (
+        ("ACCELERATE_MIXED_PRECISION", "1"),
+        ("TORCHELASTIC_RUN_ID", "1"),
+        ("ACCELERATE_MIXED_PRECISION", "4"),
+    ):
         choice = choose_threads(None, env={"OMP_NUM_THREADS": omp, marker: "x"}, cores=8, **QUIET)
         assert choice.threads == 8 and f"launcher's OMP_NUM_THREADS={omp} replaced" in choice.reason
     # outside a launcher, OMP_NUM_THREADS=1 is the user's and is kept
     assert choose_threads(None, env={"OMP_NUM_THREADS": "1"}, cores=8, **QUIET).threads == 1
     # under a launcher, --threads 1 keeps one thread
-    assert choose_threads(1, env={"OMP_NUM_THREADS": "1", "ACCELERATE_MIXED_PRECISION": "no"}, cores=8, **QUIET).threads == 1
+    assert (
+        choose_threads(1, env={"OMP_NUM_THREADS": "1", "ACCELERATE_MIXED_PRECISION": "no"}, cores=8, **QUIET).threads
+        == 1
+    )
 
 
 def test_invalid_omp_value_is_ignored_and_said():

@@ -25,7 +25,10 @@ class _Identity(torch.nn.Module):
 
 def _sets(n: int) -> list[dict]:
     g = torch.Generator().manual_seed(0)
-    return [{"lq": torch.rand(3, 8, 8, generator=g), "gt": torch.rand(3, 8, 8, generator=g), "name": f"i{i}"} for i in range(n)]
+    return [
+        {"lq": torch.rand(3, 8, 8, generator=g), "gt": torch.rand(3, 8, 8, generator=g), "name": f"i{i}"}
+        for i in range(n)
+    ]
 
 
 def test_each_set_reports_as_soon_as_it_is_scored_with_its_own_bar():
@@ -47,7 +50,9 @@ def test_each_set_reports_as_soon_as_it_is_scored_with_its_own_bar():
             events.append(("step",))
 
     validator = Validator({"a": _sets(2), "b": _sets(3)}, [METRICS.build({"type": "PSNR"})], lambda m, lq, t: lq)
-    result = validator.run(_Identity(), 1, progress=Bar, on_dataset=lambda name, r: events.append(("done", name, list(r.scores))))
+    result = validator.run(
+        _Identity(), 1, progress=Bar, on_dataset=lambda name, r: events.append(("done", name, list(r.scores)))
+    )
     assert events == [
         ("bar", "val a", 2), ("step",), ("step",), ("closed",), ("done", "a", ["a"]),
         ("bar", "val b", 3), ("step",), ("step",), ("step",), ("closed",), ("done", "b", ["a", "b"]),
@@ -86,7 +91,10 @@ def test_training_rate_excludes_validation_and_start_up_and_best_names_the_sets(
         return step(self, batches)
 
     monkeypatch.setattr(Trainer, "train_step", slow_first_step)
-    second = f"{{type: OnlineDegradationDataset, dataroot_gt: {val}, degradation: {{type: GaussianNoise, sigma: 50}}, seed: 1}}"
+    second = (
+        f"{{type: OnlineDegradationDataset, dataroot_gt: {val}, "
+        "degradation: {type: GaussianNoise, sigma: 50}, seed: 1}"
+    )
     opts = load_options(OPTIONS, [
         f"datasets.train.dataroot_gt={train}", f"datasets.val.dataroot_gt={val}", f"datasets.val2={second}",
         "train.total_iter=4", "train.warmup_iter=0", "val.freq=2", "logger.print_freq=4", "logger.checkpoint_freq=4",
@@ -119,7 +127,7 @@ def test_python_warnings_go_above_the_training_bar_on_a_terminal(monkeypatch):
         warnings.simplefilter("always")
         log = logger_module.TrainLogger(None, None, 10, 0, is_main=True, progress_bar=True)
         try:
-            warnings.warn("values far outside [0, 1]", RuntimeWarning)
+            warnings.warn("values far outside [0, 1]", RuntimeWarning, stacklevel=1)
         finally:
             log.close()
         assert len(written) == 1 and "RuntimeWarning: values far outside [0, 1]" in written[0]

@@ -114,8 +114,11 @@ def test_cuda_load_for_eval_and_load_model_place_on_device(tmp_path) -> None:
     from irframe.nn.checkpoint import save_weights
 
     model = _build("Restormer")
-    path = save_weights(model, tmp_path / "r.safetensors",
-                        {"arch": "Restormer", "config": __import__("json").dumps({"type": "Restormer", **CONFIGS["Restormer"]})})
+    path = save_weights(
+        model,
+        tmp_path / "r.safetensors",
+        {"arch": "Restormer", "config": __import__("json").dumps({"type": "Restormer", **CONFIGS["Restormer"]})},
+    )
     loaded = load_for_eval(None, path, device="cuda")
     assert next(loaded.model.parameters()).device.type == "cuda"
     auto = load_model(path, device="cuda")
@@ -128,7 +131,9 @@ def test_cuda_compile_inference_with_inductor(tmp_path) -> None:
 
     # a small conv net: inductor's first compile stays seconds (the paper models: benchmarks/gpu)
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.GELU(), torch.nn.Conv2d(16, 3, 3, padding=1))
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.GELU(), torch.nn.Conv2d(16, 3, 3, padding=1)
+    )
     model.spec = ModelSpec()
     model = model.cuda().eval()
     x = _image(64, 64).cuda()

@@ -173,7 +173,9 @@ def test_load_into_model_whose_names_start_with_net(tmp_path: Path) -> None:
 def test_shape_mismatch_message(tmp_path: Path) -> None:
     path = tmp_path / "wide.pth"
     torch.save({"params": _state(width=8)}, path)
-    with pytest.raises(CheckpointError, match=r"wide\.pth.*shape.*conv\.weight: checkpoint \(8, 3, 3, 3\) vs model \(4, 3, 3, 3\)"):
+    with pytest.raises(
+        CheckpointError, match=r"wide\.pth.*shape.*conv\.weight: checkpoint \(8, 3, 3, 3\) vs model \(4, 3, 3, 3\)"
+    ):
         load_weights(Net(width=4), path)
     with pytest.raises(CheckpointError, match="shape"):
         load_weights(Net(width=4), path, strict=False)  # shapes are never ignored

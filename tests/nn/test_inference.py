@@ -6,6 +6,8 @@ rounding of the blend weights; about 3e-8 is seen); ensembles of equivariant mod
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 import torch.nn as nn
@@ -107,7 +109,7 @@ def test_tile_starts_cover_with_overlap() -> None:
     assert tile_starts(10, 16, 4) == [0]
     starts = tile_starts(100, 32, 8)
     assert starts[0] == 0 and starts[-1] == 100 - 32
-    assert all(b - a <= 32 - 8 for a, b in zip(starts, starts[1:]))
+    assert all(b - a <= 32 - 8 for a, b in itertools.pairwise(starts))
 
 
 @pytest.mark.parametrize("blend", ["linear", "average"])

@@ -138,7 +138,9 @@ def register():
     DETECTORS.register("Greedy", lambda sd: {"type": "GreedyNet"} if "swin_stem.weight" in sd else None)
 """)
     sd = {"swin_stem.weight": torch.zeros(1), "swin_variant_lightweight.weight": torch.zeros(1)}
-    with pytest.warns(RuntimeWarning, match=r"SwinLike \[swinlike\]: recognised but rejected.*Greedy \[greedy\] matched"):
+    with pytest.warns(
+        RuntimeWarning, match=r"SwinLike \[swinlike\]: recognised but rejected.*Greedy \[greedy\] matched"
+    ):
         assert detect_config(sd) == {"type": "GreedyNet"}
 
 
@@ -172,11 +174,17 @@ def test_detector_metadata_hint():
     "body, expect",
     [
         # returns something that is not a config
-        ("DETECTORS.register('Odd', lambda sd: 'Restormer')", r"Odd \[odd\]: FAILED \(returned 'Restormer', not None or a build config"),
+        (
+            "DETECTORS.register('Odd', lambda sd: 'Restormer')",
+            r"Odd \[odd\]: FAILED \(returned 'Restormer', not None or a build config",
+        ),
         # a config without a type
         ("DETECTORS.register('Odd', lambda sd: {'dim': 8})", r"Odd \[odd\]: FAILED \(returned \{'dim': 8\}"),
         # tries to modify the state dict the others will read
-        ("DETECTORS.register('Odd', lambda sd: sd.pop('other.weight'))", r"Odd \[odd\]: FAILED \(raised AttributeError"),
+        (
+            "DETECTORS.register('Odd', lambda sd: sd.pop('other.weight'))",
+            r"Odd \[odd\]: FAILED \(raised AttributeError",
+        ),
     ],
 )
 def test_misbehaving_detectors_are_reported(plugins, body, expect):
@@ -188,7 +196,10 @@ def test_misbehaving_detectors_are_reported(plugins, body, expect):
 
 
 def test_same_named_detectors_of_two_plugins_both_run(plugins):
-    one = "from irframe.registry import DETECTORS\n\ndef register():\n    DETECTORS.register('Dup', lambda sd: {{'type': '{t}'}} if '{k}' in sd else None)\n"
+    one = (
+        "from irframe.registry import DETECTORS\n\ndef register():\n"
+        "    DETECTORS.register('Dup', lambda sd: {{'type': '{t}'}} if '{k}' in sd else None)\n"
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the name clash itself is warned about by the registry
         plugins("tp-dup-a", "tp_dup_a", "dupa", one.format(t="NetA", k="a.weight"))
@@ -206,12 +217,12 @@ def test_infer_tool_survives_a_careless_detector(tmp_path, plugins, capsys):
     imwrite(img, np.random.default_rng(0).random((16, 16, 3), dtype=np.float32))
     base = ["--input", str(img), "--device", "cpu", "--no-progress"]
     with pytest.warns(RuntimeWarning, match=r"Careless \[careless\].*KeyError"):
-        assert infer_main(base + ["--checkpoint", str(path), "--output", str(tmp_path / "out")]) == 0
+        assert infer_main([*base, "--checkpoint", str(path), "--output", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "in.png").is_file()
     bad = tmp_path / "mystery.pth"
     torch.save({"mystery.weight": torch.zeros(2)}, bad)
     capsys.readouterr()
-    assert infer_main(base + ["--checkpoint", str(bad), "--output", str(tmp_path / "out2")]) != 0
+    assert infer_main([*base, "--checkpoint", str(bad), "--output", str(tmp_path / "out2")]) != 0
     err = capsys.readouterr().err
     assert "error:" in err and "Careless [careless]: FAILED (raised KeyError" in err, err
 

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-from tests.helpers import FIXTURES, golden_fill, official_state_dict, read_official
-from irframe.errors import CheckpointError, OptionsError
-from irframe.registry import ARCHS, DETECTORS, LOSSES
 from irframe_ipt.chop import axis_plan, kept_span, patch_starts
 from irframe_ipt.detect import detect_ipt
 from irframe_ipt.finetune import load_multitask_weights, prune_tasks, select_tasks_state_dict
 from irframe_ipt.ipt_arch import IPT, default_task_names
 from irframe_ipt.losses import IPTContrastiveLoss
+
+from irframe.errors import CheckpointError, OptionsError
+from irframe.registry import ARCHS, DETECTORS, LOSSES
+from tests.helpers import FIXTURES, golden_fill, official_state_dict, read_official
 
 OFFICIAL = {  # fixture -> options that reproduce it
     "ipt_sr2": {"scale": [2]},
@@ -104,7 +104,14 @@ def test_safetensors_round_trip(tmp_path: Path) -> None:
 # -- tasks ---------------------------------------------------------------------------------------------
 def test_default_task_names() -> None:
     assert default_task_names([2, 3, 4, 1, 1, 1]) == ["sr_x2", "sr_x3", "sr_x4", "denoise30", "denoise50", "derain"]
-    assert default_task_names([1, 1, 1, 1, 2, 2]) == ["denoise30", "denoise50", "derain", "restore3", "sr_x2", "sr_x2_1"]
+    assert default_task_names([1, 1, 1, 1, 2, 2]) == [
+        "denoise30",
+        "denoise50",
+        "derain",
+        "restore3",
+        "sr_x2",
+        "sr_x2_1",
+    ]
 
 
 def test_multitask_runs_every_task() -> None:
@@ -206,17 +213,25 @@ def test_chop_mean_mode_equals_patch_outputs() -> None:
         assert out.shape == (1, 3, 72 * s, 73 * s)
         assert torch.allclose(out, model.forward_chop(x, mode="mean", batch=3), atol=1e-6)  # batching is invisible
         # Top-left corner: kept by the first crop only.
-        assert torch.allclose(_region(out, (0, 12), (0, 12), s), _crop_mean(model, x, (0, 12), (0, 12), [0], [0], s), atol=1e-5)
+        assert torch.allclose(
+            _region(out, (0, 12), (0, 12), s), _crop_mean(model, x, (0, 12), (0, 12), [0], [0], s), atol=1e-5
+        )
         # Interior [24, 36)^2: centres of the crops at {0, 12} x {0, 12}, averaged.
         assert torch.allclose(
-            _region(out, (24, 36), (24, 36), s), _crop_mean(model, x, (24, 36), (24, 36), [0, 12], [0, 12], s), atol=1e-5
+            _region(out, (24, 36), (24, 36), s),
+            _crop_mean(model, x, (24, 36), (24, 36), [0, 12], [0, 12], s),
+            atol=1e-5,
         )
         # Near the right remainder, columns [37, 48) are kept by the crops at columns 12, 24 and 25.
         assert torch.allclose(
-            _region(out, (24, 36), (37, 48), s), _crop_mean(model, x, (24, 36), (37, 48), [0, 12], [12, 24, 25], s), atol=1e-5
+            _region(out, (24, 36), (37, 48), s),
+            _crop_mean(model, x, (24, 36), (37, 48), [0, 12], [12, 24, 25], s),
+            atol=1e-5,
         )
         # Bottom-right corner: only the crop flush with both edges.
-        assert torch.allclose(_region(out, (60, 72), (61, 73), s), _crop_mean(model, x, (60, 72), (61, 73), [24], [25], s), atol=1e-5)
+        assert torch.allclose(
+            _region(out, (60, 72), (61, 73), s), _crop_mean(model, x, (60, 72), (61, 73), [24], [25], s), atol=1e-5
+        )
 
 
 def test_chop_official_mode_regions() -> None:
@@ -228,18 +243,26 @@ def test_chop_official_mode_regions() -> None:
         assert out.shape == (1, 3, 72 * s, 73 * s)
         # Interior: the same averaging as the mean mode.
         assert torch.allclose(
-            _region(out, (24, 36), (24, 36), s), _crop_mean(model, x, (24, 36), (24, 36), [0, 12], [0, 12], s), atol=1e-5
+            _region(out, (24, 36), (24, 36), s),
+            _crop_mean(model, x, (24, 36), (24, 36), [0, 12], [0, 12], s),
+            atol=1e-5,
         )
         # Official quirk: the first 12 rows of the first 48 columns come from the top-left crop alone.
-        assert torch.allclose(_region(out, (0, 12), (24, 48), s), _crop_mean(model, x, (0, 12), (24, 48), [0], [0], s), atol=1e-5)
+        assert torch.allclose(
+            _region(out, (0, 12), (24, 48), s), _crop_mean(model, x, (0, 12), (24, 48), [0], [0], s), atol=1e-5
+        )
         # Past the column seam (grid end 72 - (48 - 1) // 2 = 49 for remainder 1) only the flush crop (25) counts.
         seam = 72 - (48 - 1) // 2
         assert torch.allclose(
-            _region(out, (24, 36), (seam, 73), s), _crop_mean(model, x, (24, 36), (seam, 73), [0, 12], [25], s), atol=1e-5
+            _region(out, (24, 36), (seam, 73), s),
+            _crop_mean(model, x, (24, 36), (seam, 73), [0, 12], [25], s),
+            atol=1e-5,
         )
         # Before it, the grid crops only (columns [36, 48): crops 12 and 24, not 25).
         assert torch.allclose(
-            _region(out, (24, 36), (36, 48), s), _crop_mean(model, x, (24, 36), (36, 48), [0, 12], [12, 24], s), atol=1e-5
+            _region(out, (24, 36), (36, 48), s),
+            _crop_mean(model, x, (24, 36), (36, 48), [0, 12], [12, 24], s),
+            atol=1e-5,
         )
 
 
@@ -396,7 +419,13 @@ def test_detector_on_official_layouts(name: str) -> None:
     cfg = detect_ipt(official_state_dict(name, device="meta"))
     assert cfg is not None and cfg["type"] == "IPT"
     assert cfg["scale"] == OFFICIAL[name]["scale"]
-    assert (cfg["n_feats"], cfg["patch_size"], cfg["patch_dim"], cfg["num_layers"], cfg["num_heads"]) == (64, 48, 3, 12, 12)
+    assert (cfg["n_feats"], cfg["patch_size"], cfg["patch_dim"], cfg["num_layers"], cfg["num_heads"]) == (
+        64,
+        48,
+        3,
+        12,
+        12,
+    )
     assert cfg["num_queries"] == OFFICIAL[name].get("num_queries", 1)
     cfg.pop("type")
     assert shapes_of(build_meta(**cfg).state_dict()) == read_official(name)[0]

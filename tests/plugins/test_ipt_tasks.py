@@ -9,14 +9,14 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from irframe_ipt.ipt_arch import IPT
+from irframe_ipt.tasks import normalize_task, task_scale
 
 from irframe.errors import OptionsError
 from irframe.evaluate.cli import infer_main
 from irframe.evaluate.infer import check_task
 from irframe.nn.inference import restore
 from irframe.nn.spec import resolve_task
-from irframe_ipt.ipt_arch import IPT
-from irframe_ipt.tasks import normalize_task, task_scale
 
 TINY = {"n_feats": 16, "num_heads": 2, "num_layers": 1}
 

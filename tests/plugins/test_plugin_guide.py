@@ -7,11 +7,11 @@ import importlib.util
 import inspect
 import re
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 import yaml
 
 import irframe
@@ -110,13 +110,25 @@ def test_guide_plugin_loads_passes_its_tests_and_trains(tmp_path, guide_site, re
     options = yaml.safe_load(files["options/train_mynet.yml"])
     assert options["model"]["type"] == "MyNet"
     opt = guide_site / "options" / "train_mynet.yml"
-    code = train_main([
-        "-opt", str(opt), "--threads", "1", "--set",
-        f"datasets.train.dataroot_gt={tmp_path / 'data' / 'train'}", f"datasets.val.dataroot_gt={tmp_path / 'data' / 'val'}",
-        "train.total_iter=3", "train.warmup_iter=1", "datasets.train.batch_size=2", "val.freq=3",
-        "logger.checkpoint_freq=3", "logger.tensorboard=false", "logger.progress_bar=false",
-        f"path.experiments_root={tmp_path / 'exp'}",
-    ])
+    code = train_main(
+        [
+            "-opt",
+            str(opt),
+            "--threads",
+            "1",
+            "--set",
+            f"datasets.train.dataroot_gt={tmp_path / 'data' / 'train'}",
+            f"datasets.val.dataroot_gt={tmp_path / 'data' / 'val'}",
+            "train.total_iter=3",
+            "train.warmup_iter=1",
+            "datasets.train.batch_size=2",
+            "val.freq=3",
+            "logger.checkpoint_freq=3",
+            "logger.tensorboard=false",
+            "logger.progress_bar=false",
+            f"path.experiments_root={tmp_path / 'exp'}",
+        ]
+    )
     assert code == 0
     best = tmp_path / "exp" / "mynet_saltpepper" / "checkpoints" / "iter_000003"
     model = irframe.load_model(best)

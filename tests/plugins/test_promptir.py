@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from tests.helpers import FIXTURES, SHARED, golden_fill, read_official
-from irframe.errors import CheckpointError, OptionsError
-from irframe.registry import ARCHS, DETECTORS
 from irframe_promptir.arch import PromptGenBlock, PromptIR
 from irframe_promptir.detect import detect_promptir
 from irframe_restormer.detect import detect_restormer
+
+from irframe.errors import CheckpointError, OptionsError
+from irframe.registry import ARCHS, DETECTORS
+from tests.helpers import FIXTURES, SHARED, golden_fill, read_official
 
 SHARED_GOLDEN = SHARED / "golden" / "golden.json"
 

@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from tests.helpers import FIXTURES, SHARED, golden_fill, read_official
-from irframe.errors import CheckpointError, OptionsError
-from irframe.nn.spec import get_spec
-from irframe.registry import ARCHS, DETECTORS
 from irframe_restormer.arch import Restormer
 from irframe_restormer.detect import detect_restormer
 from irframe_restormer.keys import read_ffn_expansion
+
+from irframe.errors import CheckpointError, OptionsError
+from irframe.nn.spec import get_spec
+from irframe.registry import ARCHS, DETECTORS
+from tests.helpers import FIXTURES, SHARED, golden_fill, read_official
 
 SHARED_GOLDEN = SHARED / "golden" / "golden.json"
 

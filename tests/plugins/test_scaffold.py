@@ -8,11 +8,11 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 import yaml
 
 from irframe.cli import main as cli_main
@@ -64,7 +64,9 @@ def test_skeleton_contents():
         if path.endswith(".py"):
             ast.parse(text, filename=path)  # every generated module is valid Python
     init = ast.parse(files["irframe_swin_ir/__init__.py"])
-    declared = [n.value.value for n in init.body if isinstance(n, ast.Assign) and n.targets[0].id == "IRFRAME_PLUGIN_API"]
+    declared = [
+        n.value.value for n in init.body if isinstance(n, ast.Assign) and n.targets[0].id == "IRFRAME_PLUGIN_API"
+    ]
     assert declared == [PLUGIN_API_VERSION]
     options = yaml.safe_load(files["options/train_swin_ir.yml"])
     assert options["model"]["type"] == "SwinIR"
@@ -103,10 +105,18 @@ def test_generated_plugin_installs_lists_trains_and_passes_its_tests(tmp_path):
     for split in ("train", "val"):
         for i in range(2):
             imwrite(tmp_path / "data" / split / f"{i}.png", rng.random((72, 72, 3), dtype=np.float32))
-    sets = [f"datasets.train.dataroot_gt={tmp_path / 'data/train'}", f"datasets.val.dataroot_gt={tmp_path / 'data/val'}",
-            "train.total_iter=3", "train.scheduler.T_max=3", "datasets.train.batch_size=2", "val.freq=3",
-            "logger.checkpoint_freq=3", "logger.tensorboard=false", "logger.progress_bar=false",
-            f"path.experiments_root={tmp_path / 'exp'}"]
+    sets = [
+        f"datasets.train.dataroot_gt={tmp_path / 'data/train'}",
+        f"datasets.val.dataroot_gt={tmp_path / 'data/val'}",
+        "train.total_iter=3",
+        "train.scheduler.T_max=3",
+        "datasets.train.batch_size=2",
+        "val.freq=3",
+        "logger.checkpoint_freq=3",
+        "logger.tensorboard=false",
+        "logger.progress_bar=false",
+        f"path.experiments_root={tmp_path / 'exp'}",
+    ]
     train = _run([str(ROOT / "tools" / "train.py"), "-opt", str(root / "options" / "train_toynet.yml"), "--set", *sets],
                  site, tmp_path)
     assert train.returncode == 0, train.stdout + train.stderr

@@ -23,7 +23,9 @@ def test_recipe(path) -> None:
         assert cfg["type"] == "PairedImageDataset" and cfg["channels"] == 1
     assert train_set["gt_size"] and train_set["use_flip"]  # random crops of the pages
     assert "gt_size" not in val_set  # whole pages
-    assert {train_set["dataroot_lq"], train_set["dataroot_gt"]}.isdisjoint({val_set["dataroot_lq"], val_set["dataroot_gt"]})
+    assert {train_set["dataroot_lq"], train_set["dataroot_gt"]}.isdisjoint(
+        {val_set["dataroot_lq"], val_set["dataroot_gt"]}
+    )
 
     train = opts.train
     assert train is not None and [loss.type for loss in train.losses] == ["L1Loss"]

@@ -68,7 +68,9 @@ def read_submission(path: Path) -> tuple[list[str], list[float]]:
 def test_recipe_train_infer_submit_on_synthetic_pages(tool, documents: Path, tmp_path: Path, capsys) -> None:
     noisy, restored, experiment = train(tool, tmp_path, documents, ["4"], iters=2, capsys=capsys)
     # the summary's baseline is the competition's score of the noisy page itself
-    assert noisy == pytest.approx(pooled_rmse([documents / "noisy" / "4.png"], [documents / "clean" / "4.png"]), abs=1e-4)
+    assert noisy == pytest.approx(
+        pooled_rmse([documents / "noisy" / "4.png"], [documents / "clean" / "4.png"]), abs=1e-4
+    )
     assert np.isfinite(restored)
     best = json.loads((experiment / "checkpoints" / "best" / "best.json").read_text())
     assert best["metric"] == "RMSE" and best["higher_is_better"] is False

@@ -80,7 +80,9 @@ def range_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
     return [str(w.message) for w in caught if re.search(FAR_OUTSIDE, str(w.message))]
 
 
-def test_a_model_computing_in_minus_one_one_keeps_every_value(signed_net, tool, clean_pages: Path, tmp_path: Path, capsys) -> None:
+def test_a_model_computing_in_minus_one_one_keeps_every_value(
+    signed_net, tool, clean_pages: Path, tmp_path: Path, capsys
+) -> None:
     page = clean_page(5)
     assert {0, 90, 140, 255} <= set(np.unique(page).tolist())  # the tones the known bug ruins
 

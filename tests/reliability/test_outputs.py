@@ -14,11 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from irframe.data.io import imwrite
 from irframe.errors import CheckpointError, DataError
-from irframe.evaluate.leaderboard import DatasetResult, ImageResult, Leaderboard, MetricInfo, ModelRun, update_leaderboard
+from irframe.evaluate.leaderboard import (
+    DatasetResult,
+    ImageResult,
+    Leaderboard,
+    MetricInfo,
+    ModelRun,
+    update_leaderboard,
+)
 from irframe.train import checkpoint as train_checkpoint
 from irframe.train.checkpoint import list_checkpoints
 from irframe.train.checkpointer import Checkpointer

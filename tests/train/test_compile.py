@@ -113,7 +113,9 @@ def test_inference_compile_option_is_checked():
     from irframe.errors import OptionsError
 
     with pytest.raises(OptionsError, match="inference.compile"):
-        validate_options({"name": "x", "model": {"type": "Restormer"}, "inference": {"compile": "yes please"}}, source="t")
+        validate_options(
+            {"name": "x", "model": {"type": "Restormer"}, "inference": {"compile": "yes please"}}, source="t"
+        )
 
 
 @pytest.mark.skipif(

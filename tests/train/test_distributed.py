@@ -44,7 +44,17 @@ def run(cmd: list[str]) -> subprocess.CompletedProcess:
 def test_two_process_ddp_matches_one_process(toys, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     script = str(HERE / "toy_train.py")
-    ddp = run([str(torchrun), "--standalone", "--nproc_per_node", "2", script, "-opt", str(write_options(toys, tmp_path, "ddp", 2))])
+    ddp = run(
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            script,
+            "-opt",
+            str(write_options(toys, tmp_path, "ddp", 2)),
+        ]
+    )
     single = run([sys.executable, script, "-opt", str(write_options(toys, tmp_path, "single", 4))])
     assert "global batch (per process x processes x accumulation): 4 = 2 x 2 x 1" in ddp.stdout
     assert ddp.stdout.count("finished at iteration 6") == 1  # only the main process reports

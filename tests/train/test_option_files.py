@@ -54,7 +54,12 @@ def train(name: str, tmp_path: Path, overrides: list[str]) -> tuple:
 def test_paper_hyper_parameters():
     derain = load_options(OPTIONS / "restormer_derain.yml")
     t = derain.train
-    assert t.total_iter == 300000 and t.optim == {"type": "AdamW", "lr": 3e-4, "betas": [0.9, 0.999], "weight_decay": 1e-4}
+    assert t.total_iter == 300000 and t.optim == {
+        "type": "AdamW",
+        "lr": 3e-4,
+        "betas": [0.9, 0.999],
+        "weight_decay": 1e-4,
+    }
     assert t.scheduler["periods"] == [92000, 208000] and t.scheduler["eta_mins"] == [3e-4, 1e-6]
     assert t.progressive.patch_sizes == [128, 160, 192, 256, 320, 384]
     assert t.progressive.batch_sizes == [8, 5, 4, 2, 1, 1]
@@ -64,7 +69,13 @@ def test_paper_hyper_parameters():
     assert load_options(OPTIONS / "restormer_gaussian_color_denoise.yml").model["LayerNorm_type"] == "BiasFree"
     prompt = load_options(OPTIONS / "promptir_allinone.yml")
     assert prompt.train.optim["lr"] == 2e-4 and prompt.datasets["train"].batch_size == 8
-    assert prompt.datasets["train"].model_extra["de_type"] == ["denoise_15", "denoise_25", "denoise_50", "derain", "dehaze"]
+    assert prompt.datasets["train"].model_extra["de_type"] == [
+        "denoise_15",
+        "denoise_25",
+        "denoise_50",
+        "derain",
+        "dehaze",
+    ]
     pre = load_options(OPTIONS / "ipt_pretrain.yml")
     assert pre.train.optim["type"] == "Adam" and pre.train.optim["lr"] == 5e-5
     assert [(loss.type, loss.weight) for loss in pre.train.losses] == [("L1Loss", None), ("IPTContrastiveLoss", 0.1)]
@@ -74,16 +85,28 @@ def test_paper_hyper_parameters():
 
 
 def test_restormer_derain(images, tmp_path):
-    _, result = train("restormer_derain", tmp_path, [
-        *TINY_RESTORMER, *loader("train"),
-        f"datasets.train.dataroot_gt={images / 'gt'}", f"datasets.train.dataroot_lq={images / 'noisy'}",
-        f"datasets.val_rain100l.dataroot_gt={images / 'val_gt'}", f"datasets.val_rain100l.dataroot_lq={images / 'val_noisy'}",
-        # two progressive stages: 2 iterations of 2 x 16px patches, then 1 of 1 x 24px
-        "train.progressive.iters=[2,1]", "train.progressive.patch_sizes=[16,24]", "train.progressive.batch_sizes=[2,1]",
-        "train.scheduler.periods=[1,2]",
-    ])
+    _, result = train(
+        "restormer_derain",
+        tmp_path,
+        [
+            *TINY_RESTORMER,
+            *loader("train"),
+            f"datasets.train.dataroot_gt={images / 'gt'}",
+            f"datasets.train.dataroot_lq={images / 'noisy'}",
+            f"datasets.val_rain100l.dataroot_gt={images / 'val_gt'}",
+            f"datasets.val_rain100l.dataroot_lq={images / 'val_noisy'}",
+            # two progressive stages: 2 iterations of 2 x 16px patches, then 1 of 1 x 24px
+            "train.progressive.iters=[2,1]",
+            "train.progressive.patch_sizes=[16,24]",
+            "train.progressive.batch_sizes=[2,1]",
+            "train.scheduler.periods=[1,2]",
+        ],
+    )
     log = (result.experiment / "train.log").read_text()
-    assert "global batch (per process x processes x accumulation): 2 = 2 x 1 x 1, 1 = 1 x 1 x 1 (per progressive stage)" in log
+    assert (
+        "global batch (per process x processes x accumulation): 2 = 2 x 1 x 1, 1 = 1 x 1 x 1 (per progressive stage)"
+        in log
+    )
 
 
 def test_restormer_gaussian_color_denoise(images, tmp_path):
@@ -95,17 +118,30 @@ def test_restormer_gaussian_color_denoise(images, tmp_path):
 
 
 def test_promptir_allinone(images, tmp_path):
-    train("promptir_allinone", tmp_path, [
-        *TINY_RESTORMER, "model.heads=[1,1,1,1]", "model.prompt_dims=[8,16,32]", "model.prompt_sizes=[16,8,4]",
-        *loader("train"), "datasets.train.defaults.gt_size=16",
-        f"datasets.train.sources.denoise.dataroot_gt={images / 'gt'}",
-        f"datasets.train.sources.derain.dataroot_gt={images / 'gt'}", f"datasets.train.sources.derain.dataroot_lq={images / 'noisy'}",
-        f"datasets.train.sources.dehaze.dataroot_gt={images / 'gt'}", f"datasets.train.sources.dehaze.dataroot_lq={images / 'noisy'}",
-        f"datasets.val_denoise_25.dataroot_gt={images / 'val_gt'}",
-        f"datasets.val_derain.dataroot_gt={images / 'val_gt'}", f"datasets.val_derain.dataroot_lq={images / 'val_noisy'}",
-        f"datasets.val_dehaze.dataroot_gt={images / 'val_gt'}", f"datasets.val_dehaze.dataroot_lq={images / 'val_noisy'}",
-        "train.warmup_iter=1", "train.scheduler.T_max=2",
-    ])
+    train(
+        "promptir_allinone",
+        tmp_path,
+        [
+            *TINY_RESTORMER,
+            "model.heads=[1,1,1,1]",
+            "model.prompt_dims=[8,16,32]",
+            "model.prompt_sizes=[16,8,4]",
+            *loader("train"),
+            "datasets.train.defaults.gt_size=16",
+            f"datasets.train.sources.denoise.dataroot_gt={images / 'gt'}",
+            f"datasets.train.sources.derain.dataroot_gt={images / 'gt'}",
+            f"datasets.train.sources.derain.dataroot_lq={images / 'noisy'}",
+            f"datasets.train.sources.dehaze.dataroot_gt={images / 'gt'}",
+            f"datasets.train.sources.dehaze.dataroot_lq={images / 'noisy'}",
+            f"datasets.val_denoise_25.dataroot_gt={images / 'val_gt'}",
+            f"datasets.val_derain.dataroot_gt={images / 'val_gt'}",
+            f"datasets.val_derain.dataroot_lq={images / 'val_noisy'}",
+            f"datasets.val_dehaze.dataroot_gt={images / 'val_gt'}",
+            f"datasets.val_dehaze.dataroot_lq={images / 'val_noisy'}",
+            "train.warmup_iter=1",
+            "train.scheduler.T_max=2",
+        ],
+    )
 
 
 IPT_DATA = [
@@ -116,7 +152,10 @@ IPT_DATA = [
 
 
 def test_ipt_pretrain_then_finetune(images, tmp_path):
-    val = [f"datasets.val_set14_x2.dataroot_gt={images / 'val_gt'}", f"datasets.val_set14_x2.dataroot_lq={images / 'val_x2'}"]
+    val = [
+        f"datasets.val_set14_x2.dataroot_gt={images / 'val_gt'}",
+        f"datasets.val_set14_x2.dataroot_lq={images / 'val_x2'}",
+    ]
     _, result = train("ipt_pretrain", tmp_path, [
         *TINY_IPT, *loader("train"), *IPT_DATA, *val, f"datasets.train.defaults.dataroot_gt={images / 'gt'}",
         "train.scheduler.milestones=[2]",

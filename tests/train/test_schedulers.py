@@ -57,7 +57,12 @@ def test_cosine_multistep_fixed_and_warmup():
 
 
 def test_scheduler_state_round_trip():
-    cfg = {"type": "CosineAnnealingRestartCyclicLR", "periods": [3, 5], "eta_mins": [0.1, 0.0], "restart_weights": [1, 0.5]}
+    cfg = {
+        "type": "CosineAnnealingRestartCyclicLR",
+        "periods": [3, 5],
+        "eta_mins": [0.1, 0.0],
+        "restart_weights": [1, 0.5],
+    }
     full, _, _ = lrs(cfg, 8, lr=1.0)
     _, opt, sched = lrs(cfg, 3, lr=1.0)
     state = sched.state_dict()
@@ -77,7 +82,10 @@ def test_scheduler_state_round_trip():
 def test_scheduler_option_errors():
     opt = build_optimizer(torch.nn.Linear(2, 2), {"type": "Adam"})
     with pytest.raises(OptionsError, match="eta_mins needs one entry per period"):
-        build_scheduler(opt, {"type": "CosineAnnealingRestartCyclicLR", "periods": [1, 2], "restart_weights": [1, 1], "eta_mins": [0.0]})
+        build_scheduler(
+            opt,
+            {"type": "CosineAnnealingRestartCyclicLR", "periods": [1, 2], "restart_weights": [1, 1], "eta_mins": [0.0]},
+        )
     with pytest.raises(OptionsError, match="train.scheduler.T_max"):
         build_scheduler(opt, {"type": "CosineAnnealingLR", "T_max": "many"})
     with pytest.raises(OptionsError, match="train.warmup_iter"):

@@ -26,7 +26,9 @@ class ToyNet(nn.Module):
 
     def __init__(self, channels: int = 3, width: int = 8) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, channels, 3, padding=1))
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, channels, 3, padding=1)
+        )
         self.spec = ModelSpec(in_channels=channels, out_channels=channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 from torch.utils.data import Dataset
@@ -170,7 +171,9 @@ class ImageDataset(Dataset):
         )
 
     @staticmethod
-    def to_sample(gt: np.ndarray | None, lq: np.ndarray, gt_path: str | None, lq_path: str, name: str) -> dict[str, Any]:
+    def to_sample(
+        gt: np.ndarray | None, lq: np.ndarray, gt_path: str | None, lq_path: str, name: str
+    ) -> dict[str, Any]:
         """The sample dict of the project contract (tensors CHW float32 in [0, 1])."""
         sample: dict[str, Any] = {"lq": img2tensor(lq), "lq_path": lq_path, "name": name}
         if gt is not None:

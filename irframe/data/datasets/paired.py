@@ -13,7 +13,9 @@ from irframe.registry import DATASETS, ExistingFolder
 _SHOW = 10  # unmatched names listed in an error
 
 
-def match_keys(gt_keys: list[str], lq_keys: list[str], filename_tmpl: str, gt_root: str, lq_root: str) -> list[tuple[str, str]]:
+def match_keys(
+    gt_keys: list[str], lq_keys: list[str], filename_tmpl: str, gt_root: str, lq_root: str
+) -> list[tuple[str, str]]:
     """Pair GT keys with LQ keys ``filename_tmpl.format(gt_key)``; every file must have a partner.
 
     Raises:

@@ -34,7 +34,9 @@ def check_image(img: Any, where: str) -> np.ndarray:
 def check_rng(rng: Any, where: str) -> np.random.Generator:
     """Degradations take a :class:`numpy.random.Generator` (never the global numpy state)."""
     if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"{where}: rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+        raise TypeError(
+            f"{where}: rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}"
+        )
     return rng
 
 
@@ -47,7 +49,9 @@ class Degradation(ABC):
         check_rng(rng, name)
         out = self.apply(img, rng)
         if out.dtype != np.float32 or out.ndim != 3 or out.shape[2] != img.shape[2]:
-            raise AssertionError(f"{name} returned {out.dtype} {out.shape} for {img.dtype} {img.shape}")  # a bug here, not bad data
+            raise AssertionError(
+                f"{name} returned {out.dtype} {out.shape} for {img.dtype} {img.shape}"
+            )  # a bug here, not bad data
         return out
 
     @abstractmethod

@@ -14,7 +14,8 @@ too) or already-built degradation objects::
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any
 
 import numpy as np
 
@@ -49,7 +50,9 @@ class Compose(Degradation):
             is the identity.
     """
 
-    def __init__(self, degradations: Annotated[Sequence[Mapping[str, Any] | Degradation], Nested("degradation")]) -> None:
+    def __init__(
+        self, degradations: Annotated[Sequence[Mapping[str, Any] | Degradation], Nested("degradation")]
+    ) -> None:
         self.degradations = _build_children(degradations, "Compose")
 
     def apply(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -20,10 +20,7 @@ def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
     if not ok:
         raise DataError(f"JPEGCompression: OpenCV could not encode a {img.shape} image")
     dec = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    if dec.ndim == 2:
-        dec = dec[:, :, None]
-    else:
-        dec = dec[:, :, ::-1]
+    dec = dec[:, :, None] if dec.ndim == 2 else dec[:, :, ::-1]
     return np.ascontiguousarray(dec, dtype=np.float32) / np.float32(255.0)
 
 

@@ -62,7 +62,7 @@ def _resize_axis(data: np.ndarray, axis: int, out_length: int, scale: float, ant
     data = np.moveaxis(data, axis, 0)
     shape = (out_length,) + (1,) * (data.ndim - 1)
     # One gathered slice per tap keeps memory at the output's size (a full gather would be taps x).
-    out = np.zeros((out_length,) + data.shape[1:], dtype=np.float64)
+    out = np.zeros((out_length, *data.shape[1:]), dtype=np.float64)
     for k in range(weights.shape[1]):
         out += weights[:, k].reshape(shape) * data[indices[:, k]]
     return np.moveaxis(out, 0, axis)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+
 from torch import Tensor
 
 from irframe.errors import CheckpointError

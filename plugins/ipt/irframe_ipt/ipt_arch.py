@@ -327,7 +327,7 @@ class IPT(nn.Module):
         return self._by_task(x * self.rgb_range, tasks, chop) / self.rgb_range
 
     # -- fine-tuning -----------------------------------------------------------------------------
-    def prune_tasks(self, keep: Sequence[TaskRef]) -> "IPT":
+    def prune_tasks(self, keep: Sequence[TaskRef]) -> IPT:
         """Keep only the heads, tails and query embeddings of ``keep`` (in that order), in place.
 
         A pre-trained multi-task model pruned to one task has the state_dict names and shapes of the

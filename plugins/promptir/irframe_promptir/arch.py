@@ -22,10 +22,6 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from irframe.errors import OptionsError
-from irframe.nn.spec import ModelSpec
-from irframe.registry import ARCHS
 from irframe_restormer.blocks import (
     Downsample,
     LayerNormType,
@@ -38,6 +34,10 @@ from irframe_restormer.blocks import (
     memory_format_of,
     transformer_stage,
 )
+
+from irframe.errors import OptionsError
+from irframe.nn.spec import ModelSpec
+from irframe.registry import ARCHS
 
 SIZE_MULTIPLE = 8
 # Output width of the official (unused) ``chnl_reduce3``; also part of ``reduce_noise_channel_3``.
@@ -100,7 +100,7 @@ class PromptIR(nn.Module):
         heads: Sequence[int] = (1, 2, 4, 8),
         ffn_expansion_factor: float = 2.66,
         bias: bool = False,
-        LayerNorm_type: LayerNormType = "WithBias",  # noqa: N803 - the official option name
+        LayerNorm_type: LayerNormType = "WithBias",
         decoder: bool = True,
         prompt_dims: Sequence[int] = (64, 128, 320),
         prompt_sizes: Sequence[int] = (64, 32, 16),

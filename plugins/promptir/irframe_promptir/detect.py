@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from irframe_restormer.keys import read_backbone, shape_of
 
 from irframe.errors import CheckpointError
 from irframe.registry import DETECTORS
-from irframe_restormer.keys import read_backbone, shape_of
 
 # Keys every PromptIR state_dict has and a plain Restormer never has.
 _REQUIRED = (

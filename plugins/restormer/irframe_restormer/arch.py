@@ -61,7 +61,7 @@ class Restormer(nn.Module):
         heads: Sequence[int] = (1, 2, 4, 8),
         ffn_expansion_factor: float = 2.66,
         bias: bool = False,
-        LayerNorm_type: LayerNormType = "WithBias",  # noqa: N803 - the official option name
+        LayerNorm_type: LayerNormType = "WithBias",
         dual_pixel_task: bool = False,
     ) -> None:
         super().__init__()

@@ -81,7 +81,9 @@ class WithBiasNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         centred, var = _centred_and_var(x)
-        return torch.addcmul(self.bias[:, None, None], centred * torch.rsqrt(var + _NORM_EPS), self.weight[:, None, None])
+        return torch.addcmul(
+            self.bias[:, None, None], centred * torch.rsqrt(var + _NORM_EPS), self.weight[:, None, None]
+        )
 
 
 class LayerNorm(nn.Module):
