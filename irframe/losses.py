@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from irframe.errors import OptionsError
+from irframe.nn.vgg import VGGFeatureExtractor, VGGType
 from irframe.registry import LOSSES, ExistingFile
 
 Reduction = Literal["mean", "sum"]
@@ -188,3 +190,85 @@ class LPIPSLoss(nn.Module):
     def forward(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
         _check_shapes("LPIPSLoss", pred, gt)
         return self.net(pred, gt, normalize=True).mean()
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """``[N,C,C]`` Gram matrices of ``[N,C,H,W]`` features, divided by ``C*H*W`` (BasicSR's style)."""
+    n, c, h, w = features.shape
+    flat = features.reshape(n, c, h * w)
+    return flat.bmm(flat.transpose(1, 2)) / (c * h * w)
+
+
+@LOSSES.register("PerceptualLoss")
+class PerceptualLoss(nn.Module):
+    """VGG perceptual loss with an optional style (Gram matrix) term, as BasicSR's ``PerceptualLoss``.
+
+    ``perceptual_weight * sum_k w_k * crit(f_k(pred), f_k(gt)) + style_weight * sum_k w_k *
+    crit(G(f_k(pred)), G(f_k(gt)))`` over the layers ``k`` of ``layer_weights``, where ``f_k`` are
+    frozen VGG features (:class:`irframe.nn.vgg.VGGFeatureExtractor`; the gt's are computed
+    without gradient) and ``G`` is :func:`gram_matrix`. ``crit`` is the mean absolute (``l1``) or
+    squared (``l2``) error, or the Frobenius norm of the difference (``fro``). A weight of 0 skips
+    its term. BasicSR returns the two terms separately and adds them; this loss returns their sum
+    (the trainer's outer ``weight`` defaults to 1, as BasicSR has none).
+
+    Args:
+        layer_weights: ``{layer name: weight}``, e.g. ``{conv5_4: 1}`` (before ReLU) or ``relu5_4``.
+        vgg_type: ``vgg11``/``13``/``16``/``19``, optionally ``_bn``.
+        use_input_norm: normalise inputs with ImageNet's mean/std (they are [0,1]).
+        range_norm: inputs are in [-1,1]: map them to [0,1] first (BasicSR's option; irframe's
+            tensors are [0,1], so keep it false unless the model works in [-1,1]).
+        perceptual_weight: weight of the feature term.
+        style_weight: weight of the Gram-matrix (style) term.
+        criterion: ``l1``, ``l2`` or ``fro``.
+        backbone_weights: torchvision's weight file of ``vgg_type`` (default: the torch hub cache;
+            never downloaded).
+        random_backbone: random VGG weights (tests only; useless for real training).
+    """
+
+    def __init__(
+        self,
+        layer_weights: dict[str, float],
+        vgg_type: VGGType = "vgg19",
+        use_input_norm: bool = True,
+        range_norm: bool = False,
+        perceptual_weight: float = 1.0,
+        style_weight: float = 0.0,
+        criterion: Literal["l1", "l2", "fro"] = "l1",
+        backbone_weights: ExistingFile | None = None,
+        random_backbone: bool = False,
+    ) -> None:
+        super().__init__()
+        if criterion not in ("l1", "l2", "fro"):
+            raise OptionsError(f"PerceptualLoss.criterion must be 'l1', 'l2' or 'fro', got {criterion!r}")
+        self.layer_weights = {str(k): float(v) for k, v in layer_weights.items()}
+        self.perceptual_weight = float(perceptual_weight)
+        self.style_weight = float(style_weight)
+        self.criterion = criterion
+        self.vgg = VGGFeatureExtractor(
+            self.layer_weights,
+            vgg_type=vgg_type,
+            use_input_norm=use_input_norm,
+            range_norm=range_norm,
+            backbone_weights=backbone_weights,
+            random_backbone=random_backbone,
+            owner="PerceptualLoss",
+        )
+
+    def _distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if self.criterion == "fro":
+            return torch.linalg.vector_norm(a - b)
+        return F.l1_loss(a, b) if self.criterion == "l1" else F.mse_loss(a, b)
+
+    def forward(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        _check_shapes("PerceptualLoss", pred, gt)
+        pred_feats = self.vgg(pred)
+        with torch.no_grad():
+            gt_feats = self.vgg(gt.detach())
+        total = pred.new_zeros(())
+        for name, weight in self.layer_weights.items():
+            if self.perceptual_weight > 0:
+                total = total + self.perceptual_weight * weight * self._distance(pred_feats[name], gt_feats[name])
+            if self.style_weight > 0:
+                style = self._distance(gram_matrix(pred_feats[name]), gram_matrix(gt_feats[name]))
+                total = total + self.style_weight * weight * style
+        return total

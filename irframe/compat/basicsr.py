@@ -652,6 +652,12 @@ class _Translator:
             out["weight"] = out.pop("loss_weight")
         if out["type"] == "PSNRLoss" and out.get("reduction") == "mean":
             out.pop("reduction")  # irframe's PSNRLoss is always a mean over the batch
+        if out["type"] == "PerceptualLoss":
+            # BasicSR has no outer weight here: perceptual_weight/style_weight stay inside (weight 1).
+            self.note(
+                where, "the VGG weights are torchvision's ImageNet file, read from the torch hub cache or "
+                "backbone_weights: FILE (never downloaded)",
+            )
         if out["type"] == "CharbonnierLoss":
             eps = float(out.pop("eps", 1e-12))
             out["eps"] = math.sqrt(eps)

@@ -261,5 +261,4 @@ def test_lmdb_backend_and_perceptual_loss_pass_through(tmp_path):
                                          "perceptual_weight": 1.0, "style_weight": 0}
     out["model"] = {"type": "Restormer"}
     roots_under(out["datasets"], tmp_path)
-    with pytest.raises(OptionsError, match=r"train\.losses\.1\.type: unknown loss 'PerceptualLoss'"):
-        check_components(validate_options(out))  # VGG perceptual loss: no built-in, a plugin could provide it
+    check_components(validate_options(out))  # the built-in VGG PerceptualLoss takes BasicSR's keys
