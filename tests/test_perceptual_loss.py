@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from irframe.compat.basicsr import translate
 from irframe.errors import CheckpointError, OptionsError
 from irframe.losses import PerceptualLoss, gram_matrix
 from irframe.nn.vgg import VGG_TYPES, VGGFeatureExtractor, vgg_layer_names
@@ -170,6 +171,8 @@ def test_basicsr_file_with_perceptual_opt_trains(tmp_path, monkeypatch):
                 (tmp_path / value).mkdir(parents=True, exist_ok=True)
     path = tmp_path / "train_percep.yml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
+    notes = translate(data, str(path)).notes
+    assert any(n.startswith("train.perceptual_opt: the VGG weights") and "never downloaded" in n for n in notes)
     opts = load_options(path, ["train.losses.1.random_backbone=true"], check=True)
     assert opts.train.losses[1].weight is None  # BasicSR has no outer weight: 1
     weighted = WeightedLoss.from_options(opts.train.losses)
