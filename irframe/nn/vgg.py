@@ -76,6 +76,7 @@ def _build_layers(names: list[str]) -> nn.Sequential:
         if kind == "conv":
             conv = nn.Conv2d(channels, _BLOCK_CHANNELS[block - 1], kernel_size=3, padding=1)
             nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            assert conv.bias is not None
             nn.init.zeros_(conv.bias)
             channels = conv.out_channels
             layers[name] = conv
@@ -103,6 +104,9 @@ class VGGFeatureExtractor(nn.Module):
         random_backbone: keep random weights (tests only; features then mean nothing).
         owner: who uses the extractor, for error messages.
     """
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(
         self,
