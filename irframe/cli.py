@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from irframe.errors import IrframeError
 
@@ -72,7 +72,7 @@ def _plural(kind: str) -> str:
     return kind + ("es" if kind.endswith("s") else "s")
 
 
-def _singular(kind: str, kinds: Sequence[str]) -> str:
+def _singular(kind: str, kinds: Iterable[str]) -> str:
     """The registry kind named by ``kind`` in the singular or as the listing's plural heading
     (``arch`` or ``archs``, ``loss`` or ``losses``), case-insensitively."""
     text = kind.lower()

@@ -119,6 +119,8 @@ class PSNRLoss(nn.Module):
     taken on BT.601 luma (RGB input, BasicSR's coefficients, not rounded).
     """
 
+    coef: torch.Tensor
+
     def __init__(self, toY: bool = False) -> None:
         super().__init__()
         self.toY = toY

@@ -223,7 +223,7 @@ class _PluginLoader:
                             PluginInfo(ep.name, ep.value, dist, disabled=f"{DISABLE_ENV}={os.environ[DISABLE_ENV]}"),
                         )
                         continue
-                    self._run(ep.name, ep.value, dist, lambda _v, ep=ep: ep.load())
+                    self._run(ep.name, ep.value, dist, lambda _v, ep=ep: ep.load())  # type: ignore[misc]  # default-arg lambda
             finally:
                 self._loading = False
                 self._loaded = True

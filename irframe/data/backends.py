@@ -120,9 +120,10 @@ def read_meta_info(db_path: str | os.PathLike[str]) -> dict[str, tuple[tuple[int
     try:
         text = meta.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        line = meta.read_bytes()[: exc.start].count(b"\n") + 1
+        bad_line = meta.read_bytes()[: exc.start].count(b"\n") + 1
         raise DataError(
-            f"{meta}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); rewrite it with tools/create_lmdb.py"
+            f"{meta}:{bad_line}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); "
+            "rewrite it with tools/create_lmdb.py"
         ) from None
     except OSError as exc:
         raise DataError(f"{meta}: cannot read ({exc.strerror or exc})") from None

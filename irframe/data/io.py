@@ -27,7 +27,7 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, overload
 
 import cv2
 import numpy as np
@@ -145,7 +145,7 @@ def pixel_budget(max_pixels: int | None = None) -> int:
     return value
 
 
-def header_size(data: bytes | memoryview) -> tuple[int, int] | None:
+def header_size(data: bytes | memoryview | np.ndarray) -> tuple[int, int] | None:
     """``(width, height)`` read from an encoded image's header without decoding it, or ``None``
     when the format's header is not understood (PNG and JPEG are parsed here; other formats through
     Pillow's lazy ``open``, which reads the header only)."""
@@ -194,7 +194,7 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def check_pixel_budget(data: bytes | memoryview, source: str, max_pixels: int | None = None) -> None:
+def check_pixel_budget(data: bytes | memoryview | np.ndarray, source: str, max_pixels: int | None = None) -> None:
     """Refuse encoded image ``data`` whose header claims more pixels than the budget.
 
     Raises:
@@ -372,10 +372,14 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
+@overload
+def img2tensor(img: np.ndarray) -> torch.Tensor: ...
+@overload
+def img2tensor(img: Sequence[np.ndarray]) -> list[torch.Tensor]: ...
 def img2tensor(img: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor | list[torch.Tensor]:
     """``HWC`` float image(s) -> ``CHW`` float32 tensor(s) (no value change; a list maps to a list)."""
     if isinstance(img, (list, tuple)):
-        return [img2tensor(i) for i in img]  # type: ignore[misc]
+        return [img2tensor(i) for i in img]
     arr = np.asarray(img)
     if arr.ndim == 2:
         arr = arr[:, :, None]

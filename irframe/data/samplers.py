@@ -36,7 +36,7 @@ _TASK_BLOCK = 1024  # task choices are drawn in blocks so resuming at iteration 
 class SampleKey(NamedTuple):
     """What a batch sampler passes to ``dataset[key]``: see the module doc."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index on purpose
     patch_size: int | None = None
     seed: int | None = None
 

@@ -190,7 +190,7 @@ def run_job(
     report: dict[str, dict[str, Any]] = {}
     for set_name, (dataset, settings) in sets.items():
         result, crops = evaluate_dataset(
-            loaded, set_name, dataset, metrics, out_dir, settings, device=device, progress=progress
+            loaded, set_name, dataset, metrics, Path(out_dir), settings, device=device, progress=progress
         )
         run.datasets[set_name] = result
         report[set_name] = crops

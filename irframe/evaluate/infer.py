@@ -250,11 +250,11 @@ def infer_files(
     return result
 
 
-def _view_channels(in_channels: int, dual: bool) -> int:
+def _view_channels(in_channels: int, dual: bool) -> Literal[1, 3]:
     """Channels read from each input file: the model's, or half of them for two stacked views."""
     if not dual:
         if in_channels in (1, 3):
-            return in_channels
+            return 1 if in_channels == 1 else 3
         if in_channels in (2, 6):
             raise OptionsError(
                 f"this model takes {in_channels} channels: two views of each image (dual-pixel left and right); "
@@ -269,10 +269,10 @@ def _view_channels(in_channels: int, dual: bool) -> int:
             f"--input-right: this model takes {in_channels}-channel images, not two stacked views; --input-right "
             "is for dual-pixel models (6 channels: left and right RGB views)"
         )
-    return in_channels // 2
+    return 1 if in_channels == 2 else 3
 
 
-def _stack_views(left: np.ndarray, left_path: Path, right_path: Path, channels: int) -> np.ndarray:
+def _stack_views(left: np.ndarray, left_path: Path, right_path: Path, channels: Literal[1, 3]) -> np.ndarray:
     """The left and right views stacked on the channel axis (left first), after a size check."""
     right = imread(right_path, channels=channels)
     if right.shape != left.shape:

@@ -156,7 +156,7 @@ def pixel_rows(image_id: int, values: np.ndarray, order: Order = "column") -> It
 
 def _open_text(path: Path, mode: str) -> IO[str]:
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, mode.replace("t", "") + "b"), encoding="utf-8", newline="")  # type: ignore[arg-type]
+        return io.TextIOWrapper(gzip.open(path, mode.replace("t", "") + "b"), encoding="utf-8", newline="")  # type: ignore[type-var]  # GzipFile is a binary buffer
     return open(path, mode, encoding="utf-8", newline="")
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn as nn
@@ -52,7 +52,7 @@ def _resolve_backbone(net: str, backbone_weights: str | None) -> Path:
     return resolve_torchvision_weights(_TORCHVISION_WEIGHTS[net], backbone_weights, owner=f"LPIPS ({net})")
 
 
-def _load_backbone(lpips_model: nn.Module, path: Path) -> None:
+def _load_backbone(lpips_model: Any, path: Path) -> None:  # an lpips.LPIPS (the package is untyped)
     """Copy torchvision ``features.<i>.*`` tensors into lpips' ``slice<k>.<i>.*`` modules."""
     # drop "slice<k>." from the own key
     load_torchvision_tensors(lpips_model.net, path, lambda key: "features." + key.split(".", 1)[1], "LPIPS")

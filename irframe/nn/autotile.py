@@ -337,7 +337,7 @@ def probe_memory(
         inputs = [torch.rand(1, spec.in_channels, s, s, generator=gen).to(device, dtype) for s in sides]
         forward(inputs[0])  # warm-up: lazy kernel/thread-pool set-up is not part of the tile's cost
         for x in inputs:
-            peak = max(measure_peak(lambda x=x: forward(x), device) for _ in range(repeats))
+            peak = max(measure_peak(lambda x=x: forward(x), device) for _ in range(repeats))  # type: ignore[misc]
             points.append(ProbePoint(x.shape[-2], x.shape[-1], peak))
     finally:
         model.train(was_training)
@@ -392,7 +392,7 @@ def _image_shape(shape: Sequence[int], spec: ModelSpec) -> tuple[int, int, int, 
         dims = (1, *dims)
     if len(dims) != 4 or min(dims) < 1:
         raise ValueError(f"image_shape must be (H, W), (C, H, W) or (N, C, H, W) of positive sizes, got {tuple(shape)}")
-    return dims  # type: ignore[return-value]
+    return dims
 
 
 def plan_tile(

@@ -279,6 +279,8 @@ def export_onnx(
     finally:
         model.train(was_training)
 
+    if onnx_program is None:  # only the legacy (dynamo=False) exporter returns None
+        raise ExportError(f"{arch}: the ONNX exporter returned no program (opset {opset})")
     ir_model = onnx_program.model
     got_opset = ir_model.opset_imports.get("", opset)
     if got_opset != opset:  # the exporter keeps its own opset when ONNX's version converter fails
@@ -292,7 +294,10 @@ def export_onnx(
     _rename_axes(onnx_program)
     param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     _save(onnx_program, dest, external=param_bytes > _MAX_INLINE_BYTES)
-    shape = tuple(_dim(d) for d in ir_model.graph.inputs[0].shape)
+    input_shape = ir_model.graph.inputs[0].shape
+    if input_shape is None:
+        raise ExportError(f"{arch}: the exported graph's input has no shape")
+    shape = tuple(_dim(d) for d in input_shape)
     return ExportResult(dest, opset, shape, dynamic_batch, metadata)
 
 

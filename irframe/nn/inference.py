@@ -283,7 +283,7 @@ def compile_model(model: nn.Module) -> nn.Module:
     """
     from irframe.nn.checkpoint import unwrap_model
 
-    return torch.compile(unwrap_model(model))
+    return torch.compile(unwrap_model(model))  # type: ignore[return-value]  # an OptimizedModule
 
 
 # -- entry point -------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ class WeightedLoss(nn.Module):
         """Whether any term takes the model's features (the model must then return them)."""
         return any(t.signature.uses_features for t in self.terms)
 
-    def forward(  # type: ignore[override]
+    def forward(
         self,
         pred: torch.Tensor,
         gt: torch.Tensor | None,

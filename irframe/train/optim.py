@@ -21,6 +21,14 @@ from irframe.train.schedulers import FixedLR
 Params = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
 
 
+def _pair(betas: tuple[float, float]) -> tuple[float, float]:
+    """``betas`` as a 2-tuple (an option file gives a list)."""
+    values = tuple(betas)
+    if len(values) != 2:
+        raise OptionsError(f"train.optim.betas: expected two numbers, got {betas!r}")
+    return (values[0], values[1])
+
+
 @OPTIMIZERS.register("Adam")
 class Adam(torch.optim.Adam):
     """torch's Adam (Kingma & Ba); IPT uses it with lr 5e-5, betas (0.9, 0.999)."""
@@ -34,7 +42,7 @@ class Adam(torch.optim.Adam):
         weight_decay: float = 0.0,
         amsgrad: bool = False,
     ) -> None:
-        super().__init__(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+        super().__init__(params, lr=lr, betas=_pair(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
 
 
 @OPTIMIZERS.register("AdamW")
@@ -50,7 +58,7 @@ class AdamW(torch.optim.AdamW):
         weight_decay: float = 1e-2,
         amsgrad: bool = False,
     ) -> None:
-        super().__init__(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+        super().__init__(params, lr=lr, betas=_pair(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
 
 
 @OPTIMIZERS.register("SGD")

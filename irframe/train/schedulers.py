@@ -37,8 +37,8 @@ class IterScheduler(torch.optim.lr_scheduler.LRScheduler):
         it = self.last_epoch
         if it < self.warmup_iter:
             ramp = (it + 1) / self.warmup_iter
-            return [self.lr_at(base, 0) * ramp for base in self.base_lrs]
-        return [self.lr_at(base, it - self.warmup_iter) for base in self.base_lrs]
+            return [self.lr_at(float(base), 0) * ramp for base in self.base_lrs]
+        return [self.lr_at(float(base), it - self.warmup_iter) for base in self.base_lrs]
 
     _get_closed_form_lr = get_lr
 

@@ -70,7 +70,8 @@ class ValResult:
 
 def metric_keys(metrics: Sequence[Any]) -> list[str]:
     """Unique names for the metrics (``PSNR``, ``PSNR_1`` if two PSNR protocols are validated)."""
-    keys, seen = [], {}
+    keys: list[str] = []
+    seen: dict[str, int] = {}
     for m in metrics:
         n = seen.get(m.name, 0)
         seen[m.name] = n + 1

@@ -25,7 +25,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from irframe.data.backends import Backend, build_backend
-from irframe.data.io import img2tensor
+from irframe.data.io import Channels, img2tensor
 from irframe.data.samplers import SampleKey
 from irframe.data.transforms import augment, paired_random_crop
 from irframe.errors import DataError, OptionsError
@@ -100,7 +100,8 @@ class ImageDataset(Dataset):
         if seed is not None and seed < 0:
             raise OptionsError(f"{owner}.seed: expected a non-negative integer, got {seed!r}")
         self.gt_size, self.use_flip, self.use_rot = gt_size, bool(use_flip), bool(use_rot)
-        self.scale, self.channels, self.skip_bad = int(scale), int(channels), bool(skip_bad)
+        self.scale, self.skip_bad = int(scale), bool(skip_bad)
+        self.channels: Channels = 1 if channels == 1 else 3
         self.seed, self.task = seed, task
         self._bad: set[int] = set()  # indices found unreadable in this process (skip_bad)
 

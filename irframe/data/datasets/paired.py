@@ -100,6 +100,6 @@ class PairedImageDataset(ImageDataset):
         lq = self.lq_backend.read(lq_key, self.channels)
         if patch_size is None:
             gt = self.fit_gt_to_lq(gt, lq, self.scale, gt_src, lq_src)
-        gt, lq = self.crop_and_augment(gt, lq, patch_size, rng, gt_src, lq_src)
-        assert lq is not None
-        return self.to_sample(gt, lq, gt_src, lq_src, gt_key.rsplit("/", 1)[-1])
+        gt, lq_out = self.crop_and_augment(gt, lq, patch_size, rng, gt_src, lq_src)
+        assert lq_out is not None
+        return self.to_sample(gt, lq_out, gt_src, lq_src, gt_key.rsplit("/", 1)[-1])

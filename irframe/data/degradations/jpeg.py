@@ -20,6 +20,8 @@ def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
     if not ok:
         raise DataError(f"JPEGCompression: OpenCV could not encode a {img.shape} image")
     dec = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if dec is None:
+        raise DataError(f"JPEGCompression: OpenCV could not decode its own encoding of a {img.shape} image")
     dec = dec[:, :, None] if dec.ndim == 2 else dec[:, :, ::-1]
     return np.ascontiguousarray(dec, dtype=np.float32) / np.float32(255.0)
 

@@ -36,6 +36,7 @@ class MeanShift(nn.Conv2d):
         sign: int = -1,
     ) -> None:
         super().__init__(3, 3, kernel_size=1)
+        assert self.bias is not None  # built with bias=True
         with torch.no_grad():
             self.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
             self.bias.copy_(sign * rgb_range * torch.tensor(tuple(rgb_mean)))

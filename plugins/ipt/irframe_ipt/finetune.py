@@ -133,5 +133,5 @@ def _source_index(ref: TaskRef, names: list[str]) -> int:
             f"load_multitask_weights: no source task named {ref!r}; source tasks are {names} "
             "(pass source_tasks or source_names)"
         )
-    return names.index(ref)  # type: ignore[arg-type]
+    return names.index(ref)
 

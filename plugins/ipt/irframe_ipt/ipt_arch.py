@@ -229,7 +229,7 @@ class IPT(nn.Module):
             task = task.tolist()
         if isinstance(task, (str, int)):
             return [self.task_index(task)] * n
-        refs = list(task)  # type: ignore[arg-type]
+        refs = list(task)
         if len(refs) != n:
             raise ValueError(f"IPT: got {len(refs)} tasks for a batch of {n}")
         return [self.task_index(t) for t in refs]
@@ -256,7 +256,7 @@ class IPT(nn.Module):
         body = self.body(x, self._query_index(task), return_features=return_features)
         res, feats = body if return_features else (body, None)
         out = self.add_mean(self.tail[task](res + x))
-        return (out, feats) if return_features else out
+        return (out, feats) if return_features else out  # type: ignore[return-value]  # feats is set when asked for
 
     def forward(
         self,

@@ -148,6 +148,8 @@ class TransformerDecoder(nn.Module):
 class LearnedPositionalEncoding(nn.Module):
     """One learned embedding per patch position; ``position_ids`` is a persistent int64 buffer."""
 
+    position_ids: Tensor
+
     def __init__(self, seq_length: int, embedding_dim: int) -> None:
         super().__init__()
         self.pe = nn.Embedding(seq_length, embedding_dim)
