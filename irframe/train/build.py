@@ -11,7 +11,7 @@ import contextlib
 import datetime
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,18 +97,56 @@ def make_accelerator(opts: Options, find_unused: bool) -> Any:
         # prepare() wraps the (DDP) model in torch.compile; without the option, accelerate's own
         # configuration (`accelerate launch --dynamo_backend ...`) still decides.
         extra["dynamo_plugin"] = TorchDynamoPlugin(backend="inductor")
+    timeout = datetime.timedelta(seconds=opts.dist.timeout_s)
+    init_elastic_process_group(timeout)
     return Accelerator(
         cpu=_cpu_only_distributed(),
         mixed_precision=opts.train.mixed_precision,
         kwargs_handlers=[
             DistributedDataParallelKwargs(find_unused_parameters=find_unused),
             # how long a process waits for the others before a collective fails (a hung rank)
-            InitProcessGroupKwargs(timeout=datetime.timedelta(seconds=opts.dist.timeout_s)),
+            InitProcessGroupKwargs(timeout=timeout),
         ],
         # The trainer steps the scheduler itself, once per optimizer step.
         step_scheduler_with_optimizer=False,
         **extra,
     )
+
+
+def elastic_store_prefix(env: Mapping[str, str] | None = None) -> str | None:
+    """The key namespace of this torchrun attempt in the agent's store, or ``None`` when there is
+    no shared agent store (plain ``python``, ``accelerate launch``, one process).
+
+    Since torch 2.5 the elastic agent hosts the store the workers rendezvous in
+    (``TORCHELASTIC_USE_AGENT_STORE=True``) and keeps that one store across restarts
+    (``--max-restarts``), while ``init_process_group(env://)`` uses the same keys in every attempt
+    (pytorch/pytorch#135712). A restarted worker can then read the address its peer published in
+    the attempt before, whenever it gets there first (a 50 ms head start is enough): gloo connects
+    to a socket that died with the old process ("connectFullMesh failed ... Connection refused")
+    or waits on it. Keys under ``<run id>/attempt_<TORCHELASTIC_RESTART_COUNT>`` are fresh in
+    every attempt. (The count is the agent's own: consistent on one node; nodes of a multi-node
+    job that restarted for different reasons could disagree, which the shared keys break too.)
+    """
+    env = os.environ if env is None else env
+    if env.get("TORCHELASTIC_USE_AGENT_STORE") != "True" or int(env.get("WORLD_SIZE", "1") or 1) < 2:
+        return None
+    return f"irframe/{env.get('TORCHELASTIC_RUN_ID', 'none')}/attempt_{env.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+
+
+def init_elastic_process_group(timeout: datetime.timedelta) -> bool:
+    """Under torchrun, set up the default process group in this attempt's own namespace of the
+    agent's store (see :func:`elastic_store_prefix`), before accelerate would set it up in the
+    shared one; accelerate then uses the group as it is. Returns whether it did anything (not
+    under torchrun's agent store, or a group exists already: nothing)."""
+    prefix = elastic_store_prefix()
+    if prefix is None or not torch.distributed.is_available() or torch.distributed.is_initialized():
+        return False
+    store, rank, world_size = next(torch.distributed.rendezvous("env://", timeout=timeout))
+    backend = "gloo" if _cpu_only_distributed() else "nccl"  # what accelerate picks for CPU / CUDA
+    torch.distributed.init_process_group(
+        backend, store=torch.distributed.PrefixStore(prefix, store), rank=rank, world_size=world_size, timeout=timeout
+    )
+    return True
 
 
 def _cpu_only_distributed() -> bool:
