@@ -103,7 +103,7 @@ def _read_entry(file: Path) -> ZooEntry:
         with safe_open(str(file), framework="pt", device="cpu") as f:
             meta = dict(f.metadata() or {})
             params = 0
-            for key in f.keys():
+            for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
                 n = 1
                 for d in f.get_slice(key).get_shape():
                     n *= int(d)
@@ -112,7 +112,9 @@ def _read_entry(file: Path) -> ZooEntry:
         raise CheckpointError(f"{file}: not a readable safetensors file: {exc}") from exc
     config = config_from_metadata(meta, str(file))
     if config is None:
-        raise CheckpointError(f"{file}: a zoo file must carry 'arch' and 'config' metadata (write it with `irframe zoo publish`)")
+        raise CheckpointError(
+            f"{file}: a zoo file must carry 'arch' and 'config' metadata (write it with `irframe zoo publish`)"
+        )
     card: dict[str, Any] = {}
     if "zoo" in meta:
         try:
@@ -163,7 +165,9 @@ def publish(
     src = resolve_weights_file(checkpoint, prefer_ema)
     raw, meta = read_checkpoint(src)
     if config_from_metadata(meta, str(src)) is None:
-        raise CheckpointError(f"{src}: no 'arch'/'config' metadata; only checkpoints written by tools/train.py can be published")
+        raise CheckpointError(
+            f"{src}: no 'arch'/'config' metadata; only checkpoints written by tools/train.py can be published"
+        )
     dest = Path(folder) if folder is not None else zoo_dir()
     out = dest / f"{name}{SUFFIX}"
     if out.exists() and not force:

@@ -66,7 +66,14 @@ class RunData:
 def build_model(opts: Options) -> nn.Module:
     """The arch of ``opts.model``, seeded so that every process starts from the same weights."""
     seed_everything(opts.seed, deterministic=opts.deterministic)
-    return ARCHS.build(opts.model, path="model")
+    return ARCHS.build(_model_options(opts), path="model")
+
+
+def _model_options(opts: Options) -> dict[str, Any]:
+    """``opts.model``, which training needs (tools/test.py and tools/infer.py may go without)."""
+    if opts.model is None:
+        raise OptionsError(f"{opts.source}: model: missing required key (training builds the arch from it)")
+    return opts.model
 
 
 def needs_unused_parameters(model: nn.Module, opts: Options) -> bool:
@@ -80,7 +87,9 @@ def needs_unused_parameters(model: nn.Module, opts: Options) -> bool:
     assert opts.train is not None
     if opts.train.find_unused_parameters is not None:
         return opts.train.find_unused_parameters
-    declared = bool(getattr(model, "has_unused_parameters", False)) or bool(getattr(model, "unused_parameter_prefixes", ()))
+    declared = bool(getattr(model, "has_unused_parameters", False)) or bool(
+        getattr(model, "unused_parameter_prefixes", ())
+    )
     return declared or len(get_spec(model).tasks) > 1
 
 
@@ -292,7 +301,7 @@ def build_trainer(
     checkpointer = Checkpointer(
         exp.checkpoints,
         opts.logger.keep_checkpoints,
-        opts.model,
+        _model_options(opts),
         is_main=accelerator.is_main_process,
         gather=_gather_one if accelerator.num_processes > 1 else (lambda obj: [obj]),
         barrier=accelerator.wait_for_everyone,
@@ -356,6 +365,7 @@ def _restore_newest_intact(
 ) -> dict[str, Any]:
     """Restore ``exp.resume_from``; one that cannot be read falls back to the next older complete
     checkpoint in ``exp.fallbacks`` (``--resume auto``), with a note naming both."""
+    assert exp.resume_from is not None  # called only when resuming
     candidates = [exp.resume_from, *exp.fallbacks]
     for i, folder in enumerate(candidates):
         try:

@@ -193,7 +193,9 @@ class Trainer:
         """Train to ``total_iter``; return the last validation result (if any)."""
         s = self.settings
         if self.iteration >= s.total_iter:
-            self.logger.info(f"nothing to train: already at iteration {self.iteration} of train.total_iter {s.total_iter}")
+            self.logger.info(
+                f"nothing to train: already at iteration {self.iteration} of train.total_iter {s.total_iter}"
+            )
         self.model.train()
         first = True
         while self.iteration < s.total_iter:
@@ -324,8 +326,8 @@ class Trainer:
     def validate(self) -> ValResult:
         """Validate the EMA weights (or the model's) and keep the best checkpoint."""
         assert self.validator is not None
-        use_ema = self.ema is not None and self.settings.val_use_ema
-        net = self.ema.model if use_ema else self._raw_model
+        ema = self.ema if self.settings.val_use_ema else None
+        net = ema.model if ema is not None else self._raw_model
         # a bar per set, and each set's line as soon as it is scored (not all at the end)
         result = self.validator.run(
             net, self.iteration, progress=self.logger.progress,
@@ -385,7 +387,9 @@ class Trainer:
             + (f" | {self.skipped_steps} skipped" if self.skipped_steps else "")
         )
         self.logger.set_loss(loss)
-        self.logger.scalars(self.iteration, {"train/loss": loss, "train/lr": lr, **{f"train/{k}": v for k, v in parts.items()}})
+        self.logger.scalars(
+            self.iteration, {"train/loss": loss, "train/lr": lr, **{f"train/{k}": v for k, v in parts.items()}}
+        )
 
 
 def _reduce_packed(device: torch.device, packed: torch.Tensor) -> torch.Tensor:

@@ -84,13 +84,19 @@ def train_options(images: SimpleNamespace, experiments: Path, name: str, **chang
         "model": {"type": "RelNet", "width": 8},
         "datasets": {
             "train": {
-                "type": "OnlineDegradationDataset", "dataroot_gt": str(images.train),
-                "degradation": {"type": "GaussianNoise", "sigma": 25}, "gt_size": 16,
-                "use_flip": True, "use_rot": True, "batch_size": 2,
+                "type": "OnlineDegradationDataset",
+                "dataroot_gt": str(images.train),
+                "degradation": {"type": "GaussianNoise", "sigma": 25},
+                "gt_size": 16,
+                "use_flip": True,
+                "use_rot": True,
+                "batch_size": 2,
             },
             "val": {
-                "type": "OnlineDegradationDataset", "dataroot_gt": str(images.val),
-                "degradation": {"type": "GaussianNoise", "sigma": 25}, "seed": 0,
+                "type": "OnlineDegradationDataset",
+                "dataroot_gt": str(images.val),
+                "degradation": {"type": "GaussianNoise", "sigma": 25},
+                "seed": 0,
             },
         },
         "train": {
@@ -101,7 +107,13 @@ def train_options(images: SimpleNamespace, experiments: Path, name: str, **chang
             "ema_decay": 0.9,
         },
         "val": {"freq": 2, "metrics": [{"type": "PSNR"}]},
-        "logger": {"print_freq": 1, "checkpoint_freq": 1, "keep_checkpoints": 2, "tensorboard": False, "progress_bar": False},
+        "logger": {
+            "print_freq": 1,
+            "checkpoint_freq": 1,
+            "keep_checkpoints": 2,
+            "tensorboard": False,
+            "progress_bar": False,
+        },
         "path": {"experiments_root": str(experiments)},
     }
     return deep_merge(base, changes)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -67,10 +68,8 @@ def test_stalled_peer_ends_the_run_with_a_clear_error_within_dist_timeout(images
                 error, error_at = line.strip(), time.monotonic()
     finally:
         if stalled_pid is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(stalled_pid, signal.SIGKILL)  # the stopped worker this test made stall
-            except ProcessLookupError:
-                pass
         try:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
@@ -100,8 +99,13 @@ def test_elastic_restart_resumes_from_the_last_checkpoint_and_matches_an_uninter
                            capture_output=True, text=True, timeout=300, check=False)
     assert whole.returncode == 0, whole.stdout[-3000:] + whole.stderr[-3000:]
     elastic = subprocess.run(
-        torchrun(tools, ["-opt", str(options("elastic"))], "--max-restarts", "1"), cwd=tmp_path,
-        env=tools.env(IRFRAME_RELIABILITY_FAULT="die_rank1:4"), capture_output=True, text=True, timeout=400, check=False,
+        torchrun(tools, ["-opt", str(options("elastic"))], "--max-restarts", "1"),
+        cwd=tmp_path,
+        env=tools.env(IRFRAME_RELIABILITY_FAULT="die_rank1:4"),
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
     )
     log = elastic.stdout + elastic.stderr
     assert elastic.returncode == 0, log[-4000:]

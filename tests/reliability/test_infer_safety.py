@@ -44,14 +44,18 @@ def checkpoint(relnet, tmp_path: Path) -> Path:
 def test_script_refuses_the_input_folder_as_output(inputs: Path, tmp_path: Path, tools) -> None:
     before = snapshot(inputs)
     ckpt = tmp_path / "ckpt.safetensors"  # never opened: the check comes before loading a model
-    proc = tools.run(tools.INFER, ["--checkpoint", str(ckpt), "--input", str(inputs), "--output", str(inputs)], tmp_path)
+    proc = tools.run(
+        tools.INFER, ["--checkpoint", str(ckpt), "--input", str(inputs), "--output", str(inputs)], tmp_path
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "is the input folder" in lines[0], proc.stderr
     assert snapshot(inputs) == before
 
 
-def test_other_spellings_symlinks_and_collisions_are_refused(inputs: Path, checkpoint: Path, tmp_path: Path, capsys) -> None:
+def test_other_spellings_symlinks_and_collisions_are_refused(
+    inputs: Path, checkpoint: Path, tmp_path: Path, capsys
+) -> None:
     before = snapshot(inputs)
     common = ["--checkpoint", str(checkpoint), "--device", "cpu", "--no-progress"]
     # the same folder written differently: trailing '.', '..' detour

@@ -59,7 +59,10 @@ def test_deleted_meta_info_line_is_an_error_not_a_silently_dropped_record(packed
     meta = db / "meta_info.txt"
     lines = meta.read_text().splitlines(keepends=True)
     meta.write_text("".join(lines[:1] + lines[2:]))
-    with pytest.raises(DataError, match=r"imgs\.lmdb: the database holds 1 record\(s\) that meta_info\.txt does not list \(e\.g\. img_0001"):
+    with pytest.raises(
+        DataError,
+        match=r"imgs\.lmdb: the database holds 1 record\(s\) that meta_info\.txt does not list \(e\.g\. img_0001",
+    ):
         LMDBBackend(db).keys()
 
 

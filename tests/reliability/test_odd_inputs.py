@@ -74,7 +74,9 @@ def png_gray_alpha(path: Path, gray_alpha: np.ndarray) -> Path:
     h, w, _ = gray_alpha.shape
     rows = b"".join(b"\0" + gray_alpha[y].tobytes() for y in range(h))  # filter 0 per row
     header = struct.pack(">IIBBBBB", w, h, 8, 4, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    )
     return path
 
 

@@ -115,7 +115,9 @@ def test_a_kill_between_leaderboard_renames_never_mixes_old_and_new_files(tmp_pa
     assert len(list((results / ".board").glob("g_*"))) == 1  # the debris of killed updates is gone
 
 
-def test_full_disk_while_saving_a_checkpoint_names_the_file_and_keeps_the_previous(relnet, tmp_path, monkeypatch) -> None:
+def test_full_disk_while_saving_a_checkpoint_names_the_file_and_keeps_the_previous(
+    relnet, tmp_path, monkeypatch
+) -> None:
     model = relnet()
     ckpt = Checkpointer(tmp_path / "checkpoints", 3, {"type": "RelNet"})
     ckpt.save(1, model, None, {"iteration": 1})
@@ -158,7 +160,9 @@ def test_full_disk_and_folder_in_the_way_while_writing_an_image(tmp_path, monkey
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(os, "fdopen", lambda fd, *a, **k: FullFile(real_fdopen(fd, *a, **k)))
-    with pytest.raises(DataError, match=r"kept\.png: not written \(No space left on device\); any earlier file of that name is intact"):
+    with pytest.raises(
+        DataError, match=r"kept\.png: not written \(No space left on device\); any earlier file of that name is intact"
+    ):
         imwrite(target, 1.0 - img)
     monkeypatch.undo()
     assert target.read_bytes() == before

@@ -42,7 +42,13 @@ def bomb_file(path: Path, config_text: str, tensors: dict[str, torch.Tensor] | N
 @pytest.mark.parametrize(
     "config",
     [
-        {"type": "Restormer", "dim": 1200, "num_blocks": [8, 8, 8, 8], "num_refinement_blocks": 8, "heads": [1, 2, 4, 8]},
+        {
+            "type": "Restormer",
+            "dim": 1200,
+            "num_blocks": [8, 8, 8, 8],
+            "num_refinement_blocks": 8,
+            "heads": [1, 2, 4, 8],
+        },
         {"type": "Restormer", **TINY, "inp_channels": 10**6, "out_channels": 10**6},
         {"type": "Restormer", **TINY, "dim": 10**30},
     ],
@@ -61,7 +67,7 @@ def test_huge_config_in_a_tiny_file_is_refused_before_allocating(tmp_path: Path,
 
 @pytest.mark.parametrize("bad", ["NaN", "Infinity", "-Infinity"])
 def test_non_finite_number_in_the_metadata_config_is_a_checkpoint_error(tmp_path: Path, bad: str) -> None:
-    file = bomb_file(tmp_path / "nan.safetensors", '{"type": "Restormer", "ffn_expansion_factor": %s}' % bad)
+    file = bomb_file(tmp_path / "nan.safetensors", '{"type": "Restormer", "ffn_expansion_factor": ' + bad + "}")
     with pytest.raises(CheckpointError, match=f"non-finite number {bad}") as info:
         load_model(file)
     assert str(file) in str(info.value)
@@ -98,7 +104,9 @@ def png_claiming(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+    )
 
 
 def test_image_above_the_pixel_budget_is_refused_by_every_reader(tmp_path: Path) -> None:
@@ -154,7 +162,9 @@ def test_infer_tool_refuses_both_bombs_with_a_clear_error(relnet, tmp_path: Path
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
     (inputs / "bomb.png").write_bytes(png_claiming(30000, 30000))
-    good = save_weights(relnet(), tmp_path / "relnet.safetensors", {"arch": "RelNet", "config": '{"type": "RelNet", "width": 8}'})
+    good = save_weights(
+        relnet(), tmp_path / "relnet.safetensors", {"arch": "RelNet", "config": '{"type": "RelNet", "width": 8}'}
+    )
     args = ["--input", str(inputs), "--output", str(out), "--device", "cpu", "--no-progress"]
     assert infer_main(["--checkpoint", str(good), *args]) != 0
     err = capsys.readouterr().err

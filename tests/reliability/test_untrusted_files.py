@@ -43,7 +43,9 @@ def marker(tmp_path: Path) -> Path:
 
 
 def options(images, tools, tmp_path: Path, **changes):
-    return validate_options(tools.train_options(images, tmp_path / "experiments", "untrusted", **changes), source="test")
+    return validate_options(
+        tools.train_options(images, tmp_path / "experiments", "untrusted", **changes), source="test"
+    )
 
 
 def test_malicious_trainer_state_is_refused_on_resume(relnet, images, tools, tmp_path, marker) -> None:
