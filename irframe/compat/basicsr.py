@@ -255,7 +255,9 @@ class _Translator:
         if "model_type" in rest:
             kind = rest.pop("model_type")
             if kind in SUPERVISED_MODEL_TYPES:
-                self.note("model_type", f"{kind}: irframe has one trainer for supervised restoration (no model classes)")
+                self.note(
+                    "model_type", f"{kind}: irframe has one trainer for supervised restoration (no model classes)"
+                )
             else:
                 self.problem(
                     "model_type", f"{kind!r} has no irframe equivalent; supported: {', '.join(SUPERVISED_MODEL_TYPES)} "
@@ -372,7 +374,9 @@ class _Translator:
                 cfg.pop(key)
             elif key in cfg:
                 cfg.pop(key)
-                self.problem(f"{where}.{key}", "mean/std normalisation is not supported: irframe feeds models [0, 1] images")
+                self.problem(
+                    f"{where}.{key}", "mean/std normalisation is not supported: irframe feeds models [0, 1] images"
+                )
         if "meta_info_file" in cfg:
             meta = cfg.pop("meta_info_file")
             if meta is not None:
@@ -435,16 +439,22 @@ class _Translator:
                 self.note(where, f"{', '.join(prog_keys)} dropped: progressive learning applies to training only")
             elif len(prog_keys) != 3:
                 missing = sorted({"mini_batch_sizes", "iters", "gt_sizes"} - set(prog_keys))
-                self.problem(where, f"progressive learning needs mini_batch_sizes, iters and gt_sizes; missing {missing}")
+                self.problem(
+                    where, f"progressive learning needs mini_batch_sizes, iters and gt_sizes; missing {missing}"
+                )
             else:
                 progressive = {
-                    "iters": values["iters"], "batch_sizes": values["mini_batch_sizes"], "patch_sizes": values["gt_sizes"],
+                    "iters": values["iters"],
+                    "batch_sizes": values["mini_batch_sizes"],
+                    "patch_sizes": values["gt_sizes"],
                 }
                 for src, key in (("iters", "iters"), ("mini_batch_sizes", "batch_sizes"), ("gt_sizes", "patch_sizes")):
                     self.map(f"{where}.{src}", f"train.progressive.{key}")
                 self.note(
-                    f"{where}.mini_batch_sizes", "each stage loads its mini-batch of gt_sizes patches directly "
-                    "(Restormer loads batch_size_per_gpu patches of gt_size and sub-samples them: the same distribution)",
+                    f"{where}.mini_batch_sizes",
+                    "each stage loads its mini-batch of gt_sizes patches directly "
+                    "(Restormer loads batch_size_per_gpu patches of gt_size and sub-samples them: the same "
+                    "distribution)",
                 )
         return progressive
 
@@ -507,7 +517,9 @@ class _Translator:
         if "dataroot_lq" in cfg:
             lq = cfg.pop("dataroot_lq")
             if not _is_off(lq):
-                self.note(f"{where}.dataroot_lq", f"{lq!r} dropped: the noisy input is made from dataroot_gt on the fly")
+                self.note(
+                    f"{where}.dataroot_lq", f"{lq!r} dropped: the noisy input is made from dataroot_gt on the fly"
+                )
         if "filename_tmpl" in cfg:
             cfg.pop("filename_tmpl")
             self.note(f"{where}.filename_tmpl", "dropped: only clean images are read")
@@ -528,7 +540,9 @@ class _Translator:
             if sigma_type == "constant":
                 value = sigma_range[0] if isinstance(sigma_range, list) and len(sigma_range) == 1 else sigma_range
                 if not isinstance(value, (int, float)) or isinstance(value, bool):
-                    self.problem(f"{where}.sigma_range", f"sigma_type constant needs one noise level, got {sigma_range!r}")
+                    self.problem(
+                        f"{where}.sigma_range", f"sigma_type constant needs one noise level, got {sigma_range!r}"
+                    )
                     return
                 out["degradation"] = {**noise, "sigma": value}
             elif sigma_type == "random":
@@ -538,9 +552,14 @@ class _Translator:
                 out["degradation"] = {**noise, "sigma_range": sigma_range}
             elif sigma_type == "choice":
                 if not (isinstance(sigma_range, list) and sigma_range):
-                    self.problem(f"{where}.sigma_range", f"sigma_type choice needs a list of levels, got {sigma_range!r}")
+                    self.problem(
+                        f"{where}.sigma_range", f"sigma_type choice needs a list of levels, got {sigma_range!r}"
+                    )
                     return
-                out["degradation"] = {"type": "RandomChoice", "degradations": [{**noise, "sigma": s} for s in sigma_range]}
+                out["degradation"] = {
+                    "type": "RandomChoice",
+                    "degradations": [{**noise, "sigma": s} for s in sigma_range],
+                }
             else:
                 self.problem(f"{where}.sigma_type", f"expected constant, random or choice, got {sigma_type!r}")
                 return
@@ -584,11 +603,12 @@ class _Translator:
                 )
             elif warmup not in (None, 0, -1):
                 self.problem("train.warmup_iter", f"expected -1 (none) or a number of iterations, got {warmup!r}")
-        if "use_grad_clip" in rest:
-            if rest.pop("use_grad_clip"):
-                out["grad_clip"] = RESTORMER_GRAD_CLIP
-                self.map("train.use_grad_clip", "train.grad_clip")
-                self.note("train.use_grad_clip", f"true = clip the gradient norm at {RESTORMER_GRAD_CLIP} (Restormer's value)")
+        if "use_grad_clip" in rest and rest.pop("use_grad_clip"):
+            out["grad_clip"] = RESTORMER_GRAD_CLIP
+            self.map("train.use_grad_clip", "train.grad_clip")
+            self.note(
+                "train.use_grad_clip", f"true = clip the gradient norm at {RESTORMER_GRAD_CLIP} (Restormer's value)"
+            )
         if "ema_decay" in rest:
             decay = rest.pop("ema_decay")
             if decay:
@@ -703,7 +723,8 @@ class _Translator:
         resume = rest.pop("resume_state", None)
         if resume is not None:
             self.problem(
-                "path.resume_state", f"{resume!r}: BasicSR training states cannot be resumed by irframe; start from its "
+                "path.resume_state",
+                f"{resume!r}: BasicSR training states cannot be resumed by irframe; start from its "
                 "weights with pretrain_network_g, or resume an irframe run with --resume",
             )
         for key_d in ("pretrain_network_d", "param_key_d", "strict_load_d"):
@@ -780,7 +801,9 @@ class _Translator:
             kind = cfg.pop("type", None)
             target = METRIC_ALIASES.get(kind) if isinstance(kind, str) else None
             if target is None:
-                self.problem(f"{where}.type", f"{kind!r} has no irframe equivalent; supported: {', '.join(METRIC_ALIASES)}")
+                self.problem(
+                    f"{where}.type", f"{kind!r} has no irframe equivalent; supported: {', '.join(METRIC_ALIASES)}"
+                )
                 continue
             metric: dict[str, Any] = {"type": target}
             for key in ("crop_border", "test_y_channel"):
@@ -854,4 +877,6 @@ def native_yaml(t: Translation, source: str) -> str:
 
 def _top(dst: str) -> str:
     head = dst.split(".", 1)[0]
-    return head if head in ("name", "seed", "model", "datasets", "train", "val", "logger", "path", "test") else "datasets"
+    return (
+        head if head in ("name", "seed", "model", "datasets", "train", "val", "logger", "path", "test") else "datasets"
+    )

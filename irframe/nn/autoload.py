@@ -23,10 +23,11 @@ import inspect
 import json
 import os
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -239,6 +240,6 @@ def load_model(
     config = detect_config(state, detector_metadata(raw, metadata), source=str(file), filename=str(file))
     model = ARCHS.build(config, path=f"{file} (detected config)")
     load_state(model, state, strict=strict, source=f"{file} (detected {config.get('type')})")
-    model.irframe_config = dict(config)  # type: ignore[assignment]
-    model.irframe_source = str(file)  # type: ignore[assignment]
+    model.irframe_config = dict(config)
+    model.irframe_source = str(file)
     return model.to(device).eval()
