@@ -64,13 +64,64 @@ def config_from_metadata(metadata: Mapping[str, str], source: str = "checkpoint"
     if "arch" not in metadata or not isinstance(metadata.get("config"), str):
         return None
     try:
-        config = json.loads(metadata["config"])
+        config = json.loads(metadata["config"], parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{source}: metadata 'config' is not valid JSON: {exc}") from None
+    except ValueError as exc:  # NaN / Infinity (refused by _refuse_constant)
+        raise CheckpointError(f"{source}: metadata 'config' {exc}") from None
+    except RecursionError:
+        raise CheckpointError(f"{source}: metadata 'config' is nested too deeply to be a model config") from None
     if not isinstance(config, dict):
         raise CheckpointError(f"{source}: metadata 'config' must be a mapping, got {config!r}")
     config.setdefault("type", metadata["arch"])
     return config
+
+
+def _refuse_constant(name: str) -> Any:
+    """``json.loads`` hook for ``NaN``/``Infinity``/``-Infinity``: no model argument is non-finite."""
+    raise ValueError(f"holds the non-finite number {name}")
+
+
+def check_config_against(
+    config: Mapping[str, Any], state: Mapping[str, torch.Tensor], *, strict: bool = True, source: str = "checkpoint"
+) -> None:
+    """Refuse a build config that does not describe the file's tensors, before allocating the model.
+
+    The arch is built on the ``meta`` device (shapes only, no memory), so a tiny file whose recorded
+    config asks for billions of parameters (or absurd numbers: ``10**30`` channels) is refused in
+    moments instead of filling the memory; then its parameter names and shapes are compared with
+    the file's tensors.
+
+    Raises:
+        CheckpointError: the config cannot be built, or the shapes (or, when ``strict``, the key
+            sets) disagree; the message names ``source``.
+    """
+    from irframe.nn.checkpoint import compare_state
+
+    arch = config.get("type")
+    try:
+        with torch.device("meta"):
+            skeleton = ARCHS.build(dict(config), path=f"{source} (recorded config)")
+    except CheckpointError:
+        raise
+    except Exception as exc:  # bad options, overflow, negative sizes: whatever the arch raises on absurd values
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        what = "" if isinstance(exc, IrframeError) else f"{type(exc).__name__}: "
+        raise CheckpointError(f"{source}: its config cannot build {arch}: {what}{reason}") from None
+    missing, unexpected, mismatched = compare_state(skeleton.state_dict(), state, label="file")
+    problems = [f"{len(mismatched)} shape(s) differ: {', '.join(mismatched[:5])}"] if mismatched else []
+    if strict and missing:
+        problems.append(f"{len(missing)} tensor(s) the config implies are not in the file: {', '.join(missing[:5])}")
+    if strict and unexpected:
+        problems.append(
+            f"{len(unexpected)} tensor(s) of the file are not in the config's model: {', '.join(unexpected[:5])}"
+        )
+    if problems:
+        params = sum(t.numel() for t in skeleton.state_dict().values())
+        raise CheckpointError(
+            f"{source}: its config ({arch}, {params:,} values) does not describe the file's {len(state)} tensors; "
+            f"refused before building the model: {'; '.join(problems)}"
+        )
 
 
 def detector_metadata(raw: Mapping[str, Any], metadata: Mapping[str, str]) -> dict[str, Any]:
@@ -238,6 +289,7 @@ def load_model(
     raw, metadata = read_checkpoint(file)
     state = unwrap_state_dict(raw, key=key, source=str(file), log=log)
     config = detect_config(state, detector_metadata(raw, metadata), source=str(file), filename=str(file))
+    check_config_against(config, state, strict=strict, source=str(file))
     model = ARCHS.build(config, path=f"{file} (detected config)")
     load_state(model, state, strict=strict, source=f"{file} (detected {config.get('type')})")
     model.irframe_config = dict(config)
