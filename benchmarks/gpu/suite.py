@@ -262,6 +262,12 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
+def failure(exc: BaseException) -> str:
+    """A row's status for a run that raised: ``OOM``/``FAILED``, the error's type and its first line."""
+    first = (str(exc).splitlines() or [""])[0][:200]  # an exception may have no message at all
+    return f"{'OOM' if is_oom(exc) else 'FAILED'}: {type(exc).__name__}: {first}"
+
+
 def free_cuda() -> None:
     import gc
 
@@ -399,7 +405,7 @@ def stage_train(plan: Plan, out: Path) -> list[dict[str, Any]]:
                     good = row["finite"] and row["reload_cpu"] and (row["loss_down"] or plan.dry_run)
                     row["status"] = "ok" if good else "CHECK"
                 except Exception as exc:  # one failing run is reported; the other runs still go
-                    row["status"] = f"FAILED: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                    row["status"] = failure(exc)
                     traceback.print_exc()
                 finally:
                     free_cuda()
@@ -510,9 +516,7 @@ def stage_overhead(plan: Plan, out: Path) -> list[dict[str, Any]]:
                     trainer_peak_gib=our_mem["peak_gib"], status="ok",
                 )
             except Exception as exc:
-                row["status"] = (
-                    "OOM" if is_oom(exc) else "FAILED"
-                ) + f": {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                row["status"] = failure(exc)
                 traceback.print_exc()
             finally:
                 if trainer is not None:
@@ -569,7 +573,7 @@ def stage_compile(plan: Plan, out: Path) -> list[dict[str, Any]]:
                 row["compile_s"] = round(times["compiled_first_s"] - times["eager_first_s"], 1)
                 row["status"] = "ok"
             except Exception as exc:
-                row["status"] = f"FAILED: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                row["status"] = failure(exc)
                 traceback.print_exc()
             torch._dynamo.reset()
             print(f"compile {paper.name} {precision}: {row}", flush=True)
@@ -595,7 +599,7 @@ def stage_compile(plan: Plan, out: Path) -> list[dict[str, Any]]:
             row.update(eager_ms=round(eager_ms, 2), compiled_ms=round(comp_ms, 2), speedup=round(eager_ms / comp_ms, 3),
                        max_abs_diff=float((restore(compiled, x) - restore(model, x)).abs().max()), status="ok")
         except Exception as exc:
-            row["status"] = f"FAILED: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            row["status"] = failure(exc)
             traceback.print_exc()
         torch._dynamo.reset()
         free_cuda()
@@ -637,7 +641,7 @@ def stage_inference(plan: Plan, out: Path) -> list[dict[str, Any]]:
                     row.update(tile=kw["tile"] or "whole", ms=round(sec * 1e3, 2), peak_gib=mem["peak_gib"],
                                estimated_gib=round(choice.estimated_peak_bytes / GIB, 3), status="ok")
                 except Exception as exc:
-                    row["status"] = ("OOM" if is_oom(exc) else "FAILED") + f": {str(exc).splitlines()[0][:200]}"
+                    row["status"] = failure(exc)
                     traceback.print_exc()
                 free_cuda()
                 print(f"inference {paper.name} {side} {precision}: {row}", flush=True)
@@ -714,7 +718,7 @@ def stage_stages(plan: Plan, out: Path) -> list[dict[str, Any]]:
                     except Exception as exc:  # the linear prediction was wrong: say so, keep the rest
                         row["measured_global_gib"] = ("OOM" if is_oom(exc) else "FAILED") + f": {type(exc).__name__}"
             except Exception as exc:
-                row["status"] = ("OOM" if is_oom(exc) else "FAILED") + f": {str(exc).splitlines()[0][:200]}"
+                row["status"] = failure(exc)
                 traceback.print_exc()
             free_cuda()
             print(f"stage {paper.name} {precision}: {row}", flush=True)
