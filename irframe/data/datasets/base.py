@@ -61,6 +61,12 @@ def check_dataroot(value: Any, key: str, owner: str) -> str:
     return str(value)
 
 
+def check_filename_tmpl(value: str, owner: str, stem: str = "GT") -> None:
+    """``filename_tmpl`` maps a ``stem`` (GT, target) stem to the paired file's stem: it needs ``{}``."""
+    if "{}" not in value:
+        raise OptionsError(f"{owner}.filename_tmpl: must contain '{{}}' (the {stem} stem), got {value!r}")
+
+
 def open_backend(io_backend: Mapping[str, Any] | None, root: str, key: str, owner: str, recursive: bool) -> Backend:
     """Build the backend for option ``key`` and make sure it lists at least one image."""
     backend = build_backend(io_backend, root, where=f"{owner}.io_backend", recursive=recursive)

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from irframe.data.datasets.base import ImageDataset, check_dataroot, open_backend
+from irframe.data.datasets.base import ImageDataset, check_dataroot, check_filename_tmpl, open_backend
 from irframe.data.datasets.paired import match_keys
-from irframe.errors import DataError, OptionsError
+from irframe.errors import DataError
 from irframe.registry import DATASETS, ExistingFolder
 
 __all__ = ["DualPixelDataset"]
@@ -66,8 +66,7 @@ class DualPixelDataset(ImageDataset):
             channels=3, skip_bad=skip_bad, seed=seed, task=task,
         )
         owner = type(self).__name__
-        if "{}" not in filename_tmpl:
-            raise OptionsError(f"{owner}.filename_tmpl: must contain '{{}}' (the target stem), got {filename_tmpl!r}")
+        check_filename_tmpl(filename_tmpl, owner, stem="target")
         gt_root = check_dataroot(dataroot_gt, "dataroot_gt", owner)
         left_root = check_dataroot(dataroot_lqL, "dataroot_lqL", owner)
         right_root = check_dataroot(dataroot_lqR, "dataroot_lqR", owner)

@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from irframe.data.datasets.base import ImageDataset, check_dataroot, open_backend
-from irframe.errors import DataError, OptionsError
+from irframe.data.datasets.base import ImageDataset, check_dataroot, check_filename_tmpl, open_backend
+from irframe.errors import DataError
 from irframe.registry import DATASETS, ExistingFolder
 
 _SHOW = 10  # unmatched names listed in an error
@@ -82,8 +82,7 @@ class PairedImageDataset(ImageDataset):
             channels=channels, skip_bad=skip_bad, seed=seed, task=task,
         )
         owner = type(self).__name__
-        if "{}" not in filename_tmpl:
-            raise OptionsError(f"{owner}.filename_tmpl: must contain '{{}}' (the GT stem), got {filename_tmpl!r}")
+        check_filename_tmpl(filename_tmpl, owner)
         gt_root = check_dataroot(dataroot_gt, "dataroot_gt", owner)
         lq_root = check_dataroot(dataroot_lq, "dataroot_lq", owner)
         self.gt_backend = open_backend(io_backend, gt_root, "dataroot_gt", owner, recursive)
