@@ -50,3 +50,24 @@ def golden_fill(model: torch.nn.Module, keep: tuple[str, ...] = ()) -> None:
                 continue
             i = np.arange(t.numel(), dtype=np.float64)
             t.copy_(torch.from_numpy((0.1 * np.sin(0.7 * i + len(name))).astype(np.float32)).view_as(t))
+
+
+# Tiny configs of the three built-in archs (seconds on a CPU), shared by the inference tests.
+TINY_ARCHS: dict[str, dict] = {
+    "Restormer": {"dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1, "heads": [1, 2, 4, 8]},
+    "PromptIR": {"decoder": True, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1},
+    "IPT": {"n_feats": 16, "patch_size": 48, "patch_dim": 3, "num_heads": 2, "num_layers": 1,
+            "num_queries": 1, "scale": [2], "rgb_range": 255},
+}
+
+
+def build_tiny_arch(name: str) -> torch.nn.Module:
+    """``TINY_ARCHS[name]`` built with seed 0; the test is skipped when its plugin is not installed."""
+    import pytest
+
+    from irframe.registry import ARCHS
+
+    if name not in ARCHS:
+        pytest.skip(f"arch {name} is not registered (plugin not installed)")
+    torch.manual_seed(0)
+    return ARCHS.build({"type": name, **TINY_ARCHS[name]}, path=f"test.{name}")

@@ -12,21 +12,13 @@ import torch
 
 from irframe.nn.inference import restore
 from irframe.nn.spec import get_spec
-from irframe.registry import ARCHS
+from tests.helpers import TINY_ARCHS, build_tiny_arch
 
-CONFIGS = {
-    "Restormer": {"dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1, "heads": [1, 2, 4, 8]},
-    "PromptIR": {"decoder": True, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1},
-    "IPT": {"n_feats": 16, "patch_size": 48, "patch_dim": 3, "num_heads": 2, "num_layers": 1,
-            "num_queries": 1, "scale": [2], "rgb_range": 255},
-}
+CONFIGS = TINY_ARCHS
 
 
 def _build(name: str) -> torch.nn.Module:
-    if name not in ARCHS:
-        pytest.skip(f"arch {name} is not registered (plugin not installed)")
-    torch.manual_seed(0)
-    return ARCHS.build({"type": name, **CONFIGS[name]}, path=f"test.{name}")
+    return build_tiny_arch(name)
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
