@@ -16,6 +16,7 @@ The zoo folder is ``zoo/`` at the repository root, or ``$IRFRAME_ZOO`` when set.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -95,21 +96,11 @@ class ZooEntry:
 
 
 def _read_entry(file: Path) -> ZooEntry:
-    from safetensors import safe_open
-
     from irframe.nn.autoload import config_from_metadata
+    from irframe.nn.checkpoint import read_safetensors_header
 
-    try:
-        with safe_open(str(file), framework="pt", device="cpu") as f:
-            meta = dict(f.metadata() or {})
-            params = 0
-            for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
-                n = 1
-                for d in f.get_slice(key).get_shape():
-                    n *= int(d)
-                params += n
-    except Exception as exc:  # the library raises its own (Rust) error types
-        raise CheckpointError(f"{file}: not a readable safetensors file: {exc}") from exc
+    meta, shapes = read_safetensors_header(file)
+    params = sum(math.prod(shape) for shape in shapes.values())
     config = config_from_metadata(meta, str(file))
     if config is None:
         raise CheckpointError(

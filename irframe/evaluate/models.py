@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from irframe.errors import CheckpointError, OptionsError
+from irframe.errors import OptionsError
 from irframe.nn.autoload import config_from_metadata
 
 __all__ = ["LoadedModel", "load_for_eval", "slugify"]
@@ -63,13 +63,9 @@ def _metadata_config(file: Path) -> dict[str, Any] | None:
     """The build config stored in one of our safetensors files, or ``None`` (other files)."""
     if file.suffix.lower() != ".safetensors":
         return None
-    from safetensors import safe_open
+    from irframe.nn.checkpoint import read_safetensors_header
 
-    try:
-        with safe_open(str(file), framework="pt", device="cpu") as f:
-            meta = dict(f.metadata() or {})
-    except Exception as exc:  # the library raises its own (Rust) error types
-        raise CheckpointError(f"{file}: not a readable safetensors file: {exc}") from exc
+    meta, _shapes = read_safetensors_header(file)
     return config_from_metadata(meta, str(file))
 
 

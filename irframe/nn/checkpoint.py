@@ -18,12 +18,14 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.nn as nn
 
 from irframe.errors import CheckpointError
+
+T = TypeVar("T")
 
 __all__ = [
     "TORCH_SUFFIXES",
@@ -82,16 +84,40 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[Mapping[str, Any], di
     )
 
 
-def _read_safetensors(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def _open_safetensors(p: Path, read: Callable[[Any], T]) -> T:
+    """Run ``read(handle)`` on an open safetensors file; the library's errors become one CheckpointError."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(p), framework="pt", device="cpu") as f:
-            metadata = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+            return read(f)
     except Exception as exc:  # the library raises its own (Rust) error types
         raise CheckpointError(f"{p}: not a readable safetensors file: {exc}") from exc
-    return tensors, metadata
+
+
+def _read_safetensors(p: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    return _open_safetensors(
+        p,
+        lambda f: (
+            {k: f.get_tensor(k) for k in f.keys()},  # noqa: SIM118 (safe_open is not a dict)
+            dict(f.metadata() or {}),
+        ),
+    )
+
+
+def read_safetensors_header(path: str | os.PathLike[str]) -> tuple[dict[str, str], dict[str, tuple[int, ...]]]:
+    """The metadata and the tensor shapes of a safetensors file, without reading any tensor data.
+
+    Raises:
+        CheckpointError: the file is not a readable safetensors file (the message names it).
+    """
+    return _open_safetensors(
+        Path(path),
+        lambda f: (
+            dict(f.metadata() or {}),
+            {k: tuple(int(d) for d in f.get_slice(k).get_shape()) for k in f.keys()},  # noqa: SIM118
+        ),
+    )
 
 
 def _read_torch(p: Path) -> Mapping[str, Any]:
