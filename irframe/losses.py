@@ -18,14 +18,14 @@ from __future__ import annotations
 import inspect
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from irframe.errors import OptionsError
-from irframe.nn.vgg import VGGFeatureExtractor, VGGType
+from irframe.nn.vgg import VGG_TYPES, VGGFeatureExtractor, VGGType, check_layer_names
 from irframe.registry import LOSSES, ExistingFile
 
 Reduction = Literal["mean", "sum"]
@@ -255,6 +255,16 @@ class PerceptualLoss(nn.Module):
             random_backbone=random_backbone,
             owner="PerceptualLoss",
         )
+
+    @classmethod
+    def option_children(cls, kwargs: dict[str, Any]) -> list[tuple[str, str, Any]]:
+        """No nested components; checks the layer names against ``vgg_type`` before anything is
+        built, so ``show-options`` and the one-report check name a bad layer (a wrong type of
+        ``layer_weights`` / ``vgg_type`` is the type check's to report)."""
+        layers, vgg_type = kwargs.get("layer_weights"), kwargs.get("vgg_type", "vgg19")
+        if isinstance(layers, dict) and vgg_type in VGG_TYPES:
+            check_layer_names(layers, vgg_type, f"{cls.__name__}.layer_weights")
+        return []
 
     def _distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         if self.criterion == "fro":

@@ -157,6 +157,24 @@ def test_bad_options_name_the_value():
         _random_loss()(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 9))
 
 
+def test_a_bad_layer_is_reported_by_the_option_check_before_any_build():
+    # the check that show-options and the one-report load run: no VGG is built, every loss reported
+    problems = LOSSES.problems(
+        {"type": "PerceptualLoss", "layer_weights": {"conv5_5": 1.0}}, "train.losses.1", paths=False
+    )
+    assert problems == [
+        f"train.losses.1.layer_weights: vgg19 has no layer 'conv5_5' (did you mean 'conv5_4'?); "
+        f"its layers are {vgg_layer_names('vgg19')}"
+    ]
+    vgg16 = {"type": "PerceptualLoss", "layer_weights": {"conv3_4": 1.0}, "vgg_type": "vgg16"}
+    assert "vgg16 has no layer 'conv3_4' (did you mean 'conv3_3'?)" in LOSSES.problems(vgg16, "l", paths=False)[0]
+    # a wrong vgg_type is the type check's alone (one problem, not two)
+    bad_type = {"type": "PerceptualLoss", "layer_weights": {"conv1_1": 1.0}, "vgg_type": "vgg99"}
+    (only,) = LOSSES.problems(bad_type, "l", paths=False)
+    assert only.startswith("l.vgg_type: ")
+    assert LOSSES.problems({"type": "PerceptualLoss", "layer_weights": {"relu5_4": 1.0}}, "l", paths=False) == []
+
+
 def test_basicsr_file_with_perceptual_opt_trains(tmp_path, monkeypatch):
     data = load_with_bases(FIXTURES / "train_EDSR_Mx2.yml")
     data["network_g"] = {"type": "Restormer"}  # EDSR is not registered here

@@ -18,8 +18,9 @@ from torch import nn
 
 from irframe.errors import OptionsError
 from irframe.nn.torchvision_weights import load_torchvision_tensors, resolve_torchvision_weights
+from irframe.registry import suggest
 
-__all__ = ["VGGType", "VGG_TYPES", "vgg_layer_names", "VGGFeatureExtractor"]
+__all__ = ["VGGType", "VGG_TYPES", "check_layer_names", "vgg_layer_names", "VGGFeatureExtractor"]
 
 VGGType = Literal["vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"]
 
@@ -41,6 +42,21 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def _check_type(vgg_type: str) -> None:
     if vgg_type not in VGG_TYPES:
         raise OptionsError(f"vgg_type must be one of {list(VGG_TYPES)}, got {vgg_type!r}")
+
+
+def check_layer_names(layer_names: Iterable[str], vgg_type: str, owner: str) -> list[str]:
+    """``layer_names`` without repeats, in their order; an OptionsError (``owner``'s wording, with a
+    close match offered) when one is not a layer of ``vgg_type`` or none is given."""
+    all_names = vgg_layer_names(vgg_type)
+    names = list(dict.fromkeys(str(n) for n in layer_names))
+    if not names:
+        raise OptionsError(f"{owner}: at least one VGG layer is needed (e.g. conv5_4)")
+    unknown = [n for n in names if n not in all_names]
+    if unknown:
+        close = suggest(unknown[0], all_names)
+        hint = f" (did you mean {close!r}?)" if close else ""
+        raise OptionsError(f"{owner}: {vgg_type} has no layer {unknown[0]!r}{hint}; its layers are {all_names}")
+    return names
 
 
 def vgg_layer_names(vgg_type: str) -> list[str]:
@@ -120,12 +136,7 @@ class VGGFeatureExtractor(nn.Module):
     ) -> None:
         super().__init__()
         all_names = vgg_layer_names(vgg_type)
-        self.layer_names = list(dict.fromkeys(layer_names))
-        if not self.layer_names:
-            raise OptionsError(f"{owner}: at least one VGG layer is needed (e.g. conv5_4)")
-        unknown = [n for n in self.layer_names if n not in all_names]
-        if unknown:
-            raise OptionsError(f"{owner}: {vgg_type} has no layer {unknown[0]!r}; its layers are {all_names}")
+        self.layer_names = check_layer_names(layer_names, vgg_type, owner)
         self.vgg_type = vgg_type
         self.use_input_norm = use_input_norm
         self.range_norm = range_norm
