@@ -211,7 +211,9 @@ class PerceptualLoss(nn.Module):
     without gradient) and ``G`` is :func:`gram_matrix`. ``crit`` is the mean absolute (``l1``) or
     squared (``l2``) error, or the Frobenius norm of the difference (``fro``). A weight of 0 skips
     its term. BasicSR returns the two terms separately and adds them; this loss returns their sum
-    (the trainer's outer ``weight`` defaults to 1, as BasicSR has none).
+    (the trainer's outer ``weight`` defaults to 1, as BasicSR has none). When both are on, it
+    declares ``part_names`` ``("percep", "style")`` and leaves their values in ``last_parts``; the
+    trainer logs them as ``PerceptualLoss.percep`` / ``PerceptualLoss.style``.
 
     Args:
         layer_weights: ``{layer name: weight}``, e.g. ``{conv5_4: 1}`` (before ReLU) or ``relu5_4``.
@@ -246,6 +248,10 @@ class PerceptualLoss(nn.Module):
         self.perceptual_weight = float(perceptual_weight)
         self.style_weight = float(style_weight)
         self.criterion = criterion
+        # one term alone is the loss's value; two are reported apart as well (irframe.train.loss)
+        both = self.perceptual_weight > 0 and self.style_weight > 0
+        self.part_names: tuple[str, ...] = ("percep", "style") if both else ()
+        self.last_parts: dict[str, torch.Tensor] = {}
         self.vgg = VGGFeatureExtractor(
             self.layer_weights,
             vgg_type=vgg_type,
@@ -276,11 +282,13 @@ class PerceptualLoss(nn.Module):
         pred_feats = self.vgg(pred)
         with torch.no_grad():
             gt_feats = self.vgg(gt.detach())
-        total = pred.new_zeros(())
+        percep, style = pred.new_zeros(()), pred.new_zeros(())
         for name, weight in self.layer_weights.items():
             if self.perceptual_weight > 0:
-                total = total + self.perceptual_weight * weight * self._distance(pred_feats[name], gt_feats[name])
+                percep = percep + self.perceptual_weight * weight * self._distance(pred_feats[name], gt_feats[name])
             if self.style_weight > 0:
-                style = self._distance(gram_matrix(pred_feats[name]), gram_matrix(gt_feats[name]))
-                total = total + self.style_weight * weight * style
-        return total
+                gram = self._distance(gram_matrix(pred_feats[name]), gram_matrix(gt_feats[name]))
+                style = style + self.style_weight * weight * gram
+        if self.part_names:  # both terms on: the trainer logs each (BasicSR's l_percep / l_style)
+            self.last_parts = {"percep": percep.detach(), "style": style.detach()}
+        return percep + style

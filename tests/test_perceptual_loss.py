@@ -81,6 +81,13 @@ def test_style_and_perceptual_terms_are_weighted_sums():
     )
     assert torch.allclose(both(pred, gt), expected, rtol=1e-5)
 
+    # the two terms, each with its weight, left for the logs; one term alone leaves none (it is the value)
+    assert both.last_parts.keys() == {"percep", "style"}
+    percep = 2.0 * sum(w * F.mse_loss(fp[k], fg[k]) for k, w in layers.items())
+    assert torch.allclose(both.last_parts["percep"], percep, rtol=1e-5)
+    assert torch.allclose(both.last_parts["percep"] + both.last_parts["style"], expected, rtol=1e-5)
+    assert style.last_parts == {} and style.part_names == () and both.part_names == ("percep", "style")
+
     fro = _random_loss(layer_weights={"conv1_1": 1.0}, criterion="fro")
     assert torch.allclose(fro(pred, gt), torch.sqrt(((fp["conv1_1"] - fg["conv1_1"]) ** 2).sum()), rtol=1e-5)
 
@@ -196,5 +203,26 @@ def test_basicsr_file_with_perceptual_opt_trains(tmp_path, monkeypatch):
     weighted = WeightedLoss.from_options(opts.train.losses)
     pred, gt = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
     total, parts = weighted(pred, gt, {})
-    assert set(parts) == {"L1Loss", "PerceptualLoss"} and parts["PerceptualLoss"] > 0
-    assert torch.allclose(total, parts["L1Loss"] + parts["PerceptualLoss"])
+    assert list(parts) == weighted.log_names  # what the trainer's loss meter reports, in order
+    # both terms on (style_weight 0.5): each is logged as BasicSR logs l_percep / l_style, beside the sum
+    assert set(parts) == {"L1Loss", "PerceptualLoss", "PerceptualLoss.percep", "PerceptualLoss.style"}
+    assert parts["PerceptualLoss.percep"] > 0 and parts["PerceptualLoss.style"] > 0
+    assert torch.allclose(parts["PerceptualLoss.percep"] + parts["PerceptualLoss.style"], parts["PerceptualLoss"])
+    assert torch.allclose(total, parts["L1Loss"] + parts["PerceptualLoss"])  # the parts are not added twice
+
+
+def test_a_loss_declaring_a_part_it_does_not_leave_is_named():
+    from irframe.train.loss import LossTerm, loss_signature
+
+    class TwoTerms(torch.nn.Module):
+        part_names = ("a", "b")
+
+        def forward(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+            self.last_parts = {"a": (pred - gt).abs().mean()}  # "b" forgotten
+            return self.last_parts["a"]
+
+    loss = TwoTerms()
+    weighted = WeightedLoss([LossTerm("TwoTerms", loss, 1.0, loss_signature(loss))])
+    assert weighted.log_names == ["TwoTerms", "TwoTerms.a", "TwoTerms.b"]
+    with pytest.raises(RuntimeError, match=r"train.losses.0 \(TwoTerms\): declares part 'b' in part_names"):
+        weighted(torch.rand(1, 3, 4, 4), torch.rand(1, 3, 4, 4), {})

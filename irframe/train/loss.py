@@ -54,6 +54,12 @@ class WeightedLoss(nn.Module):
         return cls(terms)
 
     @property
+    def log_names(self) -> list[str]:
+        """The names :meth:`forward` reports, in order: each term, then ``<term>.<part>`` for each
+        part a multi-term loss declares in ``part_names`` (it leaves their values in ``last_parts``)."""
+        return [n for t in self.terms for n in (t.name, *(f"{t.name}.{p}" for p in _part_names(t.loss)))]
+
+    @property
     def needs_features(self) -> bool:
         """Whether any term takes the model's features (the model must then return them)."""
         return any(t.signature.uses_features for t in self.terms)
@@ -65,7 +71,8 @@ class WeightedLoss(nn.Module):
         batch: Mapping[str, Any],
         features: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The weighted total and the unweighted value of every term (detached, for logs)."""
+        """The weighted total and the unweighted value of every term (detached, for logs), plus
+        ``<term>.<part>`` for the parts a loss declares (:attr:`log_names`)."""
         total: torch.Tensor | None = None
         parts: dict[str, torch.Tensor] = {}
         for i, term in enumerate(self.terms):
@@ -83,10 +90,24 @@ class WeightedLoss(nn.Module):
             if value.ndim != 0:
                 raise RuntimeError(f"train.losses.{i} ({term.name}): expected a scalar, got shape {tuple(value.shape)}")
             parts[term.name] = value.detach()
+            for sub in _part_names(term.loss):
+                left: Any = getattr(term.loss, "last_parts", None)
+                try:
+                    parts[f"{term.name}.{sub}"] = left[sub].detach()
+                except (TypeError, KeyError):
+                    raise RuntimeError(
+                        f"train.losses.{i} ({term.name}): declares part {sub!r} in part_names but left no "
+                        f"last_parts[{sub!r}] in its forward"
+                    ) from None
             weighted = value * term.weight
             total = weighted if total is None else total + weighted
         assert total is not None
         return total, parts
+
+
+def _part_names(loss: nn.Module) -> tuple[str, ...]:
+    """The parts a multi-term loss reports beside its value (its ``part_names``; none by default)."""
+    return tuple(str(p) for p in getattr(loss, "part_names", ()))
 
 
 def _batch_inputs(term: LossTerm, batch: Mapping[str, Any], index: int) -> dict[str, Any]:

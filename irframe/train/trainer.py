@@ -181,7 +181,7 @@ class Trainer:
         self.skipped_steps = int(state.get("skipped_steps", 0))
         self.last_checkpoint: Path | None = None
         self.last_val: ValResult | None = None
-        self.meter = LossMeter([t.name for t in losses.terms])
+        self.meter = LossMeter(losses.log_names)
         # Under DDP and torch.compile (train.compile): EMA, validation and checkpoints use the plain module.
         self._raw_model = unwrap_model(model)
         self._forward_kwargs = forward_kwargs(self._raw_model, losses.needs_features)
