@@ -15,6 +15,8 @@ the EMA network when there is one).
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -25,7 +27,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from irframe.errors import OptionsError
+from irframe.errors import CheckpointError, OptionsError
 from irframe.nn.autoload import config_from_metadata
 
 __all__ = ["LoadedModel", "load_for_eval", "slugify"]
@@ -67,6 +69,35 @@ def _metadata_config(file: Path) -> dict[str, Any] | None:
 
     meta, _shapes = read_safetensors_header(file)
     return config_from_metadata(meta, str(file))
+
+
+def config_difference(recorded: Mapping[str, Any], options: Mapping[str, Any], limit: int = 8) -> str:
+    """How the config a checkpoint was saved with differs from the options' ``model:`` mapping (keys
+    the options leave out count at the arch's defaults), as a hint for a shape mismatch; ``""`` if
+    they agree."""
+    from irframe.errors import RegistryError
+    from irframe.registry import ARCHS, short
+
+    params: Mapping[str, inspect.Parameter] = {}
+    # without a signature to read defaults from, compare what is written
+    with contextlib.suppress(RegistryError, TypeError, ValueError):
+        params = inspect.signature(ARCHS.get(str(recorded.get("type")))).parameters
+    missing = object()
+    diffs = []
+    for key, value in recorded.items():
+        param = params.get(key)
+        default = param.default if param is not None and param.default is not inspect.Parameter.empty else missing
+        ours = options.get(key, default)
+        if key != "type" and ours != value:
+            shown = "not set" if ours is missing else short(ours)
+            diffs.append(f"{key}={short(value)} (options: {shown})")
+    if not diffs:
+        return ""
+    more = f" and {len(diffs) - limit} more" if len(diffs) > limit else ""
+    return (
+        f"the checkpoint was saved with {', '.join(diffs[:limit])}{more}; set those in 'model:' "
+        "(or --set model.KEY=VALUE), or drop 'model:' to use the checkpoint's own config"
+    )
 
 
 def load_for_eval(
@@ -133,7 +164,13 @@ def load_for_eval(
             )
         model = ARCHS.build(config, path=f"{source}: model")
         if file is not None:
-            result = load_weights(model, file, strict=strict, key=key, log=log)
+            try:
+                result = load_weights(model, file, strict=strict, key=key, log=log)
+            except CheckpointError as exc:
+                hint = config_difference(recorded, config) if recorded is not None else ""
+                if hint:
+                    raise CheckpointError(f"{exc}; {hint}") from None
+                raise
             missing, unexpected = result.missing, result.unexpected
         model = model.to(device).eval()
     arch = str(config.get("type", type(model).__name__))

@@ -49,6 +49,28 @@ def test_arch_mismatch_and_bad_weights_are_clear(toy_arch, tmp_path: Path) -> No
     assert loaded.missing == ["offset"] and loaded.unexpected == ["other"]
 
 
+def test_a_shape_mismatch_names_the_config_the_checkpoint_was_saved_with(tmp_path: Path) -> None:
+    from irframe.evaluate.models import config_difference
+    from irframe.registry import ARCHS
+
+    saved = {"type": "Restormer", "dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1,
+             "heads": [1, 1, 1, 1], "bias": True}  # fmt: skip
+    ckpt = tmp_path / "r.safetensors"
+    save_weights(ARCHS.build(saved), ckpt, {"arch": "Restormer", "config": saved})
+    options = {**saved, "dim": 16}
+    del options["bias"]  # left at the arch's default (False): differs from the file's True
+    with pytest.raises(CheckpointError) as err:
+        load_for_eval(options, ckpt)
+    text = str(err.value)
+    assert text.startswith(f"{ckpt}: ") and "do not match Restormer" in text
+    assert "the checkpoint was saved with bias=True (options: False), dim=8 (options: 16); set those" in text
+    assert "drop 'model:' to use the checkpoint's own config" in text
+    # keys the options leave at the arch's default, equal to the file's, are not listed
+    assert config_difference({**saved, "ffn_expansion_factor": 2.66}, saved) == ""
+    # the options match: no hint, the plain message
+    assert config_difference(saved, dict(saved)) == ""
+
+
 def test_select_task_and_slugify(toy_arch) -> None:
     class Switchable(toy_arch):
         def set_task(self, task: str) -> None:
