@@ -344,6 +344,10 @@ class TrainOptions(_Strict):
     optim: Component
     scheduler: Component | None = None
     warmup_iter: int = Field(0, ge=0)
+    warmup_schedule: Literal["after", "under"] = Field(
+        "after", description="'after': the schedule starts once the warm-up ends (shifted by warmup_iter); "
+        "'under': it runs from iteration 0 underneath the warm-up, which ramps the initial rate (BasicSR's way)",
+    )
     losses: list[LossOptions] = Field(..., min_length=1)
     ema_decay: float = Field(0.0, ge=0.0, lt=1.0, description="0 disables EMA")
     grad_clip: float | None = Field(None, gt=0)

@@ -596,11 +596,19 @@ class _Translator:
             warmup = _int(rest.pop("warmup_iter"))
             if isinstance(warmup, int) and warmup > 0:
                 out["warmup_iter"] = warmup
+                out["warmup_schedule"] = "under"
                 self.map("train.warmup_iter", "train.warmup_iter")
                 self.note(
-                    "train.warmup_iter", "irframe starts the schedule after the warm-up (shifted by warmup_iter); "
-                    "BasicSR runs it from iteration 0 underneath the warm-up",
+                    "train.warmup_iter", "train.warmup_schedule: under: the schedule runs from iteration 0 "
+                    "underneath the warm-up, as in BasicSR (irframe's own default starts it after the warm-up)",
                 )
+                scheduler = train.get("scheduler")
+                if isinstance(scheduler, Mapping) and scheduler.get("type") == "MultiStepRestartLR":
+                    self.note(
+                        "train.scheduler", "after the warm-up BasicSR's MultiStepRestartLR keeps the last warm-up "
+                        f"rate ({warmup - 1}/{warmup} of the initial one) until the next milestone or restart; "
+                        "irframe returns to the scheduled rate",
+                    )
             elif warmup not in (None, 0, -1):
                 self.problem("train.warmup_iter", f"expected -1 (none) or a number of iterations, got {warmup!r}")
         if "use_grad_clip" in rest and rest.pop("use_grad_clip"):

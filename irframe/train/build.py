@@ -297,7 +297,7 @@ def build_trainer(
     losses = WeightedLoss.from_options(train.losses).to(accelerator.device)
     ema = ModelEMA(model, train.ema_decay) if train.ema_decay > 0 else None  # before prepare() wraps it
     optimizer = build_optimizer(model, train.optim)
-    scheduler = build_scheduler(optimizer, train.scheduler, train.warmup_iter)
+    scheduler = build_scheduler(optimizer, train.scheduler, train.warmup_iter, train.warmup_schedule)
     checkpointer = Checkpointer(
         exp.checkpoints,
         opts.logger.keep_checkpoints,

@@ -16,7 +16,7 @@ from torch import nn
 from irframe.errors import OptionsError
 from irframe.registry import OPTIMIZERS, SCHEDULERS
 from irframe.train import schedulers as _schedulers  # noqa: F401  (registers the schedulers)
-from irframe.train.schedulers import FixedLR
+from irframe.train.schedulers import FixedLR, IterScheduler
 
 Params = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
 
@@ -88,13 +88,28 @@ def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Opt
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, cfg: Mapping[str, Any] | None, warmup_iter: int = 0
+    optimizer: torch.optim.Optimizer,
+    cfg: Mapping[str, Any] | None,
+    warmup_iter: int = 0,
+    warmup_schedule: str = "after",
 ) -> torch.optim.lr_scheduler.LRScheduler:
-    """Build ``train.scheduler`` (a constant rate when absent) with ``train.warmup_iter`` applied."""
+    """Build ``train.scheduler`` (a constant rate when absent) with ``train.warmup_iter`` applied,
+    the schedule starting after the warm-up or, with ``warmup_schedule="under"``, underneath it."""
     if cfg is None:
-        return FixedLR(optimizer, warmup_iter=warmup_iter)
-    if "warmup_iter" in cfg:
+        scheduler: torch.optim.lr_scheduler.LRScheduler = FixedLR(optimizer, warmup_iter=warmup_iter)
+    elif "warmup_iter" in cfg:
         raise OptionsError(
             "train.scheduler.warmup_iter: set the warm-up with train.warmup_iter (it applies to every scheduler)"
         )
-    return SCHEDULERS.build(cfg, path="train.scheduler", optimizer=optimizer, warmup_iter=warmup_iter)
+    else:
+        scheduler = SCHEDULERS.build(cfg, path="train.scheduler", optimizer=optimizer, warmup_iter=warmup_iter)
+    if warmup_schedule == "under" and warmup_iter > 0:
+        if not isinstance(scheduler, IterScheduler):
+            raise OptionsError(
+                f"train.warmup_schedule: 'under' needs a scheduler built on irframe's IterScheduler; "
+                f"{type(scheduler).__name__} is not (use 'after', or derive it from IterScheduler)"
+            )
+        scheduler.run_under_warmup()
+    elif warmup_schedule not in ("after", "under"):
+        raise OptionsError(f"train.warmup_schedule: expected 'after' or 'under', got {warmup_schedule!r}")
+    return scheduler

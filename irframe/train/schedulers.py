@@ -5,7 +5,10 @@ optimizer steps), so resuming only needs ``last_epoch`` and no rounding drifts o
 A linear warm-up (``train.warmup_iter``, passed by the trainer) ramps from ``lr0 / warmup_iter``
 to ``lr0`` over the first ``warmup_iter`` steps, where ``lr0`` is the schedule's rate at its own
 iteration 0; the schedule then starts at its iteration 0 (it is shifted by the warm-up, as in
-PromptIR's linear-warm-up cosine schedule).
+PromptIR's linear-warm-up cosine schedule). With ``train.warmup_schedule: under`` (BasicSR's way,
+:meth:`IterScheduler.run_under_warmup`) the schedule runs from iteration 0 instead: step ``i``
+(0-based) has the rate ``base * (i + 1) / warmup_iter`` while ``i + 1 < warmup_iter``, then the
+schedule's own rate at ``i``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,17 @@ class IterScheduler(torch.optim.lr_scheduler.LRScheduler):
         if warmup_iter < 0:
             raise OptionsError(f"train.warmup_iter must be >= 0, got {warmup_iter}")
         self.warmup_iter = int(warmup_iter)
+        self.warmup_under = False  # see run_under_warmup
         super().__init__(optimizer, last_epoch)
+
+    def run_under_warmup(self) -> None:
+        """Run the schedule underneath the warm-up, as BasicSR does (``train.warmup_schedule: under``):
+        the warm-up ramps the initial rate and the schedule is not shifted. Call it right after
+        construction; it re-applies the current step's rate."""
+        self.warmup_under = True
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
+            group["lr"] = lr
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def lr_at(self, base_lr: float, it: int) -> float:
         """The rate ``it`` steps after the warm-up, for a group whose initial rate is ``base_lr``."""
@@ -35,6 +48,10 @@ class IterScheduler(torch.optim.lr_scheduler.LRScheduler):
 
     def get_lr(self) -> list[float]:  # type: ignore[override]
         it = self.last_epoch
+        if self.warmup_under:  # BasicSR: base * k / warmup at (1-based) iteration k < warmup
+            if it + 1 < self.warmup_iter:
+                return [float(base) * (it + 1) / self.warmup_iter for base in self.base_lrs]
+            return [self.lr_at(float(base), it) for base in self.base_lrs]
         if it < self.warmup_iter:
             ramp = (it + 1) / self.warmup_iter
             return [self.lr_at(float(base), 0) * ramp for base in self.base_lrs]

@@ -234,8 +234,10 @@ def test_charbonnier_eps_and_warmup_are_converted_with_notes(tmp_path):
     t = translate(data, "c.yml")
     loss = t.native["train"]["losses"][0]
     assert loss["type"] == "CharbonnierLoss" and loss["eps"] == pytest.approx(1e-6) and loss["weight"] == 1.0
-    assert t.native["train"]["warmup_iter"] == 100
-    assert any(n.startswith("train.warmup_iter:") for n in t.notes)
+    assert t.native["train"]["warmup_iter"] == 100 and t.native["train"]["warmup_schedule"] == "under"
+    assert any(n.startswith("train.warmup_iter: train.warmup_schedule: under") for n in t.notes)
+    assert any(n.startswith("train.scheduler: after the warm-up BasicSR's MultiStepRestartLR") and "99/100" in n
+               for n in t.notes)
     assert any(n.startswith("train.pixel_opt.eps:") for n in t.notes)
     assert t.native["train"]["scheduler"]["type"] == "MultiStepRestartLR"
     t.native["model"] = {"type": "Restormer"}  # EDSR is not registered here
