@@ -657,7 +657,8 @@ def check_options(opts: Options | Mapping[str, Any], *, paths: bool | Sequence[s
     ``degradation`` pipelines), ``train.optim``, ``train.scheduler``, ``train.losses.*``,
     ``val.metrics.*``, ``test.datasets.*``, ``test.metrics.*``; with ``paths``, also that every
     path argument (``dataroot_*``...) and ``train.pretrain.path`` exist (``True``: everywhere; or
-    the top-level sections a run uses, e.g. :data:`TRAIN_PATHS`). ``opts`` may be validated
+    the top-level sections a run uses, e.g. :data:`TRAIN_PATHS`; a run without ``train`` among them
+    may leave ``model`` out, to take it from its checkpoint). ``opts`` may be validated
     options or the raw mapping of a file (then parts the schema refuses are skipped, not repeated).
     Returns one line per problem, each starting with its full dotted path; empty when all is well.
     Imports the registries (and so the plugins), but constructs no model and no dataset.
@@ -693,7 +694,9 @@ def check_options(opts: Options | Mapping[str, Any], *, paths: bool | Sequence[s
         return value if isinstance(value, Mapping) else {}
 
     component(ARCHS, data.get("model"), "model")
-    if data.get("model") is None and data.get("train") is not None:
+    # a run that uses only other sections (test.py: TEST_PATHS) may take the model from its checkpoint
+    training = isinstance(paths, bool) or "train" in paths
+    if data.get("model") is None and data.get("train") is not None and training:
         problems.append("model: missing required key (training builds the model from it)")
     for name, cfg in named(data.get("datasets")):
         component(DATASETS, cfg, f"datasets.{name}", drop=loader_keys)

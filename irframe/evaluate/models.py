@@ -96,7 +96,7 @@ def config_difference(recorded: Mapping[str, Any], options: Mapping[str, Any], l
     more = f" and {len(diffs) - limit} more" if len(diffs) > limit else ""
     return (
         f"the checkpoint was saved with {', '.join(diffs[:limit])}{more}; set those in 'model:' "
-        "(or --set model.KEY=VALUE), or drop 'model:' to use the checkpoint's own config"
+        "(or --set model.KEY=VALUE), or leave 'model:' out (--set model=null) to use the checkpoint's own config"
     )
 
 

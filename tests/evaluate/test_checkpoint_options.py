@@ -122,6 +122,27 @@ def test_training_still_requires_a_model_section(tmp_path: Path) -> None:
         check_components(opts)
 
 
+def test_test_py_takes_the_model_from_the_checkpoint_with_set_model_null(
+    both, paired_set: Path, tmp_path: Path, capsys
+) -> None:
+    # a training file whose model: does not fit the checkpoint (dim 16 vs 8): scored with the
+    # checkpoint's own config by --set model=null; training the same file still needs model:
+    _plain, ema, ckpt = both
+    data = yaml.safe_load(model_less_options(tmp_path, paired_set).read_text())
+    data["model"] = {**TINY, "dim": 16}
+    data["train"] = {"total_iter": 1, "optim": {"type": "Adam", "lr": 1e-3}, "losses": [{"type": "L1Loss"}]}
+    opt = tmp_path / "train_and_test.yml"
+    opt.write_text(yaml.safe_dump(data))
+    assert bench(tmp_path / "bad", "-opt", str(opt), "--checkpoint", str(ckpt)) == 2
+    assert "do not match Restormer" in capsys.readouterr().err
+    assert bench(tmp_path / "r", "-opt", str(opt), "--checkpoint", str(ckpt), "--set", "model=null") == 0
+    assert score(tmp_path / "r") == ("Restormer", pytest.approx(expected_psnr(ema, paired_set), abs=1e-9))
+    from irframe.options import TRAIN_PATHS, load_options
+
+    with pytest.raises(OptionsError, match=r"model: missing required key \(training builds the model from it\)"):
+        load_options(opt, ["model=null"], check=True, paths=TRAIN_PATHS)
+
+
 def test_infer_param_key(both, paired_set: Path, tmp_path: Path, capsys) -> None:
     plain, ema, ckpt = both
     src = paired_set / "lq" / "im0.png"

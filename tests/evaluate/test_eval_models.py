@@ -64,7 +64,7 @@ def test_a_shape_mismatch_names_the_config_the_checkpoint_was_saved_with(tmp_pat
     text = str(err.value)
     assert text.startswith(f"{ckpt}: ") and "do not match Restormer" in text
     assert "the checkpoint was saved with bias=True (options: False), dim=8 (options: 16); set those" in text
-    assert "drop 'model:' to use the checkpoint's own config" in text
+    assert "leave 'model:' out (--set model=null) to use the checkpoint's own config" in text
     # keys the options leave at the arch's default, equal to the file's, are not listed
     assert config_difference({**saved, "ffn_expansion_factor": 2.66}, saved) == ""
     # the options match: no hint, the plain message
