@@ -47,33 +47,21 @@ def test_lr_packed_under_the_gt_keys_reads_as_a_paired_lmdb_set(tmp_path: Path, 
     assert list(gt_meta) == list(lq_meta) == ["img0", "img1", "img2"]
     assert gt_meta["img0"][0] == (16, 24, 3) and lq_meta["img0"][0] == (8, 12, 3)
 
-    ds = DATASETS.build(
-        {
-            "type": "PairedImageDataset",
-            "dataroot_gt": str(tmp_path / "hr.lmdb"),
-            "dataroot_lq": str(tmp_path / "lr_x2.lmdb"),
-            "io_backend": {"type": "lmdb"},
-            "scale": 2,
-        }
-    )
+    pair = {
+        "type": "PairedImageDataset",
+        "dataroot_gt": str(tmp_path / "hr.lmdb"),
+        "dataroot_lq": str(tmp_path / "lr_x2.lmdb"),
+        "io_backend": {"type": "lmdb"},
+        "scale": 2,
+    }
+    ds = DATASETS.build(pair)
     assert len(ds) == 3
     for i in range(3):
         s = ds[i]
         assert s["name"] == f"img{i}"
         torch.testing.assert_close(s["lq"], img2tensor(imread(lq_dir / f"img{i}x2.png")), rtol=0, atol=0)
         torch.testing.assert_close(s["gt"], img2tensor(imread(gt_dir / f"img{i}.png")), rtol=0, atol=0)
-    crop = DATASETS.build(
-        {
-            "type": "PairedImageDataset",
-            "dataroot_gt": str(tmp_path / "hr.lmdb"),
-            "dataroot_lq": str(tmp_path / "lr_x2.lmdb"),
-            "io_backend": {"type": "lmdb"},
-            "scale": 2,
-            "gt_size": 8,
-            "use_flip": True,
-            "use_rot": True,
-        }
-    )[(1, 8, 7)]
+    crop = DATASETS.build({**pair, "gt_size": 8, "use_flip": True, "use_rot": True})[(1, 8, 7)]
     expected_gt = crop["lq"].repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
     torch.testing.assert_close(crop["gt"], expected_gt, rtol=0, atol=0)  # aligned LQ/GT crops
 
