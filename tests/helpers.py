@@ -71,3 +71,26 @@ def build_tiny_arch(name: str) -> torch.nn.Module:
         pytest.skip(f"arch {name} is not registered (plugin not installed)")
     torch.manual_seed(0)
     return ARCHS.build({"type": name, **TINY_ARCHS[name]}, path=f"test.{name}")
+
+
+def three_iteration_run(tmp_path: Path, size: int) -> list[str]:
+    """Two random ``size`` x ``size`` RGB images each in ``tmp_path/data/{train,val}``, and the
+    ``--set`` overrides that train an option file on them for 3 iterations (batch 2, one validation
+    and checkpoint at the end, no TensorBoard, no progress bar) into ``tmp_path/exp``."""
+    from irframe.data.io import imwrite
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for i in range(2):
+            imwrite(tmp_path / "data" / split / f"{i}.png", rng.random((size, size, 3), dtype=np.float32))
+    return [
+        f"datasets.train.dataroot_gt={tmp_path / 'data' / 'train'}",
+        f"datasets.val.dataroot_gt={tmp_path / 'data' / 'val'}",
+        "train.total_iter=3",
+        "datasets.train.batch_size=2",
+        "val.freq=3",
+        "logger.checkpoint_freq=3",
+        "logger.tensorboard=false",
+        "logger.progress_bar=false",
+        f"path.experiments_root={tmp_path / 'exp'}",
+    ]

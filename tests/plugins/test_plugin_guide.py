@@ -9,16 +9,14 @@ import re
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import tomllib
 import yaml
 
 import irframe
-from irframe.data.io import imwrite
 from irframe.registry import ARCHS, ENTRY_POINT_GROUP, LOADER
 from irframe.train.cli import main as train_main
-from tests.helpers import ROOT
+from tests.helpers import ROOT, three_iteration_run
 
 GUIDE = ROOT / "docs" / "plugins.md"
 BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
@@ -103,32 +101,11 @@ def test_guide_plugin_loads_passes_its_tests_and_trains(tmp_path, guide_site, re
         fn(**args)
 
     # train through the guide's option file, then load the checkpoint with no options
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        for i in range(2):
-            imwrite(tmp_path / "data" / split / f"{i}.png", rng.random((40, 40, 3), dtype=np.float32))
+    sets = three_iteration_run(tmp_path, 40)
     options = yaml.safe_load(files["options/train_mynet.yml"])
     assert options["model"]["type"] == "MyNet"
     opt = guide_site / "options" / "train_mynet.yml"
-    code = train_main(
-        [
-            "-opt",
-            str(opt),
-            "--threads",
-            "1",
-            "--set",
-            f"datasets.train.dataroot_gt={tmp_path / 'data' / 'train'}",
-            f"datasets.val.dataroot_gt={tmp_path / 'data' / 'val'}",
-            "train.total_iter=3",
-            "train.warmup_iter=1",
-            "datasets.train.batch_size=2",
-            "val.freq=3",
-            "logger.checkpoint_freq=3",
-            "logger.tensorboard=false",
-            "logger.progress_bar=false",
-            f"path.experiments_root={tmp_path / 'exp'}",
-        ]
-    )
+    code = train_main(["-opt", str(opt), "--threads", "1", "--set", *sets, "train.warmup_iter=1"])
     assert code == 0
     best = tmp_path / "exp" / "mynet_saltpepper" / "checkpoints" / "iter_000003"
     model = irframe.load_model(best)

@@ -10,17 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import tomllib
 import yaml
 
 from irframe.cli import main as cli_main
-from irframe.data.io import imwrite
 from irframe.errors import OptionsError
 from irframe.registry import ENTRY_POINT_GROUP, PLUGIN_API_VERSION
 from irframe.scaffold import arch_name_for, new_plugin, plugin_files
-from tests.helpers import ROOT
+from tests.helpers import ROOT, three_iteration_run
 
 # Runs a script (path) or a module ("-mNAME") with a folder added as a site dir, so the editable
 # install's .pth file is processed exactly as in a real site-packages (the venv is not modified).
@@ -101,22 +99,7 @@ def test_generated_plugin_installs_lists_trains_and_passes_its_tests(tmp_path):
     assert "toynet (irframe-toynet) -> irframe_toynet:register: 2 components" in listed.stdout
     assert "FAILED" not in listed.stdout
 
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        for i in range(2):
-            imwrite(tmp_path / "data" / split / f"{i}.png", rng.random((72, 72, 3), dtype=np.float32))
-    sets = [
-        f"datasets.train.dataroot_gt={tmp_path / 'data/train'}",
-        f"datasets.val.dataroot_gt={tmp_path / 'data/val'}",
-        "train.total_iter=3",
-        "train.scheduler.T_max=3",
-        "datasets.train.batch_size=2",
-        "val.freq=3",
-        "logger.checkpoint_freq=3",
-        "logger.tensorboard=false",
-        "logger.progress_bar=false",
-        f"path.experiments_root={tmp_path / 'exp'}",
-    ]
+    sets = [*three_iteration_run(tmp_path, 72), "train.scheduler.T_max=3"]
     train = _run([str(ROOT / "tools" / "train.py"), "-opt", str(root / "options" / "train_toynet.yml"), "--set", *sets],
                  site, tmp_path)
     assert train.returncode == 0, train.stdout + train.stderr
