@@ -90,8 +90,8 @@ class WeightedLoss(nn.Module):
             if value.ndim != 0:
                 raise RuntimeError(f"train.losses.{i} ({term.name}): expected a scalar, got shape {tuple(value.shape)}")
             parts[term.name] = value.detach()
+            left: Any = getattr(term.loss, "last_parts", None)
             for sub in _part_names(term.loss):
-                left: Any = getattr(term.loss, "last_parts", None)
                 try:
                     parts[f"{term.name}.{sub}"] = left[sub].detach()
                 except (TypeError, KeyError):

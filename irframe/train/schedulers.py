@@ -43,7 +43,8 @@ class IterScheduler(torch.optim.lr_scheduler.LRScheduler):
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def lr_at(self, base_lr: float, it: int) -> float:
-        """The rate ``it`` steps after the warm-up, for a group whose initial rate is ``base_lr``."""
+        """The rate at schedule iteration ``it`` (``it`` steps after the warm-up, or from the start with
+        :meth:`run_under_warmup`), for a group whose initial rate is ``base_lr``."""
         raise NotImplementedError
 
     def get_lr(self) -> list[float]:  # type: ignore[override]
