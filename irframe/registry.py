@@ -43,7 +43,7 @@ import threading
 import types
 import typing
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -74,6 +74,8 @@ class Entry:
     obj: Any
     provider: str
     extra_keys: bool = False  # accepts keys beyond its named parameters (a **kwargs constructor)
+    # Detectors only: names of the detectors this one is more specific than (it wins when both match).
+    more_specific_than: tuple[str, ...] = ()
 
     @property
     def checked(self) -> bool:
@@ -361,7 +363,14 @@ class Registry:
         REGISTRIES[kind] = self
 
     # -- registration -------------------------------------------------------------------------
-    def register(self, name: str | None = None, obj: Any = None, *, extra_keys: bool = False) -> Any:
+    def register(
+        self,
+        name: str | None = None,
+        obj: Any = None,
+        *,
+        extra_keys: bool = False,
+        more_specific_than: Sequence[str] = (),
+    ) -> Any:
         """Register ``obj`` under ``name`` (default: its ``__name__``).
 
         Used as a decorator (``@REG.register()`` or ``@REG.register("Name")``) or called directly
@@ -371,28 +380,44 @@ class Registry:
         Option keys are checked against ``obj``'s named parameters even when it takes ``**kwargs``;
         ``extra_keys=True`` lets such a component accept other keys too (``irframe list`` then marks
         it as not fully checked).
+
+        ``more_specific_than`` (detectors only) names the detectors this one refines: a checkpoint
+        both claim goes to this one (HAT's detector is more specific than SwinIR's, whose keys HAT's
+        files also carry), so no detector needs to know another family's keys.
         """
+        order = self._check_order(more_specific_than)
         if obj is not None:
-            self._add(name or obj.__name__, obj, extra_keys)
+            self._add(name or obj.__name__, obj, extra_keys, order)
             return obj
         if callable(name) and not isinstance(name, str):  # bare @REG.register
-            self._add(name.__name__, name, extra_keys)
+            self._add(name.__name__, name, extra_keys, order)
             return name
 
         def deco(o: T) -> T:
-            self._add(name or o.__name__, o, extra_keys)  # type: ignore[attr-defined]
+            self._add(name or o.__name__, o, extra_keys, order)  # type: ignore[attr-defined]
             return o
 
         return deco
 
-    def _add(self, name: str, obj: Any, extra_keys: bool = False) -> None:
+    def _check_order(self, more_specific_than: Sequence[str]) -> tuple[str, ...]:
+        if isinstance(more_specific_than, str):
+            more_specific_than = (more_specific_than,)
+        names = tuple(more_specific_than)
+        if names and self.kind != "detector":
+            raise RegistryError(f"{self.kind} registry: more_specific_than applies to detectors only")
+        bad = [n for n in names if not isinstance(n, str) or not n]
+        if bad:
+            raise RegistryError(f"{self.kind} registry: more_specific_than takes detector names, got {short(bad)}")
+        return names
+
+    def _add(self, name: str, obj: Any, extra_keys: bool = False, order: tuple[str, ...] = ()) -> None:
         if not isinstance(name, str) or not name or ":" in name:
             raise RegistryError(
                 f"{self.kind} registry: a name must be a non-empty string without ':' "
                 f"(':' separates a provider, as in 'provider:Name'), got {short(name)}"
             )
         provider = LOADER.current or _provider_of(obj)
-        new = Entry(name, obj, provider, extra_keys=bool(extra_keys))
+        new = Entry(name, obj, provider, extra_keys=bool(extra_keys), more_specific_than=order)
         if name in self._conflicts:
             self._conflicts[name].append(new)
             return

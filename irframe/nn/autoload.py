@@ -6,8 +6,10 @@ prefixes) and then:
 
 1. our own safetensors files carry ``{"arch", "config"}`` metadata: the config is used as is;
 2. otherwise every registered detector (registry ``DETECTORS``, one per arch family, each plugin adds
-   its own) looks at the keys and shapes and returns a build config or ``None``. Exactly one must
-   match: none or several is an error that lists what was tried.
+   its own) looks at the keys and shapes and returns a build config or ``None``. When several
+   match, a detector registered ``more_specific_than`` another wins over it (HAT over SwinIR,
+   PromptIR over Restormer); exactly one must remain: none or several is an error that lists what
+   was tried and the candidates.
 
 A detector is ``fn(state_dict, *, filename=None, metadata=None) -> dict | None``; the two hints are
 passed only to detectors whose signature names them (or takes ``**kwargs``), so ``fn(state_dict)``
@@ -155,6 +157,7 @@ class DetectorOutcome:
     status: str
     config: dict[str, Any] | None = None
     message: str = ""
+    more_specific_than: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -196,6 +199,7 @@ def run_detector(entry: Entry, state_dict: Mapping[str, torch.Tensor], hints: Ma
     ``filename=``/``metadata=`` hints only if its signature names them (or takes ``**kwargs``).
     """
     view = {k: (MappingProxyType(dict(v)) if isinstance(v, Mapping) else v) for k, v in hints.items()}
+    order = entry.more_specific_than
     try:
         result = entry.obj(MappingProxyType(dict(state_dict)), **_accepted_hints(entry.obj, view))
     except IrframeError as exc:  # deliberate: "this is my family's file, but not one I can build"
@@ -209,7 +213,27 @@ def run_detector(entry: Entry, state_dict: Mapping[str, torch.Tensor], hints: Ma
             entry.name, entry.provider, "failed",
             message=f"returned {result!r:.80}, not None or a build config with a 'type' name",
         )
-    return DetectorOutcome(entry.name, entry.provider, "match", config=dict(result))
+    return DetectorOutcome(entry.name, entry.provider, "match", config=dict(result), more_specific_than=order)
+
+
+def most_specific(matches: list[DetectorOutcome]) -> list[DetectorOutcome]:
+    """The matches that no other match declares itself more specific than.
+
+    Two detectors that each claim to refine the other cancel out: both stay, and the caller reports
+    the checkpoint as ambiguous.
+    """
+    names = {o.name for o in matches}
+    beaten = {
+        loser
+        for o in matches
+        for loser in o.more_specific_than
+        if loser in names and loser != o.name and not _refines(matches, loser, o.name)
+    }
+    return [o for o in matches if o.name not in beaten]
+
+
+def _refines(matches: list[DetectorOutcome], name: str, other: str) -> bool:
+    return any(o.name == name and other in o.more_specific_than for o in matches)
 
 
 def detect_config(
@@ -234,7 +258,7 @@ def detect_config(
         return config
     hints = {"filename": filename, "metadata": dict(metadata or {})}
     outcomes = [run_detector(entry, state_dict, hints) for entry in detector_entries()]
-    matches = [o for o in outcomes if o.status == "match"]
+    matches = most_specific([o for o in outcomes if o.status == "match"])
     troubled = [o for o in outcomes if o.status in ("rejected", "failed")]
     tried = "; ".join(o.describe() for o in outcomes) or "(none registered)"
     if len(matches) == 1:
@@ -247,7 +271,9 @@ def detect_config(
         return matches[0].config  # type: ignore[return-value]
     if matches:
         raise CheckpointError(
-            f"{source}: several archs claim this checkpoint: {', '.join(o.name for o in matches)}. "
+            f"{source}: several archs claim this checkpoint: {', '.join(o.name for o in matches)} "
+            f"(candidates: {', '.join(o.label for o in matches)}; none is registered more_specific_than "
+            "the others). "
             f"Detectors tried: {tried}. Pass an option file (-opt) naming the model."
         )
     rejected = [o for o in outcomes if o.status == "rejected"]

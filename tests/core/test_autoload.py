@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import irframe
-from irframe.errors import CheckpointError
+from irframe.errors import CheckpointError, RegistryError
 from irframe.nn.autoload import detect_config
 from irframe.nn.checkpoint import save_weights
 from irframe.registry import ARCHS, DETECTORS
@@ -85,3 +85,39 @@ def test_wrong_shapes_are_refused(tmp_path):
     torch.save({"params": sd}, tmp_path / "bad.pth")
     with pytest.raises(CheckpointError, match=r"bad\.pth"):
         irframe.load_model(tmp_path / "bad.pth")
+
+
+def test_more_specific_detector_wins_without_knowing_the_others_keys(registry_sandbox):
+    """A detector registered more_specific_than another takes a file both claim; the other still
+    takes the files only it claims; a declared cycle is ambiguous and lists the candidates."""
+    DETECTORS.register("Broad", lambda sd: {"type": "BroadNet"} if "stem.weight" in sd else None)
+    DETECTORS.register(
+        "Narrow",
+        lambda sd: {"type": "NarrowNet"} if "stem.weight" in sd and "extra.weight" in sd else None,
+        more_specific_than=("Broad",),
+    )
+    both = {"stem.weight": torch.zeros(1), "extra.weight": torch.zeros(1)}
+    assert detect_config(both)["type"] == "NarrowNet"
+    assert detect_config({"stem.weight": torch.zeros(1)})["type"] == "BroadNet"
+    DETECTORS.register(
+        "Cyclic",
+        lambda sd: {"type": "CyclicNet"} if "extra.weight" in sd else None,
+        more_specific_than=("Narrow",),
+    )
+    DETECTORS.register(
+        "Cyclic2", lambda sd: {"type": "Cyclic2Net"} if "extra.weight" in sd else None, more_specific_than=("Cyclic",)
+    )
+    # Cyclic beats Narrow, Cyclic2 beats Cyclic: a chain, so Cyclic2 alone remains
+    assert detect_config(both)["type"] == "Cyclic2Net"
+
+
+def test_detectors_that_refine_each_other_are_ambiguous(registry_sandbox):
+    DETECTORS.register("PingDet", lambda sd: {"type": "Ping"}, more_specific_than=("PongDet",))
+    DETECTORS.register("PongDet", lambda sd: {"type": "Pong"}, more_specific_than=("PingDet",))
+    with pytest.raises(CheckpointError, match=r"several archs claim this checkpoint.*candidates: .*PingDet"):
+        detect_config({"z.weight": torch.zeros(1)}, source="x.pth")
+
+
+def test_more_specific_than_is_for_detectors_only():
+    with pytest.raises(RegistryError, match="detectors only"):
+        ARCHS.register("NotADetector", torch.nn.Identity, more_specific_than=("Restormer",))

@@ -12,6 +12,7 @@ from irframe_promptir.detect import detect_promptir
 from irframe_restormer.detect import detect_restormer
 
 from irframe.errors import CheckpointError, OptionsError
+from irframe.nn.autoload import detect_config
 from irframe.registry import ARCHS, DETECTORS
 from tests.helpers import FIXTURES, SHARED, golden_fill, read_official
 
@@ -133,7 +134,10 @@ def test_detector_on_official_shape_list() -> None:
     assert cfg is not None and cfg["type"] == "PromptIR" and cfg["dim"] == 48
     assert cfg["prompt_dims"] == [64, 128, 320] and cfg["num_blocks"] == [4, 6, 6, 8]
     assert shapes(meta_build(cfg)) == expected
-    assert detect_restormer(fake) is None  # PromptIR is not taken for a plain Restormer
+    # Restormer's detector knows nothing of PromptIR's keys and may claim the file too; PromptIR's
+    # detector is registered more specific, so the file is never taken for a plain Restormer.
+    assert detect_restormer(fake) is not None
+    assert detect_config(fake)["type"] == "PromptIR"
 
 
 def test_detector_round_trip_on_tiny_config() -> None:

@@ -24,7 +24,9 @@ _REQUIRED = (
 )
 
 
-@DETECTORS.register("PromptIR")
+# PromptIR is a Restormer backbone plus prompt and noise blocks: Restormer's detector may claim its
+# files too, and this one, which knows the extra blocks, wins.
+@DETECTORS.register("PromptIR", more_specific_than=("Restormer",))
 def detect_promptir(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any] | None:
     """Build config (``{"type": "PromptIR", ...}``) of a PromptIR state_dict, or None.
 

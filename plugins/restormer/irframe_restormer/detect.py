@@ -23,8 +23,6 @@ _REQUIRED = (
     "up2_1.body.0.weight",
     "output.weight",
 )
-# Keys only PromptIR has (on top of the same backbone): their presence means "not a Restormer".
-PROMPTIR_MARKERS = ("reduce_noise_level3.weight", "chnl_reduce1.weight", "reduce_noise_channel_1.weight")
 
 
 @DETECTORS.register("Restormer")
@@ -37,9 +35,7 @@ def detect_restormer(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any] |
     Raises:
         CheckpointError: the keys are a Restormer's but their shapes describe no buildable model.
     """
-    if not all(key in state_dict for key in _REQUIRED) or any(key in state_dict for key in PROMPTIR_MARKERS):
-        return None
-    if any(key.startswith(("prompt1.", "noise_level")) for key in state_dict):
+    if not all(key in state_dict for key in _REQUIRED):
         return None
     config: dict[str, Any] = {"type": "Restormer"}
     config.update(read_backbone(state_dict, "Restormer"))
