@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import itertools
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from common import make_trainer, reference_step, timed
 
 
 def build_model(args: argparse.Namespace) -> torch.nn.Module:
@@ -35,83 +33,11 @@ def build_model(args: argparse.Namespace) -> torch.nn.Module:
     })
 
 
-def make_trainer(
-    model: torch.nn.Module,
-    batch: dict,
-    device: str,
-    workdir: Path,
-    *,
-    mixed_precision: str = "no",
-    grad_clip: float | None = None,
-    ema_decay: float = 0.0,
-    optim: dict | None = None,
-    compile_backend: str | None = None,
-):
-    """irframe's Trainer around ``model``, fed the same batch forever (no experiment folder I/O).
-
-    ``mixed_precision``, ``grad_clip``, ``ema_decay``, ``optim`` as the ``train:`` options;
-    ``compile_backend`` (e.g. ``"inductor"``) compiles through accelerate's dynamo plugin, as
-    ``train.compile`` does. Call ``irframe.train.build._shutdown(trainer.accelerator)`` before
-    making another trainer with other accelerate settings in the same process.
-    """
-    from accelerate import Accelerator
-    from accelerate.utils import TorchDynamoPlugin
-
-    from irframe.options import LossOptions
-    from irframe.train.checkpointer import Checkpointer
-    from irframe.train.ema import ModelEMA
-    from irframe.train.logger import TrainLogger
-    from irframe.train.loss import WeightedLoss
-    from irframe.train.optim import build_optimizer, build_scheduler
-    from irframe.train.trainer import LoopSettings, Trainer
-
-    extra = {"dynamo_plugin": TorchDynamoPlugin(backend=compile_backend)} if compile_backend else {}
-    accelerator = Accelerator(
-        cpu=device == "cpu", mixed_precision=mixed_precision, step_scheduler_with_optimizer=False, **extra
-    )
-    ema = ModelEMA(model, ema_decay) if ema_decay > 0 else None
-    optimizer = build_optimizer(model, optim or {"type": "AdamW", "lr": 1e-4})
-    scheduler = build_scheduler(optimizer, {"type": "CosineAnnealingLR", "T_max": 100000})
-    model, optimizer = accelerator.prepare(model, optimizer)
-    if ema is not None:
-        ema.model.to(accelerator.device)
-    losses = WeightedLoss.from_options([LossOptions(type="L1Loss")]).to(accelerator.device)
-    total = 10**9  # never reached: the benchmark calls run_iteration() itself
-    logger = TrainLogger(None, None, total, 0, is_main=True, progress_bar=False)
-    settings = LoopSettings(total_iter=total, print_freq=total, checkpoint_freq=total, grad_clip=grad_clip)
-    checkpointer = Checkpointer(workdir, 1, {"type": "Restormer"})
-    return Trainer(
-        accelerator, model, optimizer, scheduler, losses, itertools.repeat(batch), settings, checkpointer, logger,
-        ema=ema,
-    )
-
-
 def make_bare_step(model: torch.nn.Module, batch: dict):
     """The hand-written loop: zero_grad, forward, L1, backward, step, schedule."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=100000)
-    lq, gt = batch["lq"], batch["gt"]
-    model.train()
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        loss = F.l1_loss(model(lq), gt)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-
-    return step
-
-
-def timed(fn, iters: int, device: str) -> float:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(iters):
-        fn()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / iters
+    return reference_step(model, batch, optimizer, scheduler=scheduler)
 
 
 def main() -> None:

@@ -14,22 +14,9 @@ import argparse
 import sys
 from collections.abc import Iterable, Sequence
 
-from irframe.errors import IrframeError
+from irframe.errors import IrframeError, error_message
 
-
-def error_message(exc: BaseException) -> str:
-    """The message of ``exc`` as the command-line tools print it (after ``error: ``).
-
-    A DataLoader worker re-raises a dataset's error with the worker's whole traceback as its
-    message; what the user needs (the file or record at fault) is the original message, which the
-    traceback ends with after ``module.ErrorClass: ``.
-    """
-    text = str(exc)
-    if not (text.startswith("Caught ") and "\nOriginal Traceback" in text):
-        return text
-    marker = f"{type(exc).__module__}.{type(exc).__qualname__}: "
-    at = text.rfind(marker)
-    return text[at + len(marker) :].rstrip("\n") if at >= 0 else text
+__all__ = ["build_parser", "error_message", "main"]  # error_message: now in irframe.errors (old import path)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -60,12 +47,22 @@ def _cmd_list(args: argparse.Namespace) -> int:
         else:
             state = f"{len(info.components)} components" + (f", plugin API {info.api}" if info.api is not None else "")
         print(f"  {info.name}{dist} -> {info.value}: {state}")
+        if info.components and info.name != "irframe":
+            print(f"      {_components_by_kind(info.components)}")
     for kind, names in conflicts().items():
         for name, entries in names.items():
             who = ", ".join(e.provider for e in entries)
             picks = " or ".join(e.qualified for e in entries)
             print(f"CONFLICT: {kind} {name!r} is registered by several plugins: {who} (pick one with type: {picks})")
     return 0
+
+
+def _components_by_kind(components: Iterable[tuple[str, str]]) -> str:
+    """``archs: HAT; detectors: HAT`` for a plugin's ``(registry, name)`` pairs."""
+    grouped: dict[str, list[str]] = {}
+    for kind, name in components:
+        grouped.setdefault(kind, []).append(name)
+    return "; ".join(f"{_plural(kind)}: {', '.join(sorted(names))}" for kind, names in grouped.items())
 
 
 def _plural(kind: str) -> str:

@@ -32,3 +32,31 @@ class CheckpointError(IrframeError, ValueError):
 
 class DistributedError(IrframeError, RuntimeError):
     """A multi-process run that cannot go on: another process stalled, stopped or died."""
+
+
+# -- how the command-line tools report them ----------------------------------------------------------
+CLI_ERROR_STATUS = 2
+"""Exit status of a tool stopped by an :class:`IrframeError` (bad options, data or checkpoint)."""
+
+
+def error_message(exc: BaseException) -> str:
+    """The message of ``exc`` as the command-line tools print it (after ``error: ``).
+
+    A DataLoader worker re-raises a dataset's error with the worker's whole traceback as its
+    message; what the user needs (the file or record at fault) is the original message, which the
+    traceback ends with after ``module.ErrorClass: ``.
+    """
+    text = str(exc)
+    if not (text.startswith("Caught ") and "\nOriginal Traceback" in text):
+        return text
+    marker = f"{type(exc).__module__}.{type(exc).__qualname__}: "
+    at = text.rfind(marker)
+    return text[at + len(marker) :].rstrip("\n") if at >= 0 else text
+
+
+def report_error(exc: BaseException, status: int = CLI_ERROR_STATUS) -> int:
+    """The one way a tool ends on an error: one ``error: ...`` line on stderr; returns ``status``."""
+    import sys
+
+    print(f"error: {error_message(exc)}", file=sys.stderr)
+    return status

@@ -292,3 +292,69 @@ class PerceptualLoss(nn.Module):
         if self.part_names:  # both terms on: the trainer logs each (BasicSR's l_percep / l_style)
             self.last_parts = {"percep": percep.detach(), "style": style.detach()}
         return percep + style
+
+
+GAN_TYPES = ("vanilla", "lsgan", "wgan", "wgan_softplus", "hinge")
+
+
+@LOSSES.register("GANLoss")
+class GANLoss(nn.Module):
+    """The adversarial loss of a discriminator's logits, as BasicSR's ``GANLoss`` (same name, semantics).
+
+    Called ``loss(logits, target_is_real, is_disc=False)`` by an adversarial training step (not as
+    a pixel loss ``loss(pred, gt)``: ``adversarial = True`` says so). ``target_is_real`` is a bool:
+    the label the logits are pushed towards. By ``gan_type``:
+
+    * ``vanilla``: ``BCEWithLogits(x, label)``, label ``real_label_val`` or ``fake_label_val``;
+    * ``lsgan``: ``MSE(x, label)`` with the same labels;
+    * ``wgan``: ``-mean(x)`` for real, ``mean(x)`` for fake;
+    * ``wgan_softplus``: ``mean(softplus(-x))`` for real, ``mean(softplus(x))`` for fake (StyleGAN2's
+      logistic / non-saturating loss);
+    * ``hinge``: for the discriminator (``is_disc``) ``mean(relu(1 - x))`` for real and
+      ``mean(relu(1 + x))`` for fake; for the generator ``-mean(x)`` whatever the target.
+
+    ``loss_weight`` scales the generator's loss only (``is_disc=False``); the discriminator's is
+    never weighted. The adversarial step therefore applies no outer weight of its own.
+
+    Args:
+        gan_type: one of ``vanilla``, ``lsgan``, ``wgan``, ``wgan_softplus``, ``hinge``.
+        real_label_val: target of real logits (``vanilla``, ``lsgan``).
+        fake_label_val: target of fake logits (``vanilla``, ``lsgan``).
+        loss_weight: weight of the generator's adversarial loss (ESRGAN: 5e-3, Real-ESRGAN: 0.1).
+    """
+
+    adversarial = True  # takes (logits, target_is_real, is_disc): the adversarial step's, not train.losses'
+
+    def __init__(
+        self, gan_type: str, real_label_val: float = 1.0, fake_label_val: float = 0.0, loss_weight: float = 1.0
+    ) -> None:
+        super().__init__()
+        if gan_type not in GAN_TYPES:
+            import difflib
+
+            close = difflib.get_close_matches(str(gan_type), GAN_TYPES, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise OptionsError(
+                f"GANLoss.gan_type: unknown GAN type {gan_type!r} (expected one of {', '.join(GAN_TYPES)}){hint}"
+            )
+        self.gan_type = gan_type
+        self.real_label_val = float(real_label_val)
+        self.fake_label_val = float(fake_label_val)
+        self.loss_weight = float(loss_weight)
+
+    def forward(self, input: torch.Tensor, target_is_real: bool, is_disc: bool = False) -> torch.Tensor:
+        if not isinstance(target_is_real, bool):
+            kind = type(target_is_real).__name__
+            raise TypeError(f"GANLoss: target_is_real must be a bool (push towards real or fake), got {kind}")
+        x, real = input, target_is_real
+        if self.gan_type == "hinge":
+            loss = (F.relu(1 - x) if real else F.relu(1 + x)).mean() if is_disc else -x.mean()
+        elif self.gan_type == "wgan":
+            loss = -x.mean() if real else x.mean()
+        elif self.gan_type == "wgan_softplus":
+            loss = F.softplus(-x if real else x).mean()
+        else:
+            label = torch.full_like(x, self.real_label_val if real else self.fake_label_val)
+            criterion = F.binary_cross_entropy_with_logits if self.gan_type == "vanilla" else F.mse_loss
+            loss = criterion(x, label)
+        return loss if is_disc else loss * self.loss_weight

@@ -22,11 +22,13 @@ The policy of ``auto`` (:func:`choose_threads`):
    oversubscribed, and the line says so.
 
 An explicit choice always wins: ``--threads N`` on the command line, then ``threads: N`` in the
-option file, then an ``OMP_NUM_THREADS`` the user exported. Under a launcher (recognised by the
-environment variables it sets) ``OMP_NUM_THREADS`` is the launcher's: ``torchrun`` sets 1 when it is
-unset, ``accelerate launch`` 1 (or physical cores / processes with ``--cpu``), and a process cannot
-tell that from a value the user exported before launching. So there the policy decides (and says it
-replaced the launcher's value); ``--threads N`` or ``threads: N`` fixes the count under a launcher.
+option file, then an ``OMP_NUM_THREADS`` the user exported. (``--threads``/``threads:`` are capped
+at :data:`MAX_THREADS_PER_CORE` per core of the machine, and the line says so.) Under a launcher
+(recognised by the environment variables it sets) ``OMP_NUM_THREADS`` is the launcher's:
+``torchrun`` sets 1 when it is unset, ``accelerate launch`` 1 (or physical cores / processes with
+``--cpu``), and a process cannot tell that from a value the user exported before launching. So there
+the policy decides (and says it replaced the launcher's value); ``--threads N`` or ``threads: N``
+fixes the count under a launcher.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ LAUNCHER_MARKERS = ("ACCELERATE_MIXED_PRECISION", "ACCELERATE_DYNAMO_BACKEND", "
 # configure_threads exports its choice as OMP_NUM_THREADS (accelerate's CPU set-up would otherwise
 # replace it) and records it here, so a later call knows that value was not the user's.
 CHOSEN_ENV = "IRFRAME_THREADS_CHOSEN"
+# An explicit thread count may oversubscribe the cores (a deliberate choice), up to this many per core.
+MAX_THREADS_PER_CORE = 4
 
 
 @dataclass(frozen=True)
@@ -190,8 +194,15 @@ def choose_threads(
     """
     env = os.environ if env is None else env
     if requested is not None and requested != "auto":
-        value = threads_arg(requested)
-        return ThreadChoice(int(value), "set by --threads or the option file's threads")
+        value = int(threads_arg(requested))
+        machine_cores = (os.cpu_count() or 1) if machine_cores is None else machine_cores
+        limit = MAX_THREADS_PER_CORE * max(1, machine_cores)
+        if value > limit:  # 3000 threads on 2 cores: thousands of OpenMP threads fighting for them
+            return ThreadChoice(
+                limit, f"--threads or the option file's threads asked for {value}; capped at {limit} "
+                f"({MAX_THREADS_PER_CORE} per core of the machine's {machine_cores})"
+            )
+        return ThreadChoice(value, "set by --threads or the option file's threads")
     omp = env.get("OMP_NUM_THREADS", "").strip()
     launcher_note = ""
     if omp and not _launcher_default(env):

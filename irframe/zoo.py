@@ -10,7 +10,10 @@ checkpoint is accepted (``irframe.load_model``, ``tools/infer.py --checkpoint``,
     irframe zoo                                   # list the zoo models
     irframe zoo publish CKPT NAME --option FILE --task "..."   # add a trained checkpoint
 
-The zoo folder is ``zoo/`` at the repository root, or ``$IRFRAME_ZOO`` when set.
+The zoo folder is ``zoo/`` at the repository root, or ``$IRFRAME_ZOO`` when set. This module is
+the catalog (listing, publishing) beside its command (``irframe zoo``, :mod:`irframe.cli`); what
+``zoo:NAME`` resolves to is part of finding a weights file (:mod:`irframe.nn.checkpoint`), so
+loading a model needs nothing from here.
 """
 
 from __future__ import annotations
@@ -24,52 +27,25 @@ from pathlib import Path
 from typing import Any
 
 from irframe.errors import CheckpointError
+from irframe.nn.checkpoint import (
+    ZOO_ENV,
+    ZOO_PREFIX,
+    ZOO_SUFFIX,
+    config_from_metadata,
+    is_zoo_name,
+    read_checkpoint,
+    read_safetensors_header,
+    resolve_weights_file,
+    resolve_zoo,
+    save_weights,
+    zoo_dir,
+    zoo_names,
+)
 
-__all__ = ["ZOO_PREFIX", "ZooEntry", "is_zoo_name", "list_zoo", "publish", "resolve_zoo", "zoo_dir"]
+# ZOO_ENV, ZOO_PREFIX, is_zoo_name, resolve_zoo, zoo_dir: defined in irframe.nn.checkpoint (kept importable here)
+__all__ = ["ZOO_ENV", "ZOO_PREFIX", "ZooEntry", "is_zoo_name", "list_zoo", "publish", "resolve_zoo", "zoo_dir"]
 
-ZOO_PREFIX = "zoo:"
-ZOO_ENV = "IRFRAME_ZOO"
-SUFFIX = ".safetensors"
-
-
-def zoo_dir() -> Path:
-    """The zoo folder: ``$IRFRAME_ZOO`` if set, else ``zoo/`` next to the ``irframe`` package."""
-    env = os.environ.get(ZOO_ENV)
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent / "zoo"
-
-
-def is_zoo_name(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a ``zoo:NAME`` reference rather than a file path."""
-    return isinstance(path, str) and path.startswith(ZOO_PREFIX)
-
-
-def _names(folder: Path) -> list[str]:
-    if not folder.is_dir():
-        return []
-    return sorted(p.name[: -len(SUFFIX)] for p in folder.iterdir() if p.is_file() and p.name.endswith(SUFFIX))
-
-
-def resolve_zoo(ref: str) -> Path:
-    """The file of ``zoo:NAME`` (``NAME`` or ``NAME.safetensors`` in :func:`zoo_dir`).
-
-    Raises:
-        CheckpointError: an empty name, a name with a path separator, or no such model (the error
-            lists the zoo's models).
-    """
-    name = ref[len(ZOO_PREFIX) :] if ref.startswith(ZOO_PREFIX) else ref
-    if name.endswith(SUFFIX):
-        name = name[: -len(SUFFIX)]
-    if not name or "/" in name or "\\" in name or name in (".", ".."):
-        raise CheckpointError(f"{ref!r}: a zoo reference is zoo:NAME with a plain model name (see `irframe zoo`)")
-    folder = zoo_dir()
-    file = folder / f"{name}{SUFFIX}"
-    if not file.is_file():
-        known = _names(folder)
-        listing = ", ".join(known) if known else f"none: {folder} holds no *{SUFFIX} file"
-        raise CheckpointError(f"{ref}: no zoo model {name!r} in {folder} (available: {listing})")
-    return file
+SUFFIX = ZOO_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -96,9 +72,6 @@ class ZooEntry:
 
 
 def _read_entry(file: Path) -> ZooEntry:
-    from irframe.nn.autoload import config_from_metadata
-    from irframe.nn.checkpoint import read_safetensors_header
-
     meta, shapes = read_safetensors_header(file)
     params = sum(math.prod(shape) for shape in shapes.values())
     config = config_from_metadata(meta, str(file))
@@ -128,7 +101,7 @@ def _read_entry(file: Path) -> ZooEntry:
 def list_zoo(folder: str | os.PathLike[str] | None = None) -> list[ZooEntry]:
     """Every model of the zoo folder, by name (an unreadable file is a :class:`CheckpointError`)."""
     base = Path(folder) if folder is not None else zoo_dir()
-    return [_read_entry(base / f"{n}{SUFFIX}") for n in _names(base)]
+    return [_read_entry(base / f"{n}{SUFFIX}") for n in zoo_names(base)]
 
 
 def publish(
@@ -148,9 +121,6 @@ def publish(
         CheckpointError: a bad name, an existing model without ``force``, or a checkpoint without
             our ``arch``/``config`` metadata.
     """
-    from irframe.nn.autoload import config_from_metadata, resolve_weights_file
-    from irframe.nn.checkpoint import read_checkpoint, save_weights
-
     if not name or any(c in name for c in "/\\:") or name.endswith(SUFFIX):
         raise CheckpointError(f"zoo name {name!r}: use a plain name without '/', ':' or {SUFFIX!r}")
     src = resolve_weights_file(checkpoint, prefer_ema)

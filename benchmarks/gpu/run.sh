@@ -48,7 +48,7 @@ else
         if compgen -G ".whl/*.whl" > /dev/null; then
             PIP_ARGS+=(--no-index --find-links .whl)
         fi
-        "$PY" -m pip install -q ${PIP_ARGS[@]+"${PIP_ARGS[@]}"} -e ".[dev]" -e plugins/restormer -e plugins/promptir -e plugins/ipt
+        "$PY" -m pip install -q ${PIP_ARGS[@]+"${PIP_ARGS[@]}"} -e ".[dev]" -e plugins/restormer -e plugins/promptir -e plugins/ipt -e plugins/swinir -e plugins/hat -e plugins/nafnet -e plugins/sr_classics -e plugins/gan_discriminators
     fi
 fi
 echo "python: $PY; set-up took $(( $(date +%s) - START )) s"

@@ -36,7 +36,6 @@ import argparse
 import contextlib
 import copy
 import functools
-import importlib.util
 import json
 import math
 import os
@@ -56,6 +55,10 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # benchmarks/common.py, imported as the scripts beside it do
+import common  # noqa: E402  (needs the line above)
+from common import timed  # noqa: E402
+
 GIB = 1024**3
 CARDS_GIB = (24, 40, 80)
 USABLE = 0.92  # of a card's memory a training process can count on (CUDA context, allocator slack)
@@ -91,15 +94,6 @@ TINY = {
         "rgb_range": 255,
     },
 }
-
-
-def _load_module(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 # -- what is measured ------------------------------------------------------------------------------
@@ -229,11 +223,6 @@ def make_plan(args: argparse.Namespace) -> Plan:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-def sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 @contextlib.contextmanager
 def peak_memory(device: str) -> Iterator[dict[str, float | None]]:
     """``{"peak_gib": ...}`` filled after the block (``None`` on the CPU)."""
@@ -246,16 +235,6 @@ def peak_memory(device: str) -> Iterator[dict[str, float | None]]:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
         out["peak_gib"] = torch.cuda.max_memory_allocated() / GIB
-
-
-def timed(fn: Callable[[], Any], iters: int, device: str) -> float:
-    """Seconds per call of ``fn`` over ``iters`` calls."""
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(iters):
-        fn()
-    sync(device)
-    return (time.perf_counter() - start) / iters
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -416,52 +395,20 @@ def stage_train(plan: Plan, out: Path) -> list[dict[str, Any]]:
 # -- stage 3: Trainer vs reference loop ------------------------------------------------------------
 def reference_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], paper: Paper, precision: str,
                    device: str) -> Callable[[], None]:
-    """Reference loop (re-implementation of the official training step), same settings as ours.
-
-    BasicSR's ``optimize_parameters`` (Restormer): zero_grad, forward, L1, backward, clip_grad_norm_,
-    step, then ``model_ema`` as a per-tensor ``mul_().add_()`` loop. AMP as PyTorch's recipe:
-    autocast around forward and loss, a GradScaler for fp16.
-    """
+    """Reference loop (re-implementation of the official training step), same settings as ours:
+    BasicSR's ``optimize_parameters`` (Restormer) with the paper's optimizer, gradient clipping and
+    EMA, AMP as PyTorch's recipe (:func:`common.reference_step`)."""
     from irframe.train.optim import build_optimizer
 
-    optimizer = build_optimizer(model, paper.train["optim"])
-    clip, decay = paper.train.get("grad_clip"), float(paper.train.get("ema_decay") or 0.0)
-    ema = copy.deepcopy(model).eval().requires_grad_(False) if decay > 0 else None
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    scaler = torch.amp.GradScaler(device.split(":")[0]) if precision == "fp16" else None
-    lq, gt = batch["lq"], batch["gt"]
-    model.train()
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        ctx = torch.autocast(device.split(":")[0], dtype=dtype) if dtype is not None else contextlib.nullcontext()
-        with ctx:
-            loss = F.l1_loss(model(lq), gt)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-        else:
-            loss.backward()
-        if clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        if ema is not None:
-            with torch.no_grad():
-                net = dict(model.named_parameters())
-                for k, p in ema.named_parameters():
-                    p.data.mul_(decay).add_(net[k].data, alpha=1 - decay)
-
-    return step
+    return common.reference_step(
+        model, batch, build_optimizer(model, paper.train["optim"]), grad_clip=paper.train.get("grad_clip"),
+        ema_decay=float(paper.train.get("ema_decay") or 0.0), precision=precision, device=device,
+    )
 
 
 def trainer_step(model: torch.nn.Module, batch: dict[str, torch.Tensor], paper: Paper, precision: str, device: str,
                  workdir: Path, compile_backend: str | None = None) -> Any:
-    overhead = _load_module("irframe_bench_overhead", ROOT / "benchmarks" / "bench_overhead.py")
-    trainer = overhead.make_trainer(
+    trainer = common.make_trainer(
         model,
         batch,
         device,

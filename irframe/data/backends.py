@@ -11,6 +11,15 @@ LMDB layout (BasicSR's, so databases made by BasicSR's ``create_lmdb`` scripts l
 The LMDB environment is opened lazily, once per process and database (:func:`open_env`): a
 DataLoader worker (forked or spawned) opens its own handle on first read, because LMDB handles must
 not be used across a fork and cannot be pickled.
+
+A damaged ``data.mdb`` is a :class:`DataError` naming the database, never a crash: LMDB reads
+through a memory map, and touching a page past the end of a truncated file kills the process with
+``SIGBUS`` (``Bus error``, nothing printed). So before LMDB maps a database its tree pages are
+checked with plain file reads (:func:`irframe.data.lmdb_check.check_lmdb_file`: the file holds
+the pages its header claims, and every page, node and record stays inside it), the opened
+environment is checked again with LMDB's own ``info``/``stat`` (:func:`check_not_truncated`), a
+record whose stored length exceeds the file is refused before it is copied, and LMDB's own errors
+(``PageNotFoundError``, ``CorruptedError``...) are caught and name the database.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from irframe.data.io import Channels, decode_image, is_image_file
+from irframe.data.lmdb_check import check_lmdb_file, damaged
 from irframe.errors import DataError, OptionsError
 
 META_INFO = "meta_info.txt"
@@ -65,14 +75,19 @@ def list_image_files(root: str | os.PathLike[str], recursive: bool = False) -> d
         raise DataError(f"{base}: image folder not found" if not base.exists() else f"{base}: not a folder")
     found: dict[str, Path] = {}
     walker = base.rglob("*") if recursive else base.iterdir()
-    for path in walker:
-        rel = path.relative_to(base)
-        if any(part.startswith(".") for part in rel.parts) or not is_image_file(path) or not path.is_file():
-            continue
-        key = rel.with_suffix("").as_posix()
-        if key in found:
-            raise DataError(f"{base}: two files share the key {key!r}: {found[key].name} and {path.name}; keep one")
-        found[key] = path
+    try:
+        for path in walker:
+            rel = path.relative_to(base)
+            if any(part.startswith(".") for part in rel.parts) or not is_image_file(path) or not path.is_file():
+                continue
+            key = rel.with_suffix("").as_posix()
+            if key in found:
+                raise DataError(
+                    f"{base}: two files share the key {key!r}: {found[key].name} and {path.name}; keep one"
+                )
+            found[key] = path
+    except OSError as exc:  # a folder without read permission, a file system error
+        raise DataError(f"{exc.filename or base}: cannot list the image folder ({exc.strerror or exc})") from None
     return dict(sorted(found.items()))
 
 
@@ -114,7 +129,11 @@ class DiskBackend(Backend):
 
 
 def read_meta_info(db_path: str | os.PathLike[str]) -> dict[str, tuple[tuple[int, int, int], int]]:
-    """Parse an LMDB's ``meta_info.txt``: key -> ((h, w, c), compression level), in file order."""
+    """Parse an LMDB's ``meta_info.txt``: key -> ((h, w, c), compression level), in file order.
+
+    Lines end at ``\\n`` only (an optional ``\\r`` before it is dropped), as BasicSR reads the file:
+    a key holding a character that :meth:`str.splitlines` also splits on (U+2028, U+2029, U+0085,
+    form feed...) stays one key."""
     meta = Path(db_path) / META_INFO
     out: dict[str, tuple[tuple[int, int, int], int]] = {}
     try:
@@ -127,10 +146,11 @@ def read_meta_info(db_path: str | os.PathLike[str]) -> dict[str, tuple[tuple[int
         ) from None
     except OSError as exc:
         raise DataError(f"{meta}: cannot read ({exc.strerror or exc})") from None
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
+    for lineno, raw in enumerate(text.split("\n"), 1):
+        line = raw[:-1] if raw.endswith("\r") else raw
+        if not line.strip(" \t"):
             continue
-        m = _META_LINE.match(line.strip())
+        m = _META_LINE.match(line.strip(" \t"))
         if m is None:
             raise DataError(f"{meta}:{lineno}: expected '<key>.png (h,w,c) <level>', got {line!r}")
         if m["key"] in out:
@@ -157,12 +177,68 @@ def open_env(path: str | os.PathLike[str]) -> Any:
             if pid == os.getpid():
                 return env
             env.close()  # inherited from the parent: unmap this process's copy, then reopen
+        check_lmdb_file(path)  # before LMDB maps it: a damaged file would crash the process (SIGBUS)
         try:
             env = lmdb.open(key, readonly=True, lock=False, readahead=False, meminit=False, max_readers=2048)
         except lmdb.Error as exc:
             raise DataError(f"{path}: cannot open LMDB ({exc})") from None
+        try:
+            check_not_truncated(env, path)  # LMDB's own view of the same, whatever the file's layout
+        except BaseException:
+            env.close()
+            raise
         _ENVS[key] = (os.getpid(), env)
         return env
+
+
+def check_not_truncated(env: Any, path: str | os.PathLike[str]) -> None:
+    """Refuse an environment whose ``data.mdb`` is shorter than its header says (``last_pgno + 1``
+    pages of ``psize`` bytes, from LMDB's own ``info``/``stat``, which read only the header pages):
+    LMDB would map the missing pages and the first read of one would kill the process (SIGBUS)."""
+    data = Path(path) / "data.mdb"
+    try:
+        size = data.stat().st_size
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read LMDB ({data.name}: {exc.strerror or exc})") from None
+    pages, psize = env.info()["last_pgno"] + 1, env.stat()["psize"]
+    if size < pages * psize:
+        raise damaged(
+            path,
+            f"the file is {size} bytes but its header says it holds {pages} pages of {psize} bytes "
+            f"({pages * psize} bytes): truncated, e.g. an interrupted copy",
+        )
+
+
+def corrupt_lmdb(path: str | os.PathLike[str], exc: BaseException, what: str = "reading it") -> DataError:
+    """The :class:`DataError` for an LMDB error raised while ``what`` (a damaged database)."""
+    return damaged(path, f"{type(exc).__name__} while {what}: {exc}")
+
+
+def read_record(txn: Any, path: str | os.PathLike[str], key: str) -> bytes | None:
+    """The record ``key`` of an open read transaction (``buffers=True``), copied out, or ``None``.
+
+    The stored length is checked against the file before the bytes are copied (a flipped length
+    bit would make the copy read past the end of the memory map), and LMDB's errors on a corrupt
+    tree become a :class:`DataError` naming the database and the key."""
+    import lmdb
+
+    try:
+        value = txn.get(key.encode("utf-8"))
+    except lmdb.Error as exc:
+        raise corrupt_lmdb(path, exc, f"looking up {key!r}") from None
+    if value is None:
+        return None
+    size = _data_size(path)
+    if len(value) > size:
+        raise damaged(path, f"record {key!r} claims {len(value)} bytes, more than the whole file's {size}")
+    return bytes(value)
+
+
+def _data_size(path: str | os.PathLike[str]) -> int:
+    try:
+        return (Path(path) / "data.mdb").stat().st_size
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read LMDB (data.mdb: {exc.strerror or exc})") from None
 
 
 def close_env(path: str | os.PathLike[str]) -> None:
@@ -200,10 +276,18 @@ class LMDBBackend(Backend):
         database: records it does not list (a deleted line would silently drop them) are an error.
         A listed key without a record fails when read (or is skipped under ``skip_bad``)."""
         if self._keys is None:
+            import lmdb
+
             keys = sorted(read_meta_info(self.root))
             env = open_env(self.root)
-            with env.begin(write=False) as txn:  # keys only: no record is read
-                stored = {bytes(k).decode("utf-8", "replace") for k in txn.cursor().iternext(keys=True, values=False)}
+            try:
+                with env.begin(write=False) as txn:  # keys only: no record is read
+                    stored = {
+                        bytes(k).decode("utf-8", "backslashreplace")
+                        for k in txn.cursor().iternext(keys=True, values=False)
+                    }
+            except lmdb.Error as exc:
+                raise corrupt_lmdb(self.root, exc, "listing its keys") from None
             unlisted = sorted(stored - set(keys))
             if unlisted:
                 raise DataError(
@@ -215,8 +299,13 @@ class LMDBBackend(Backend):
         return list(self._keys)
 
     def get(self, key: str) -> bytes:
-        with open_env(self.root).begin(write=False, buffers=False) as txn:
-            value = txn.get(key.encode("utf-8"))
+        import lmdb
+
+        try:
+            with open_env(self.root).begin(write=False, buffers=True) as txn:
+                value = read_record(txn, self.root, key)
+        except lmdb.Error as exc:
+            raise corrupt_lmdb(self.root, exc, f"reading {key!r}") from None
         if value is None:
             raise DataError(f"{self.root}: LMDB has no record with key {key!r}")
         return value

@@ -11,9 +11,18 @@ Conventions (the whole data layer follows them):
 * Gray <-> colour: ``channels=3`` replicates a gray image; ``channels=1`` converts colour to luma with
   BT.601 weights (0.299 R + 0.587 G + 0.114 B, OpenCV's ``RGB2GRAY``), *not* the studio-range Y
   channel that metrics use.
+* EXIF orientation is applied on read: a JPEG, PNG (``eXIf``) or WebP whose EXIF ``Orientation`` tag
+  says the camera was turned (a phone photo with ``Orientation=6``) is rotated/flipped upright, as
+  viewers show it and as OpenCV's ``imread`` does by default (``IMREAD_UNCHANGED``, which we need for
+  16-bit and alpha, skips it; TIFF decoders apply it themselves). So ``tools/infer.py`` writes the
+  restored image the way its input is seen, and the output carries no orientation tag.
+* Float files (32-bit TIFF) must hold finite values in about ``[0, 1]``: NaN/inf, or values far outside
+  (see :func:`wrong_value_range`, e.g. a ``[0, 255]`` or 1e30 file) are a :class:`DataError` naming the
+  file, not a silent NaN loss later.
 * Writing is lossless (PNG, TIFF, BMP, PPM/PGM): floats are quantised by rounding (not truncation) and
   clipped to the format's range; a warning says when more than a tiny fraction of values were outside
-  ``[0, 1]`` (that usually means an un-clamped model output or a wrong value range).
+  ``[0, 1]`` (that usually means an un-clamped model output or a wrong value range). TIFF can also be
+  written as 32-bit float (``bit_depth=32``: values kept as they are, no quantisation).
 
 Every failure raises :class:`~irframe.errors.DataError` naming the file (or record) at fault.
 """
@@ -40,8 +49,8 @@ if TYPE_CHECKING:  # torch is imported where tensors are made, so tools that onl
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
 LOSSLESS_EXTENSIONS = {
     ".png": (8, 16),
-    ".tif": (8, 16),
-    ".tiff": (8, 16),
+    ".tif": (8, 16, 32),  # 32: float32, values kept as they are
+    ".tiff": (8, 16, 32),
     ".bmp": (8,),
     ".ppm": (8, 16),
     ".pgm": (8, 16),
@@ -125,7 +134,114 @@ def decode_image(
         raise DataError(f"{source}: cannot decode image ({len(data)} bytes): OpenCV refused it ({reason})") from None
     if img is None:
         raise DataError(f"{source}: cannot decode image ({len(data)} bytes): truncated, corrupt or not an image")
+    img = apply_orientation(img, exif_orientation(data))
     return _to_float_rgb(img, source, channels)
+
+
+# EXIF Orientation (tag 274) -> how to turn the stored raster upright (what viewers and OpenCV's
+# default imread do): 2 mirror, 3 rotate 180, 4 flip, 5 transpose, 6 rotate 90 clockwise,
+# 7 transverse, 8 rotate 90 counter-clockwise.
+_EXIF_ORIENTATION_TAG = 0x0112
+
+
+def exif_orientation(data: bytes | memoryview | np.ndarray) -> int:
+    """The EXIF ``Orientation`` (1-8) of an encoded JPEG, PNG (``eXIf`` chunk) or WebP image; 1 (as
+    stored) when there is none or it cannot be read. TIFF is not looked at: OpenCV's TIFF decoder
+    applies its orientation itself."""
+    head = bytes(data[:12])
+    whole = data if isinstance(data, bytes) else bytes(data)
+    try:
+        if head[:2] == b"\xff\xd8":
+            tiff = _jpeg_exif(whole)
+        elif head[:8] == _PNG_SIGNATURE:
+            tiff = _png_exif(whole)
+        elif head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+            tiff = _webp_exif(whole)
+        else:
+            return 1
+        return _tiff_orientation(tiff) if tiff else 1
+    except (struct.error, IndexError, ValueError):  # a damaged EXIF block: the raster as stored
+        return 1
+
+
+def _jpeg_exif(data: bytes) -> bytes | None:
+    """The TIFF block of a JPEG's ``APP1 Exif`` segment (before the image data), or ``None``."""
+    i, n = 2, len(data)
+    while i + 4 <= n and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no metadata after this
+            return None
+        if marker in (0x01, *range(0xD0, 0xD8)):
+            i += 2
+            continue
+        length = struct.unpack(">H", data[i + 2 : i + 4])[0]
+        if marker == 0xE1 and data[i + 4 : i + 10] == b"Exif\0\0":
+            return data[i + 10 : i + 2 + length]
+        i += 2 + length
+    return None
+
+
+def _png_exif(data: bytes) -> bytes | None:
+    """The ``eXIf`` chunk of a PNG (before the first ``IDAT``, where viewers look for it), or ``None``."""
+    i, n = 8, len(data)
+    while i + 8 <= n:
+        length, kind = struct.unpack(">I4s", data[i : i + 8])
+        if kind == b"eXIf":
+            return data[i + 8 : i + 8 + length]
+        if kind in (b"IDAT", b"IEND"):
+            return None
+        i += 12 + length
+    return None
+
+
+def _webp_exif(data: bytes) -> bytes | None:
+    """The ``EXIF`` chunk of a WebP (RIFF) file, or ``None``."""
+    i, n = 12, len(data)
+    while i + 8 <= n:
+        kind, length = struct.unpack("<4sI", data[i : i + 8])
+        if kind == b"EXIF":
+            block = data[i + 8 : i + 8 + length]
+            return block[6:] if block[:6] == b"Exif\0\0" else block
+        i += 8 + length + (length & 1)
+    return None
+
+
+def _tiff_orientation(tiff: bytes) -> int:
+    """The Orientation entry of the first IFD of an EXIF (TIFF-structured) block, or 1."""
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if order is None or struct.unpack(order + "H", tiff[2:4])[0] != 42:
+        return 1
+    ifd = struct.unpack(order + "I", tiff[4:8])[0]
+    count = struct.unpack(order + "H", tiff[ifd : ifd + 2])[0]
+    for k in range(count):
+        entry = ifd + 2 + 12 * k
+        tag, kind = struct.unpack(order + "HH", tiff[entry : entry + 4])
+        if tag == _EXIF_ORIENTATION_TAG and kind == 3:  # SHORT
+            value = int(struct.unpack(order + "H", tiff[entry + 8 : entry + 10])[0])
+            return value if 1 <= value <= 8 else 1
+    return 1
+
+
+def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn a decoded ``HW`` / ``HWC`` raster upright for an EXIF ``orientation`` (1-8; 1 is a no-op)."""
+    if orientation == 2:
+        return img[:, ::-1]
+    if orientation == 3:
+        return img[::-1, ::-1]
+    if orientation == 4:
+        return img[::-1]
+    if orientation == 5:
+        return np.swapaxes(img, 0, 1)
+    if orientation == 6:
+        return np.rot90(img, -1)
+    if orientation == 7:
+        return np.swapaxes(img, 0, 1)[::-1, ::-1]
+    if orientation == 8:
+        return np.rot90(img, 1)
+    return img
 
 
 def pixel_budget(max_pixels: int | None = None) -> int:
@@ -218,6 +334,7 @@ def _to_float_rgb(img: np.ndarray, source: str, channels: Channels) -> np.ndarra
         out = img.astype(np.float32) / 65535.0
     elif img.dtype in (np.float32, np.float64):
         out = img.astype(np.float32)
+        _check_float_values(out, source)
     else:
         raise DataError(f"{source}: unsupported pixel type {img.dtype} (expected 8/16-bit integer or float)")
     if out.ndim == 2:
@@ -235,6 +352,22 @@ def _to_float_rgb(img: np.ndarray, source: str, channels: Channels) -> np.ndarra
         out = (bgr * alpha + (1.0 - alpha))[:, :, ::-1]
     out = convert_channels(out, channels)
     return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _check_float_values(img: np.ndarray, source: str) -> None:
+    """A float file (kept as stored) must hold finite values in about ``[0, 1]``: NaN/inf, or a
+    wrong value range (:func:`wrong_value_range`: ``[0, 255]``, 1e30...) would surface much later as
+    a NaN loss or a black output with no file named."""
+    finite = np.isfinite(img)
+    if not finite.all():
+        bad = int(img.size - np.count_nonzero(finite))
+        raise DataError(f"{source}: float image holds {bad} NaN or infinite value(s) of {img.size}")
+    if wrong_value_range(img):
+        raise DataError(
+            f"{source}: float image values span [{float(img.min()):.4g}, {float(img.max()):.4g}], "
+            f"{far_out_share(img):.2%} of them more than {RANGE_ALARM_DISTANCE} outside [0, 1]; float files are read "
+            "as stored and the engine's images are [0, 1]: rescale the file (or save it as 8/16-bit)"
+        )
 
 
 def convert_channels(img: np.ndarray, channels: Channels) -> np.ndarray:
@@ -299,7 +432,7 @@ def quantize(img: np.ndarray, bit_depth: Literal[8, 16] = 8, *, source: str = "i
 
 
 def imwrite(
-    path: str | os.PathLike[str], img: np.ndarray, bit_depth: Literal[8, 16] = 8, *, compress_level: int = 3
+    path: str | os.PathLike[str], img: np.ndarray, bit_depth: Literal[8, 16, 32] = 8, *, compress_level: int = 3
 ) -> None:
     """Write a float ``[0, 1]`` image (``HWC`` RGB, ``HW1`` or ``HW`` gray) losslessly.
 
@@ -310,7 +443,8 @@ def imwrite(
     Args:
         path: destination file.
         img: float image in ``[0, 1]``; values outside are clipped (see :func:`quantize`).
-        bit_depth: 8 (default) or 16 (PNG/TIFF/PNM only).
+        bit_depth: 8 (default), 16 (PNG/TIFF/PNM only) or 32 (TIFF only: float32, values kept as
+            they are, not clipped; NaN/inf refused).
         compress_level: PNG zlib level 0-9 (does not change the pixels).
     """
     path = Path(path)
@@ -327,7 +461,13 @@ def imwrite(
         arr = arr[:, :, 0]
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)):
         raise DataError(f"{path}: expected an HxWx3 RGB or HxW(x1) gray image, got shape {np.shape(img)}")
-    q = quantize(arr, bit_depth, source=str(path))
+    if bit_depth == 32:
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise DataError(f"{path}: image contains NaN or infinite values ({bad} of {arr.size})")
+        q = arr.astype(np.float32)
+    else:
+        q = quantize(arr, bit_depth, source=str(path))
     if q.ndim == 3:
         q = np.ascontiguousarray(q[:, :, ::-1])  # RGB -> BGR for OpenCV
     params = [cv2.IMWRITE_PNG_COMPRESSION, int(compress_level)] if ext == ".png" else []

@@ -15,7 +15,10 @@
   identical keys (both ``meta_info.txt`` must list the same keys; ``filename_tmpl`` is not used for
   LMDB). ``key_template="{}x4"`` packs LR files named ``babyx4.png`` under the GT key ``baby``.
 * File names that cannot be keys of ``meta_info.txt`` (a newline or other control character,
-  leading/trailing spaces, bytes that are not UTF-8) are refused by name before anything is written.
+  leading/trailing spaces, bytes that are not UTF-8) are refused by name before anything is written;
+  other characters that :meth:`str.splitlines` splits on (U+2028, U+2029) are fine: ``meta_info.txt``
+  lines end at ``\n`` only (:func:`~irframe.data.backends.read_meta_info`).
+* An image with an EXIF orientation (a phone's JPEG) is stored upright, as it is read from disk.
 * The map size is estimated from the data (encoded sizes of a few sample images) and doubled
   whenever a batch does not fit.
 """
@@ -31,8 +34,18 @@ from typing import Any
 import cv2
 import numpy as np
 
-from irframe.data.backends import META_INFO, close_env, list_image_files, open_env, read_meta_info
-from irframe.data.io import atomic_write, check_pixel_budget, decode_image
+from irframe.data.backends import (
+    META_INFO,
+    check_not_truncated,
+    close_env,
+    corrupt_lmdb,
+    list_image_files,
+    open_env,
+    read_meta_info,
+    read_record,
+)
+from irframe.data.io import apply_orientation, atomic_write, check_pixel_budget, decode_image, exif_orientation
+from irframe.data.lmdb_check import check_lmdb_file
 from irframe.errors import DataError
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -67,10 +80,14 @@ def png_shape(data: bytes, source: str) -> tuple[int, int, int]:
 
 
 def encode_png(path: Path, compress_level: int) -> bytes:
-    """Read an image file as stored (bit depth, channels) and re-encode it as PNG."""
-    data = np.fromfile(path, dtype=np.uint8) if path.is_file() else None
-    if data is None:
-        raise DataError(f"{path}: image file not found")
+    """Read an image file as stored (bit depth, channels), turned upright by its EXIF orientation as
+    :func:`~irframe.data.io.imread` does, and re-encode it as PNG."""
+    try:
+        data = np.frombuffer(path.read_bytes(), dtype=np.uint8)
+    except FileNotFoundError:
+        raise DataError(f"{path}: image file not found") from None
+    except OSError as exc:  # a folder, no permission, /proc/self/mem (EIO)...
+        raise DataError(f"{path}: cannot read image file ({exc.strerror or exc})") from None
     if data.size == 0:
         raise DataError(f"{path}: empty image file (0 bytes)")
     check_pixel_budget(data, str(path))
@@ -82,6 +99,7 @@ def encode_png(path: Path, compress_level: int) -> bytes:
         raise DataError(f"{path}: cannot decode image ({data.size} bytes): truncated, corrupt or not an image")
     if img.dtype not in (np.uint8, np.uint16):
         raise DataError(f"{path}: PNG records hold 8/16-bit images; this file has {img.dtype} pixels")
+    img = np.ascontiguousarray(apply_orientation(img, exif_orientation(data)))
     ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, int(compress_level)])
     if not ok:
         raise DataError(f"{path}: OpenCV could not encode the image as PNG")
@@ -100,7 +118,10 @@ def _estimate_map_size(paths: list[Path], compress_level: int) -> int:
 
 def _fingerprint(path: Path) -> tuple[int, int]:
     """``(size, mtime_ns)`` of a source image: what tells a rerun that it changed."""
-    st = path.stat()
+    try:
+        st = path.stat()
+    except OSError as exc:  # removed since the folder was listed, a dangling link...
+        raise DataError(f"{path}: cannot read image file ({exc.strerror or exc})") from None
     return st.st_size, st.st_mtime_ns
 
 
@@ -111,6 +132,8 @@ def _read_sources(out: Path) -> dict[str, tuple[int, int]]:
         text = (out / SOURCES).read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return found
+    except OSError as exc:
+        raise DataError(f"{out / SOURCES}: cannot read ({exc.strerror or exc})") from None
     for line in text.split("\n"):
         parts = line.split(" ", 2)
         if len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit():
@@ -119,8 +142,11 @@ def _read_sources(out: Path) -> dict[str, tuple[int, int]]:
 
 
 def _append_sources(out: Path, prints: list[tuple[str, tuple[int, int]]]) -> None:
-    with open(out / SOURCES, "a", encoding="utf-8") as fh:
-        fh.write("".join(f"{size} {mtime} {key}\n" for key, (size, mtime) in prints))
+    try:
+        with open(out / SOURCES, "a", encoding="utf-8") as fh:
+            fh.write("".join(f"{size} {mtime} {key}\n" for key, (size, mtime) in prints))
+    except OSError as exc:  # the records are committed: a rerun re-encodes them (no fingerprint), nothing is lost
+        raise DataError(f"{out / SOURCES}: cannot be written ({exc.strerror or exc})") from None
 
 
 def _check_keys(files: dict[str, Path]) -> None:
@@ -157,14 +183,28 @@ def _write_batch(env: Any, batch: list[tuple[str, bytes]]) -> None:
             env.set_mapsize(env.info()["map_size"] * 2)
 
 
-def _committed_keys(env: Any) -> set[str]:
+def _committed_keys(env: Any, out: Path) -> set[str]:
+    """The keys already in the database (a key that is not UTF-8 cannot come from this tool: refused)."""
     with env.begin(write=False) as txn:
-        return {k.decode("utf-8") for k in txn.cursor().iternext(keys=True, values=False)}
+        raw = list(txn.cursor().iternext(keys=True, values=False))
+    keys, alien = set(), []
+    for k in raw:
+        try:
+            keys.add(bytes(k).decode("utf-8"))
+        except UnicodeDecodeError:
+            alien.append(bytes(k))
+    if alien:
+        raise DataError(
+            f"{out}: the database holds {len(alien)} key(s) that are not UTF-8 text (e.g. "
+            f"{', '.join(repr(k) for k in alien[:5])}), so it was not made by create_lmdb (its keys are file "
+            "names): choose a new output path"
+        )
+    return keys
 
 
 def _write_meta_info(out: Path, env: Any, keys: list[str], compress_level: int) -> None:
     lines = []
-    with env.begin(write=False) as txn:
+    with env.begin(write=False, buffers=True) as txn:  # buffers: only the 32 header bytes are read
         for key in keys:
             value = txn.get(key.encode("utf-8"))
             if value is None:  # cannot happen after a complete run; guards against silent loss
@@ -239,7 +279,6 @@ def create_lmdb(
             not in ``in_folder`` (a different folder's database).
     """
     import lmdb
-    from tqdm import tqdm
 
     out = Path(out_path)
     if out.suffix != ".lmdb":
@@ -256,51 +295,17 @@ def create_lmdb(
 
     out.mkdir(parents=True, exist_ok=True)
     close_env(out)  # a reader handle of this process would block the writer (one env per process)
-    env = lmdb.open(str(out), map_size=_MIN_MAP_SIZE)
+    if (out / "data.mdb").is_file():
+        check_lmdb_file(out)  # an existing database: LMDB would crash on a damaged one (SIGBUS)
     try:
-        done = _committed_keys(env)
-        foreign = sorted(done - set(files))
-        if foreign:
-            raise DataError(
-                f"{out}: the database holds {len(foreign)} key(s) that are not images of {in_folder} "
-                f"(e.g. {', '.join(foreign[:5])}); it was made from another folder: choose a new output path"
-            )
-        known = _read_sources(out)
-        stale = {k for k in done if known.get(k) != _fingerprint(files[k])}
-        pending = [k for k in files if k not in done or k in stale]
-        if pending:
-            (out / META_INFO).unlink(missing_ok=True)  # incomplete until the end of this run
-            want = (
-                _estimate_map_size([files[k] for k in pending], compress_level)
-                + env.info()["last_pgno"] * env.stat()["psize"]
-            )
-            if want > env.info()["map_size"]:
-                env.set_mapsize(want)
-        batch: list[tuple[str, bytes]] = []
-        prints: list[tuple[str, tuple[int, int]]] = []
-        batch_bytes = 0
-        with tqdm(
-            total=len(files),
-            initial=len(files) - len(pending),
-            unit="img",
-            desc=f"packing {out.name}",
-            disable=not progress,
-        ) as bar:
-            for key in pending:
-                prints.append((key, _fingerprint(files[key])))  # before reading: a later change shows
-                value = encode_png(files[key], compress_level)
-                batch.append((key, value))
-                batch_bytes += len(value)
-                if len(batch) >= _BATCH_RECORDS or batch_bytes >= _BATCH_BYTES:
-                    _write_batch(env, batch)
-                    _append_sources(out, prints)
-                    bar.update(len(batch))
-                    batch, prints, batch_bytes = [], [], 0
-            if batch:
-                _write_batch(env, batch)
-                _append_sources(out, prints)
-                bar.update(len(batch))
-        _write_meta_info(out, env, list(files), int(compress_level))
+        env = lmdb.open(str(out), map_size=_MIN_MAP_SIZE)
+    except lmdb.Error as exc:
+        raise DataError(f"{out}: cannot open LMDB ({exc})") from None
+    try:
+        check_not_truncated(env, out)  # an existing database: reading a truncated one would crash
+        pending, stale = _pack(env, out, files, in_folder, int(compress_level), progress)
+    except lmdb.Error as exc:
+        raise corrupt_lmdb(out, exc, "adding to it") from None
     finally:
         env.close()
     if verify:
@@ -311,24 +316,99 @@ def create_lmdb(
     )
 
 
+def _pack(
+    env: Any, out: Path, files: dict[str, Path], in_folder: str | os.PathLike[str], compress_level: int, progress: bool
+) -> tuple[list[str], set[str]]:
+    """Write the records that are missing or stale, then ``meta_info.txt``; ``(pending, stale)``."""
+    from tqdm import tqdm
+
+    done = _committed_keys(env, out)
+    foreign = sorted(done - set(files))
+    if foreign:
+        raise DataError(
+            f"{out}: the database holds {len(foreign)} key(s) that are not images of {in_folder} "
+            f"(e.g. {', '.join(foreign[:5])}); it was made from another folder: choose a new output path"
+        )
+    known = _read_sources(out)
+    stale = {k for k in done if known.get(k) != _fingerprint(files[k])}
+    pending = [k for k in files if k not in done or k in stale]
+    if pending:
+        (out / META_INFO).unlink(missing_ok=True)  # incomplete until the end of this run
+        want = (
+            _estimate_map_size([files[k] for k in pending], compress_level)
+            + env.info()["last_pgno"] * env.stat()["psize"]
+        )
+        if want > env.info()["map_size"]:
+            env.set_mapsize(want)
+    batch: list[tuple[str, bytes]] = []
+    prints: list[tuple[str, tuple[int, int]]] = []
+    batch_bytes = 0
+    with tqdm(
+        total=len(files),
+        initial=len(files) - len(pending),
+        unit="img",
+        desc=f"packing {out.name}",
+        disable=not progress,
+    ) as bar:
+        for key in pending:
+            prints.append((key, _fingerprint(files[key])))  # before reading: a later change shows
+            value = encode_png(files[key], compress_level)
+            batch.append((key, value))
+            batch_bytes += len(value)
+            if len(batch) >= _BATCH_RECORDS or batch_bytes >= _BATCH_BYTES:
+                _write_batch(env, batch)
+                _append_sources(out, prints)
+                bar.update(len(batch))
+                batch, prints, batch_bytes = [], [], 0
+        if batch:
+            _write_batch(env, batch)
+            _append_sources(out, prints)
+            bar.update(len(batch))
+    _write_meta_info(out, env, list(files), compress_level)
+    return pending, stale
+
+
 def verify_lmdb(path: str | os.PathLike[str], *, progress: bool = True) -> int:
     """Decode every record of a BasicSR-layout LMDB and check it against ``meta_info.txt``.
 
     Returns the number of records checked. Raises :class:`DataError` listing the keys that are
     missing, undecodable or of another shape than recorded, or records absent from ``meta_info``.
     """
-    from tqdm import tqdm
+    import lmdb
 
     db = Path(path)
     if not (db / META_INFO).is_file():
         raise DataError(f"{db}: no {META_INFO} (incomplete database? rerun create_lmdb to finish it)")
     meta = read_meta_info(db)
     problems: list[str] = []
-    env = open_env(db)  # the process's shared read-only handle (a second one would be refused)
+    env = open_env(db)  # the process's shared read-only handle (a second one would be refused); size checked
     stored = env.stat()["entries"]
-    with env.begin(write=False) as txn:
+    try:
+        _verify_records(env, db, meta, problems, progress)
+    except lmdb.Error as exc:
+        raise corrupt_lmdb(db, exc, "verifying it") from None
+    if stored != len(meta):
+        problems.append(f"the database holds {stored} records but {META_INFO} lists {len(meta)}")
+    if problems:
+        shown = "\n  ".join(problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise DataError(f"{db}: {len(problems)} problem(s):\n  {shown}{more}")
+    return len(meta)
+
+
+def _verify_records(
+    env: Any, db: Path, meta: dict[str, tuple[tuple[int, int, int], int]], problems: list[str], progress: bool
+) -> None:
+    """Decode every record ``meta_info.txt`` lists; append what is wrong to ``problems``."""
+    from tqdm import tqdm
+
+    with env.begin(write=False, buffers=True) as txn:
         for key, (shape, _level) in tqdm(meta.items(), unit="img", desc=f"verifying {db.name}", disable=not progress):
-            value = txn.get(key.encode("utf-8"))
+            try:
+                value = read_record(txn, db, key)  # a length past the file's end is refused, not read
+            except DataError as exc:
+                problems.append(f"{key}: {exc}")
+                continue
             if value is None:
                 problems.append(f"{key}: missing")
                 continue
@@ -342,10 +422,3 @@ def verify_lmdb(path: str | os.PathLike[str], *, progress: bool = True) -> int:
             got_c = {2: 1, 4: 3}.get(c, c)
             if img.shape != (h, w, got_c):
                 problems.append(f"{key}: decoded shape {img.shape}, meta_info says ({h},{w},{c})")
-    if stored != len(meta):
-        problems.append(f"the database holds {stored} records but {META_INFO} lists {len(meta)}")
-    if problems:
-        shown = "\n  ".join(problems[:20])
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        raise DataError(f"{db}: {len(problems)} problem(s):\n  {shown}{more}")
-    return len(meta)

@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import ValidationError
 
 from irframe.errors import OptionsError
 from irframe.evaluate.leaderboard import MetricInfo, ModelRun, update_leaderboard
 from irframe.evaluate.models import load_for_eval
 from irframe.evaluate.runner import EvalSettings, evaluate_dataset, log_line
-from irframe.options import TEST_PATHS, Options, check_components, load_options
+from irframe.options import TEST_PATHS, Flag, Options, check_components, load_options
 
 __all__ = ["Job", "build_metrics", "build_test_sets", "check_precision", "plan_jobs", "run_benchmarks", "run_job"]
 
@@ -233,30 +232,25 @@ def run_benchmarks(
 
     Each model's results are merged as soon as it finishes, so an interrupted run keeps the models
     already measured. Without ``out_dir`` each option file's ``test.results_root`` is used.
-    ``param_key`` (``--param-key``) replaces every file's ``test.param_key`` when given. An option
-    file without ``model:`` is evaluated with the arch detected from its checkpoint.
-    ``precision`` and ``max_memory`` (``--precision``, ``--max-memory``) replace every option
-    file's ``inference.precision`` / ``inference.max_memory`` when given. ``threads``
-    (``--threads``, else the first option file's ``threads``) sets torch's CPU threads
-    (:func:`irframe.threads.configure_threads`, which prints its choice).
+    ``param_key``, ``precision``, ``max_memory`` and ``threads`` (``--param-key``, ``--precision``,
+    ``--max-memory``, ``--threads``) replace every file's ``test.param_key``,
+    ``inference.precision``, ``inference.max_memory`` and ``threads`` when given (command-line
+    flags, :class:`irframe.options.Flag`). An option file without ``model:`` is evaluated with the
+    arch detected from its checkpoint. The first option file's ``threads`` sets torch's CPU
+    threads (:func:`irframe.threads.configure_threads`, which prints its choice).
     """
     from irframe.threads import configure_threads
 
+    # the command line's settings are overrides of every file: validated by the schema, recorded in the leaderboard
+    flags = [
+        Flag("--precision", "inference.precision", precision),
+        Flag("--max-memory", "inference.max_memory", max_memory),
+        Flag("--param-key", "test.param_key", param_key),
+        Flag("--threads", "threads", threads),
+    ]
     opts_list = [
-        load_options(path, overrides, check=True, paths=TEST_PATHS) for path in option_files
+        load_options(path, overrides, flags=flags, check=True, paths=TEST_PATHS) for path in option_files
     ]  # all problems at once
-    for opts in opts_list:  # set through the schema, so the values are checked and the leaderboard records them
-        try:
-            if precision is not None:
-                opts.inference.precision = precision  # type: ignore[assignment]
-            if max_memory is not None:
-                opts.inference.max_memory = max_memory
-            if param_key is not None and opts.test is not None:
-                opts.test.param_key = param_key  # type: ignore[assignment]
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            key = ".".join(str(p) for p in err["loc"])
-            raise OptionsError(f"inference.{key}: {err['msg']} (got {err.get('input')!r})") from None
     jobs = plan_jobs(opts_list, checkpoints)
     for job in jobs:  # without model: the checkpoint says which arch it is
         if job.opts.model is None and job.checkpoint is None:
@@ -267,9 +261,7 @@ def run_benchmarks(
     for opts in opts_list:  # a problem in the last file fails before the first model runs
         check_precision(opts, device)
     workers = max((d.num_workers for o in opts_list for d in (o.test.datasets if o.test else {}).values()), default=0)
-    configure_threads(
-        threads if threads is not None else (opts_list[0].threads if opts_list else None), workers=workers
-    )
+    configure_threads(opts_list[0].threads if opts_list else threads, workers=workers)
     paths: dict[str, Path] = {}
     for job in jobs:
         assert job.opts.test is not None

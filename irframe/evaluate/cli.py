@@ -3,9 +3,13 @@
 * ``tools/test.py``: benchmark models, merge into a leaderboard (+ ``report.html``);
 * ``tools/infer.py``: restore an image or a folder;
 * ``tools/model_stats.py``: params and FLOPs next to the papers' figures;
-* ``tools/make_submission.py``: a Kaggle pixel submission from restored pages.
+* ``tools/make_submission.py``: a Kaggle pixel submission from restored pages;
+* ``tools/export_onnx.py``: an ONNX file, checked against torch right after export.
 
-Errors in options, data or checkpoints print one ``error: ...`` line and exit with status 2.
+Errors in options, data or checkpoints print one ``error: ...`` line and exit with status 2
+(:func:`irframe.errors.report_error`). A flag that sets an option (``--tile``, ``--precision``,
+``--checkpoint``...) is applied as an override of the option file (:class:`irframe.options.Flag`):
+the schema validates it and holds its default, once.
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from irframe.cli import error_message
-from irframe.errors import IrframeError
+from irframe.errors import IrframeError, OptionsError, report_error
 from irframe.threads import add_threads_argument, configure_threads
 
-__all__ = ["benchmark_main", "infer_main", "stats_main", "submission_main"]
+if TYPE_CHECKING:
+    from irframe.options import Options
+
+__all__ = ["benchmark_main", "checkpoint_of", "export_main", "infer_main", "stats_main", "submission_main"]
 
 
 def _default_device() -> str:
@@ -35,9 +42,13 @@ def _add_set(parser: argparse.ArgumentParser, example: str) -> None:
     )
 
 
-def _fail(exc: Exception) -> int:
-    print(f"error: {error_message(exc)}", file=sys.stderr)
-    return 2
+def checkpoint_of(opts: Options) -> str:
+    """The weights a tool loads: ``test.checkpoint``, which ``--checkpoint`` sets (one message for
+    every tool when neither is given)."""
+    checkpoint = opts.test.checkpoint if opts.test is not None else None
+    if checkpoint is None:
+        raise OptionsError(f"{opts.source}: no checkpoint: pass --checkpoint or set test.checkpoint")
+    return checkpoint
 
 
 PRECISION_CHOICES = ("fp32", "bf16", "fp16")
@@ -123,7 +134,7 @@ def benchmark_main(argv: Sequence[str] | None = None) -> int:
             precision=args.precision, max_memory=args.max_memory, param_key=args.param_key, threads=args.threads,
         )
     except IrframeError as exc:
-        return _fail(exc)
+        return report_error(exc)
     print(paths["md"].read_text(encoding="utf-8"))
     for kind, path in paths.items():
         print(f"{kind:>9}: {path}")
@@ -177,55 +188,51 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
     if args.checkpoint is None and args.opt is None:
         parser.error("give --checkpoint CKPT or -opt FILE (or both)")
 
-    from irframe.errors import OptionsError
     from irframe.evaluate.infer import check_task, infer_files, match_right_views, plan_outputs
     from irframe.evaluate.models import load_for_eval
     from irframe.evaluate.runner import log_line
-    from irframe.options import load_options
+    from irframe.options import Flag, load_options
 
     device = args.device or _default_device()
     try:
         pairs = plan_outputs(args.input, args.output)  # refuse unsafe outputs before loading a model
         right_views = match_right_views(pairs, args.input_right, args.output) if args.input_right else None
-        model_cfg, checkpoint, inference = None, args.checkpoint, None
-        if args.opt is not None:
-            opts = load_options(args.opt, args.overrides)
-            model_cfg, inference = opts.model, opts.inference
-            if checkpoint is None:
-                checkpoint = opts.test.checkpoint if opts.test else None
-            if checkpoint is None:
-                raise OptionsError(f"{args.opt}: no checkpoint: pass --checkpoint or set test.checkpoint")
-        threads = args.threads if args.threads is not None else (opts.threads if args.opt is not None else None)
-        configure_threads(threads, log=lambda msg: log_line(msg, sys.stdout))
-        param_key = args.param_key or (opts.test.param_key if args.opt is not None and opts.test else "auto")
+        # the command line wins over the option file (and over --set): its flags are overrides
+        opts = load_options(args.opt, args.overrides, flags=[
+            Flag("--checkpoint", "test.checkpoint", args.checkpoint),
+            Flag("--param-key", "test.param_key", args.param_key),
+            Flag("--task", "inference.task", args.task),
+            Flag("--tile", "inference.tile", args.tile),
+            Flag("--tile-overlap", "inference.tile_overlap", args.tile_overlap),
+            Flag("--self-ensemble", "inference.self_ensemble", args.self_ensemble or None),
+            Flag("--compile", "inference.compile", args.compile or None),
+            Flag("--max-memory", "inference.max_memory", args.max_memory),
+            Flag("--precision", "inference.precision", args.precision),
+            Flag("--threads", "threads", args.threads),
+        ])
+        inference, test, checkpoint = opts.inference, opts.test, checkpoint_of(opts)
+        configure_threads(opts.threads, log=lambda msg: log_line(msg, sys.stdout))
         loaded = load_for_eval(
-            model_cfg, checkpoint, device=device, source=args.opt or "checkpoint",
-            compile=args.compile or bool(inference and inference.compile),
-            key=param_key, log=lambda msg: print(msg, file=sys.stderr),
+            opts.model, checkpoint, device=device, source=args.opt or "checkpoint",
+            compile=inference.compile, key=test.param_key if test is not None else "auto",
+            log=lambda msg: print(msg, file=sys.stderr),
         )
-        task = args.task if args.task is not None else (inference.task if inference else None)
-        task = check_task(loaded.model, task)
-        # the command line wins over the option file's inference: section
         result = infer_files(
             loaded.model,
             pairs,
-            tile=args.tile if args.tile is not None else (inference.tile if inference else None),
-            tile_overlap=args.tile_overlap
-            if args.tile_overlap is not None
-            else (inference.tile_overlap if inference else None),
-            self_ensemble=args.self_ensemble or bool(inference and inference.self_ensemble),
-            task=task,
+            tile=inference.tile,
+            tile_overlap=inference.tile_overlap,
+            self_ensemble=inference.self_ensemble,
+            task=check_task(loaded.model, inference.task),
             device=device,
-            max_memory=args.max_memory
-            if args.max_memory is not None
-            else (inference.max_memory_bytes if inference else None),
-            precision=args.precision or (inference.precision if inference else "fp32"),
+            max_memory=inference.max_memory_bytes,
+            precision=inference.precision,
             progress=not args.no_progress,
             log=log_line,  # through tqdm: the tile choices do not land on the progress bar
             right_views=right_views,
         )
     except IrframeError as exc:
-        return _fail(exc)
+        return report_error(exc)
     print(f"wrote {len(result.written)} image(s) to {args.output}")
     if result.failed:
         print(f"error: {len(result.failed)} image(s) could not be read:", file=sys.stderr)
@@ -270,7 +277,7 @@ def stats_main(argv: Sequence[str] | None = None) -> int:
             model = build_on_meta(cfg, path=where)
             rows.append(measure(model, name, str(cfg["type"]), args.size, task=args.task, flops=not args.no_flops))
     except IrframeError as exc:
-        return _fail(exc)
+        return report_error(exc)
     print(stats_table(rows))
     return 0
 
@@ -298,6 +305,71 @@ def submission_main(argv: Sequence[str] | None = None) -> int:
     try:
         info = write_submission(args.pred, args.input, args.out, order=args.order, sample=args.sample)
     except IrframeError as exc:
-        return _fail(exc)
+        return report_error(exc)
     print(f"wrote {info.rows} pixel rows of {info.images} image(s) to {info.path}")
+    return 0
+
+
+# -- tools/export_onnx.py ------------------------------------------------------------------------
+EXPORT_HELP = """Export a model to ONNX and check it with onnxruntime against torch, right after export.
+
+    python tools/export_onnx.py --checkpoint FILE --out model.onnx [--opset 18] [--task NAME]
+    python tools/export_onnx.py -opt options/x.yml [--checkpoint FILE] --out model.onnx
+
+The model comes from a checkpoint alone (its arch is detected) or from an option file's ``model:``
+(with ``test.checkpoint`` or ``--checkpoint``). Restormer/PromptIR get dynamic height and width
+(multiples of the model's size multiple); fixed-size models (IPT) are exported at their patch size,
+one graph per task, and are tiled by the caller. After export the graph is run by onnxruntime on
+two input sizes (one for fixed-size models) and compared with the torch output: the max abs
+difference is printed, and beyond ``--atol`` the tool fails (exit 1). Needs the ``[export]`` extra.
+"""
+
+
+def export_main(argv: Sequence[str] | None = None) -> int:
+    """``tools/export_onnx.py``: export, check; returns the exit status (0 ok, 1 check failed, 2 error)."""
+    from irframe.nn.export import DEFAULT_ATOL, DEFAULT_OPSET
+
+    parser = argparse.ArgumentParser(
+        prog="export_onnx.py", description=EXPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--checkpoint", default=None, metavar="CKPT", help="weights file or checkpoint folder")
+    parser.add_argument("-opt", "--opt", default=None, metavar="FILE", help="option file naming the model")
+    _add_set(parser, "test.checkpoint=x.safetensors")
+    parser.add_argument("--out", required=True, metavar="FILE.onnx", help="ONNX file to write")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    parser.add_argument("--task", default=None, help="task of a multi-task model (IPT: sr_x2, denoise30, ...)")
+    parser.add_argument(
+        "--atol", type=float, default=DEFAULT_ATOL,
+        help=f"max |onnxruntime - torch| accepted, in [0,1] units (default {DEFAULT_ATOL:g})",
+    )
+    args = parser.parse_args(argv)
+    if args.checkpoint is None and args.opt is None:
+        parser.error("give --checkpoint CKPT or -opt FILE (or both)")
+
+    from irframe.evaluate.models import load_for_eval
+    from irframe.nn.export import check_onnx, default_check_inputs, export_onnx
+    from irframe.options import Flag, load_options
+
+    try:
+        opts = load_options(args.opt, args.overrides, flags=[
+            Flag("--checkpoint", "test.checkpoint", args.checkpoint),
+            Flag("--task", "inference.task", args.task),
+        ])
+        task = opts.inference.task
+        loaded = load_for_eval(opts.model, checkpoint_of(opts), device="cpu", source=args.opt or "checkpoint")
+        result = export_onnx(loaded.model, args.out, opset=args.opset, task=task)
+        print(f"exported {loaded.arch} ({loaded.checkpoint}) to {result.describe()}")
+        inputs = default_check_inputs(loaded.model)
+        diff = check_onnx(loaded.model, result.path, inputs, task=task)
+    except IrframeError as exc:
+        return report_error(exc)
+    sizes = ", ".join("x".join(map(str, x.shape[-2:])) for x in inputs)
+    print(f"onnxruntime vs torch on {sizes}: max abs diff {diff:.3e} (tolerance {args.atol:g})")
+    if not diff <= args.atol:  # also catches NaN
+        print(
+            f"error: {result.path}: the exported graph differs from the torch model by {diff:.3e} > "
+            f"{args.atol:g}; the file is kept for inspection but should not be used",
+            file=sys.stderr,
+        )
+        return 1
     return 0

@@ -1,13 +1,14 @@
 """Image helpers for the evaluation tools: source format probing, saving like the source, crops.
 
 Restored images are written the way their input was stored: 16-bit sources give 16-bit PNGs,
-8-bit (and JPEG, 8-bit by nature) give 8-bit PNGs, and a grayscale source stays grayscale even when
-the model ran on a replicated 3-channel copy.
+8-bit (and JPEG, 8-bit by nature) give 8-bit PNGs, float (32-bit) TIFFs give float TIFFs, and a
+grayscale source stays grayscale even when the model ran on a replicated 3-channel copy.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -36,9 +37,9 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ImageFormat:
-    """How a source image is stored: bit depth (8 or 16) and channels (1 gray, 3 colour)."""
+    """How a source image is stored: bit depth (8, 16, or 32 for float TIFF) and channels (1 gray, 3 colour)."""
 
-    bit_depth: Literal[8, 16] = 8
+    bit_depth: Literal[8, 16, 32] = 8
     channels: Literal[1, 3] = 3
 
 
@@ -67,7 +68,7 @@ def probe_bytes(content: bytes | np.ndarray, source: str) -> ImageFormat:
         img = None
     if img is None:
         raise DataError(f"{source}: cannot decode image: truncated, corrupt or not an image")
-    depth: Literal[8, 16] = 16 if img.dtype == np.uint16 else 8
+    depth: Literal[8, 16, 32] = 32 if img.dtype.kind == "f" else 16 if img.dtype == np.uint16 else 8
     # OpenCV decodes a gray+alpha PNG as BGRA: its header's colour type (4) says it is gray.
     gray_png = data[:8].tobytes() == _PNG_SIGNATURE and data.size > 25 and int(data[25]) in (0, 4)
     channels: Literal[1, 3] = 1 if img.ndim == 2 or img.shape[2] in (1, 2) or gray_png else 3
@@ -102,7 +103,12 @@ def save_restored(path: str | os.PathLike[str], image: torch.Tensor, fmt: ImageF
     arr = tensor2img(image)
     if fmt.channels == 1 and arr.shape[2] == 3:
         arr = convert_channels(arr, 1)
-    bit_depth = fmt.bit_depth if Path(path).suffix.lower() != ".bmp" else 8
+    suffix = Path(path).suffix.lower()
+    bit_depth: Literal[8, 16, 32] = fmt.bit_depth if suffix != ".bmp" else 8
+    if bit_depth == 32 and suffix not in (".tif", ".tiff"):  # only TIFF holds float: the closest is 16-bit
+        warnings.warn(f"{path}: the source is a float image; {suffix} holds integers, so it is written as 16-bit",
+                      RuntimeWarning, stacklevel=2)
+        bit_depth = 16
     imwrite(path, arr, bit_depth=bit_depth)
 
 

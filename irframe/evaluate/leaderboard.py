@@ -12,31 +12,27 @@ the HTML report are rendered from it after every merge::
 A metric is identified by its protocol string (``"PSNR-Y crop4 8bit"``), so PSNR on RGB and PSNR on
 Y never share a column. Merging replaces, for each model in the new run, the data sets it was run
 on; other models, and other data sets of the same model, are kept. The five files are replaced
-as one unit, under an exclusive lock (two runs finishing together both land): each update writes
-them into a new folder ``.board/g_<id>/`` and switches the symlink ``.board/current`` to it with
-one atomic rename; ``leaderboard.json`` and the others are fixed symlinks into ``.board/current``,
-so a reader (or a kill at any moment) sees either every old file or every new one, never a mix.
-Where symlinks are not available the files are written one by one (each atomically).
+as one unit, under an exclusive lock (two runs finishing together both land), by the crash-safe
+store of :mod:`irframe.evaluate.leaderboard_store`; ``report.html`` is rendered by
+:mod:`irframe.evaluate.report` from the board.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import math
 import os
-import shutil
 import statistics
-import tempfile
-import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from irframe.errors import DataError
+from irframe.evaluate.leaderboard_store import atomic_write_text, locked, write_board_files
+from irframe.evaluate.report import render_report
 
 __all__ = [
     "FORMAT",
@@ -46,8 +42,10 @@ __all__ = [
     "ModelRun",
     "Leaderboard",
     "atomic_write_text",
+    "format_value",
     "locked",
     "update_leaderboard",
+    "write_board_files",
 ]
 
 FORMAT = 1
@@ -55,6 +53,7 @@ JSON_NAME = "leaderboard.json"
 MD_NAME = "leaderboard.md"
 CSV_NAME = "leaderboard.csv"
 PER_IMAGE_CSV_NAME = "per_image.csv"
+REPORT_NAME = "report.html"  # rendered by irframe.evaluate.report
 _SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 BASELINE_ROW = "degraded input"  # the row of the inputs' own scores
 
@@ -281,6 +280,10 @@ class Leaderboard:
         target = max(shown.values()) if higher else min(shown.values())
         return {m for m, v in shown.items() if v == target}
 
+    def format(self, metric_id: str, value: float) -> str:
+        """``value`` of the metric ``metric_id`` as the tables show it (:func:`format_value`)."""
+        return format_value(metric_id, value, self.metrics)
+
     # -- rendering -----------------------------------------------------------------------------
     def summary_rows(self) -> tuple[list[str], list[list[str]], list[list[bool]]]:
         """Header, formatted cells and bold flags of the summary table (one row per model)."""
@@ -423,39 +426,6 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-# -- files -------------------------------------------------------------------------------------
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@contextlib.contextmanager
-def locked(folder: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold an exclusive lock on ``folder``'s leaderboard (POSIX ``flock``; a no-op elsewhere)."""
-    p = Path(folder)
-    p.mkdir(parents=True, exist_ok=True)
-    with open(p / ".leaderboard.lock", "a+") as fh:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: single-writer use only
-            yield
-            return
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
 def update_leaderboard(
     folder: str | os.PathLike[str],
     runs: Sequence[ModelRun],
@@ -473,8 +443,6 @@ def update_leaderboard(
     Returns:
         The written files by kind (``json``, ``md``, ``csv``, ``per_image``, ``html``).
     """
-    from irframe.evaluate.report import render_report
-
     out = Path(folder)
     with locked(out):
         board = Leaderboard.load(out / JSON_NAME)
@@ -492,51 +460,3 @@ def update_leaderboard(
         }
         write_board_files(out, texts)
     return {kind: out / name for kind, name in zip(("json", "md", "csv", "per_image", "html"), texts)}
-
-
-REPORT_NAME = "report.html"
-BOARD_DIR = ".board"  # generations of the rendered files; ``current`` points at the live one
-
-
-def write_board_files(folder: Path, texts: Mapping[str, str]) -> None:
-    """Replace the files ``{name: text}`` in ``folder`` as one unit (see the module doc).
-
-    Each file gets the usual permissions (0666 minus the umask). Raises :class:`DataError` naming
-    the file when the disk is full or a name is taken by a folder.
-    """
-    board = folder / BOARD_DIR
-    gen = board / f"g_{uuid.uuid4().hex[:12]}"
-    try:
-        gen.mkdir(parents=True)
-        for name, text in texts.items():
-            with open(gen / name, "w", encoding="utf-8", newline="") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-        link = board / f".current_{gen.name}"
-        os.symlink(gen.name, link)
-    except NotImplementedError:  # no symlinks here: one file at a time
-        shutil.rmtree(gen, ignore_errors=True)
-        for name, text in texts.items():
-            atomic_write_text(folder / name, text)
-        return
-    except OSError as exc:
-        shutil.rmtree(gen, ignore_errors=True)
-        raise DataError(
-            f"{gen}: cannot write the leaderboard files ({exc.strerror or exc}); the previous ones are intact"
-        ) from None
-    os.replace(link, board / "current")  # the switch: every file changes at once
-    for name in texts:
-        top = folder / name
-        target = os.path.join(BOARD_DIR, "current", name)
-        if top.is_dir() and not top.is_symlink():
-            raise DataError(f"{top}: is a folder; the leaderboard file cannot be written there")
-        if not (top.is_symlink() and os.readlink(top) == target):
-            tmp = folder / f".{name}.{gen.name}.link"
-            os.symlink(target, tmp)
-            os.replace(tmp, top)  # replaces an older regular file (or a foreign link) atomically
-    for old in board.glob("g_*"):
-        if old != gen:
-            shutil.rmtree(old, ignore_errors=True)
-    for stale in board.glob(".current_*"):
-        stale.unlink(missing_ok=True)

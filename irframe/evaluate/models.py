@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 
 from irframe.errors import CheckpointError, OptionsError
-from irframe.nn.autoload import config_from_metadata
+from irframe.nn.checkpoint import config_from_metadata
 
 __all__ = ["LoadedModel", "load_for_eval", "slugify"]
 
@@ -76,7 +76,8 @@ def config_difference(recorded: Mapping[str, Any], options: Mapping[str, Any], l
     the options leave out count at the arch's defaults), as a hint for a shape mismatch; ``""`` if
     they agree."""
     from irframe.errors import RegistryError
-    from irframe.registry import ARCHS, short
+    from irframe.registry import ARCHS
+    from irframe.text import short
 
     params: Mapping[str, inspect.Parameter] = {}
     # without a signature to read defaults from, compare what is written
@@ -136,8 +137,8 @@ def load_for_eval(
             one recorded in the checkpoint.
         CheckpointError: unreadable checkpoint, or weights that do not fit the model.
     """
-    from irframe.nn.autoload import load_model, resolve_weights_file
-    from irframe.nn.checkpoint import load_weights
+    from irframe.nn.autoload import load_model
+    from irframe.nn.checkpoint import load_weights, resolve_weights_file
     from irframe.registry import ARCHS
 
     if model_cfg is None and checkpoint is None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # avoid an import cycle (leaderboard imports this module lazily)
+if TYPE_CHECKING:  # the board is rendered through its own methods: no import at run time
     from irframe.evaluate.leaderboard import Leaderboard
 
 __all__ = ["CROPS_DIR", "crop_rel_path", "image_entry", "render_report"]
@@ -39,12 +39,10 @@ figcaption { font-size: 12px; max-width: %dpx; }
 
 
 def _metric_text(values: Mapping[str, float], board: Leaderboard) -> str:
-    from irframe.evaluate.leaderboard import format_value
-
     parts = []
     for mid, value in values.items():
         name = board.metrics.get(mid, {}).get("name", mid)
-        parts.append(f"{name} {format_value(mid, value, board.metrics)}")
+        parts.append(f"{name} {board.format(mid, value)}")
     return " · ".join(parts)
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal, TextIO
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from irframe.data.datasets.base import EvalSamples, collate_good
 from irframe.evaluate.images import ImageFormat, detail_box, output_suffix, probe_bytes, probe_image, save_restored
 from irframe.evaluate.leaderboard import DatasetResult, ImageResult, MetricInfo
 from irframe.evaluate.models import LoadedModel, slugify
@@ -260,9 +261,15 @@ def evaluate_dataset(
         else None
     )
     recorder = _Recorder(Path(out_root), set_name, loaded.name, metrics, settings, device)
-    loader = DataLoader(dataset, batch_size=settings.batch_size, shuffle=False, num_workers=settings.num_workers)
+    # EvalSamples: a bad sample under skip_bad is left out, not replaced by its neighbour (scored twice).
+    loader = DataLoader(
+        EvalSamples(dataset), batch_size=settings.batch_size, shuffle=False, num_workers=settings.num_workers,
+        collate_fn=collate_good,
+    )
     tasks_seen: set[str] = set()
     for batch in tqdm(loader, desc=f"{loaded.name} | {set_name}", unit="batch", disable=not progress, leave=False):
+        if batch is None:  # every sample of the batch skipped under skip_bad (the dataset warned)
+            continue
         lq = batch["lq"]
         task = _sample_task(batch, settings.task)
         if task is not None:

@@ -22,12 +22,10 @@ what the user sees when nothing else matches.
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -35,54 +33,31 @@ import torch
 import torch.nn as nn
 
 from irframe.errors import CheckpointError, IrframeError
-from irframe.nn.checkpoint import WRAPPER_KEYS, load_state, read_checkpoint, unwrap_state_dict
+from irframe.nn.checkpoint import (
+    FOLDER_FILES,
+    WRAPPER_KEYS,
+    config_from_metadata,
+    load_state,
+    read_checkpoint,
+    resolve_weights_file,
+    unwrap_state_dict,
+)
 from irframe.registry import ARCHS, DETECTORS, Entry, conflicts, failed_plugins_note
 
-# Files looked for, in order, when ``path`` is one of our experiment checkpoint folders.
-FOLDER_FILES = ("ema.safetensors", "model.safetensors")
-
-
-def resolve_weights_file(path: str | os.PathLike[str], prefer_ema: bool = True) -> Path:
-    """The weights file for ``path``: the file itself, the EMA/model file of a checkpoint folder, or
-    the file of a zoo model named ``zoo:NAME`` (:mod:`irframe.zoo`)."""
-    from irframe.zoo import is_zoo_name, resolve_zoo
-
-    if is_zoo_name(path):
-        return resolve_zoo(str(path))
-    p = Path(path)
-    if p.is_dir():
-        names = FOLDER_FILES if prefer_ema else FOLDER_FILES[::-1]
-        for name in names:
-            if (p / name).is_file():
-                return p / name
-        raise CheckpointError(f"{p}: a folder without {' or '.join(FOLDER_FILES)}")
-    if not p.is_file():
-        raise CheckpointError(f"checkpoint file not found: {p}")
-    return p
-
-
-def config_from_metadata(metadata: Mapping[str, str], source: str = "checkpoint") -> dict[str, Any] | None:
-    """The build config our safetensors files carry (``{"arch", "config"}`` metadata), or None."""
-    if "arch" not in metadata or not isinstance(metadata.get("config"), str):
-        return None
-    try:
-        config = json.loads(metadata["config"], parse_constant=_refuse_constant)
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{source}: metadata 'config' is not valid JSON: {exc}") from None
-    except ValueError as exc:  # NaN / Infinity (refused by _refuse_constant)
-        raise CheckpointError(f"{source}: metadata 'config' {exc}") from None
-    except RecursionError:
-        raise CheckpointError(f"{source}: metadata 'config' is nested too deeply to be a model config") from None
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{source}: metadata 'config' must be a mapping, got {config!r}")
-    config.setdefault("type", metadata["arch"])
-    return config
-
-
-def _refuse_constant(name: str) -> Any:
-    """``json.loads`` hook for ``NaN``/``Infinity``/``-Infinity``: no model argument is non-finite."""
-    raise ValueError(f"holds the non-finite number {name}")
-
+__all__ = [
+    "DetectorOutcome",
+    "check_config_against",
+    "detect_config",
+    "detector_entries",
+    "detector_metadata",
+    "load_model",
+    "most_specific",
+    "run_detector",
+    # where the weights are and what they record: irframe.nn.checkpoint (importable from here too)
+    "FOLDER_FILES",
+    "config_from_metadata",
+    "resolve_weights_file",
+]
 
 def check_config_against(
     config: Mapping[str, Any], state: Mapping[str, torch.Tensor], *, strict: bool = True, source: str = "checkpoint"

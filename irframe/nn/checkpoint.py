@@ -6,6 +6,10 @@
 - Released files wrap their weights in different ways (BasicSR ``params`` / ``params_ema``, Lightning
   ``state_dict`` with ``net.`` prefixes, DDP ``module.``, ``torch.compile`` ``_orig_mod.``):
   :func:`unwrap_state_dict` reduces them all to a plain ``{name: tensor}``.
+- Where the weights are: :func:`resolve_weights_file` takes a file, one of our experiment
+  checkpoint folders, or ``zoo:NAME`` (a model of the zoo folder, :func:`resolve_zoo`; the catalog
+  and ``irframe zoo`` are in :mod:`irframe.zoo`); :func:`config_from_metadata` reads the build config
+  our files carry.
 """
 
 from __future__ import annotations
@@ -32,7 +36,14 @@ __all__ = [
     "WRAPPER_KEYS",
     "PARAM_KEYS",
     "STRIP_PREFIXES",
+    "FOLDER_FILES",
+    "ZOO_PREFIX",
     "LoadResult",
+    "resolve_weights_file",
+    "resolve_zoo",
+    "is_zoo_name",
+    "zoo_dir",
+    "config_from_metadata",
     "read_checkpoint",
     "unwrap_state_dict",
     "strip_prefixes",
@@ -59,6 +70,75 @@ def _listing(items: Iterable[str], limit: int = _MAX_LISTED) -> str:
     return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
 
 
+# -- where the weights are: a file, a checkpoint folder, or zoo:NAME ------------------------------
+FOLDER_FILES = ("ema.safetensors", "model.safetensors")
+"""Files looked for, in order, when a path is one of our experiment checkpoint folders."""
+ZOO_PREFIX = "zoo:"
+ZOO_ENV = "IRFRAME_ZOO"
+ZOO_SUFFIX = ".safetensors"
+
+
+def resolve_weights_file(path: str | os.PathLike[str], prefer_ema: bool = True) -> Path:
+    """The weights file for ``path``: the file itself, the EMA/model file of a checkpoint folder, or
+    the file of a zoo model named ``zoo:NAME`` (:func:`resolve_zoo`)."""
+    if is_zoo_name(path):
+        return resolve_zoo(str(path))
+    p = Path(path)
+    if p.is_dir():
+        names = FOLDER_FILES if prefer_ema else FOLDER_FILES[::-1]
+        for name in names:
+            if (p / name).is_file():
+                return p / name
+        raise CheckpointError(f"{p}: a folder without {' or '.join(FOLDER_FILES)}")
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint file not found: {p}")
+    return p
+
+
+def zoo_dir() -> Path:
+    """The zoo folder: ``$IRFRAME_ZOO`` if set, else ``zoo/`` next to the ``irframe`` package."""
+    env = os.environ.get(ZOO_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "zoo"
+
+
+def is_zoo_name(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a ``zoo:NAME`` reference rather than a file path."""
+    return isinstance(path, str) and path.startswith(ZOO_PREFIX)
+
+
+def zoo_names(folder: Path) -> list[str]:
+    """The model names of a zoo folder (its ``*.safetensors`` files), sorted."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p.name[: -len(ZOO_SUFFIX)] for p in folder.iterdir() if p.is_file() and p.name.endswith(ZOO_SUFFIX)
+    )
+
+
+def resolve_zoo(ref: str) -> Path:
+    """The file of ``zoo:NAME`` (``NAME`` or ``NAME.safetensors`` in :func:`zoo_dir`).
+
+    Raises:
+        CheckpointError: an empty name, a name with a path separator, or no such model (the error
+            lists the zoo's models).
+    """
+    name = ref[len(ZOO_PREFIX) :] if ref.startswith(ZOO_PREFIX) else ref
+    if name.endswith(ZOO_SUFFIX):
+        name = name[: -len(ZOO_SUFFIX)]
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise CheckpointError(f"{ref!r}: a zoo reference is zoo:NAME with a plain model name (see `irframe zoo`)")
+    folder = zoo_dir()
+    file = folder / f"{name}{ZOO_SUFFIX}"
+    if not file.is_file():
+        known = zoo_names(folder)
+        listing = ", ".join(known) if known else f"none: {folder} holds no *{ZOO_SUFFIX} file"
+        raise CheckpointError(f"{ref}: no zoo model {name!r} in {folder} (available: {listing})")
+    return file
+
+
+# -- reading ---------------------------------------------------------------------------------------
 def read_checkpoint(path: str | os.PathLike[str]) -> tuple[Mapping[str, Any], dict[str, str]]:
     """Read a weights file without executing code.
 
@@ -118,6 +198,29 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> tuple[dict[str, str
             {k: tuple(int(d) for d in f.get_slice(k).get_shape()) for k in f.keys()},  # noqa: SIM118
         ),
     )
+
+
+def config_from_metadata(metadata: Mapping[str, str], source: str = "checkpoint") -> dict[str, Any] | None:
+    """The build config our safetensors files carry (``{"arch", "config"}`` metadata), or None."""
+    if "arch" not in metadata or not isinstance(metadata.get("config"), str):
+        return None
+    try:
+        config = json.loads(metadata["config"], parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{source}: metadata 'config' is not valid JSON: {exc}") from None
+    except ValueError as exc:  # NaN / Infinity (refused by _refuse_constant)
+        raise CheckpointError(f"{source}: metadata 'config' {exc}") from None
+    except RecursionError:
+        raise CheckpointError(f"{source}: metadata 'config' is nested too deeply to be a model config") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{source}: metadata 'config' must be a mapping, got {config!r}")
+    config.setdefault("type", metadata["arch"])
+    return config
+
+
+def _refuse_constant(name: str) -> Any:
+    """``json.loads`` hook for ``NaN``/``Infinity``/``-Infinity``: no model argument is non-finite."""
+    raise ValueError(f"holds the non-finite number {name}")
 
 
 def _read_torch(p: Path) -> Mapping[str, Any]:

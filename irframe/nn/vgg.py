@@ -18,7 +18,7 @@ from torch import nn
 
 from irframe.errors import OptionsError
 from irframe.nn.torchvision_weights import load_torchvision_tensors, resolve_torchvision_weights
-from irframe.registry import suggest
+from irframe.text import suggest
 
 __all__ = ["VGGType", "VGG_TYPES", "check_layer_names", "vgg_layer_names", "VGGFeatureExtractor"]
 

@@ -11,7 +11,7 @@ import contextlib
 import datetime
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,11 +20,12 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from irframe.errors import CheckpointError, DistributedError, OptionsError
+from irframe.errors import CheckpointError, DistributedError, IrframeError, OptionsError
 from irframe.nn.spec import get_spec
 from irframe.options import TRAIN_PATHS, Options, check_components, dump_options, save_options
 from irframe.registry import ARCHS, METRICS
 from irframe.train.checkpointer import Checkpointer
+from irframe.train.checks import check_model_and_data, check_options
 from irframe.train.data import (
     Shard,
     build_train_dataset,
@@ -33,13 +34,14 @@ from irframe.train.data import (
     validation_options,
 )
 from irframe.train.ema import ModelEMA
-from irframe.train.experiment import Experiment, check_name, claim_experiment
+from irframe.train.experiment import Experiment, claim_experiment, discard_unused, release
 from irframe.train.finetune import PretrainReport, load_pretrained
 from irframe.train.logger import LOGGER_NAME, TrainLogger
 from irframe.train.loss import WeightedLoss
 from irframe.train.mixing import MixingAugment
 from irframe.train.optim import build_optimizer, build_scheduler
-from irframe.train.trainer import LoopSettings, Trainer
+from irframe.train.resume import Change, apply_changes, check_changes, diff_options, saved_options
+from irframe.train.trainer import LoopSettings, Trainer, TrainingInterrupted
 from irframe.train.validation import Validator, ValResult
 from irframe.utils import seed_everything
 
@@ -57,10 +59,11 @@ class TrainResult:
 
 @dataclass
 class RunData:
-    """The datasets of a run, built before anything is written."""
+    """The datasets (and validation metrics) of a run, built before anything is written."""
 
     train: Dataset
     val: dict[str, Dataset]
+    metrics: list[Any] | None = None
 
 
 def build_model(opts: Options) -> nn.Module:
@@ -168,17 +171,30 @@ def _cpu_only_distributed() -> bool:
 
 
 def prepare_experiment(opts: Options, resume: str | None, accelerator: Any) -> Experiment:
-    """Decide and create the experiment folder on the main process; every process learns it."""
+    """Decide, create and lock the experiment folder on the main process; every process learns it.
+
+    Only the main process holds the folder's lock (:mod:`.lock`); when it cannot claim the folder
+    (in use by another run, not writable), every process raises the same error instead of waiting.
+    """
     from accelerate.utils import broadcast_object_list
 
     holder: list[Any] = [None]
     if accelerator.is_main_process:
-        exp = claim_experiment(opts.path.experiments_root, opts.name, resume)
-        if not (exp.root / "options.yml").exists():
-            record_options(opts, exp)
-        holder[0] = exp
+        try:
+            exp = claim_experiment(opts.path.experiments_root, opts.name, resume)
+            try:
+                if not (exp.root / "options.yml").exists():
+                    record_options(opts, exp)
+            except OSError as exc:
+                release(exp)
+                raise OptionsError(f"{exp.root}: cannot write options.yml ({exc.strerror or exc})") from None
+            holder[0] = exp
+        except IrframeError as exc:
+            holder[0] = exc
     if accelerator.num_processes > 1:
         broadcast_object_list(holder)
+    if isinstance(holder[0], BaseException):
+        raise holder[0]
     return holder[0]
 
 
@@ -208,8 +224,16 @@ def check_val_precision(opts: Options, device: torch.device | str) -> None:
         raise OptionsError(f"{opts.source}: inference.precision: {exc}") from None
 
 
+def build_val_metrics(opts: Options) -> list[Any]:
+    """The metrics of ``val.metrics``, built (none without a ``val`` section)."""
+    if opts.val is None:
+        return []
+    return [METRICS.build(cfg, path=f"val.metrics.{i}") for i, cfg in enumerate(opts.val.metrics)]
+
+
 def build_validator(
-    opts: Options, accelerator: Any, exp: Experiment, datasets: dict[str, Dataset] | None = None
+    opts: Options, accelerator: Any, exp: Experiment, datasets: dict[str, Dataset] | None = None,
+    metrics: list[Any] | None = None,
 ) -> Validator | None:
     """The validator, if the options ask for validation (``val`` and a validation dataset).
 
@@ -217,7 +241,7 @@ def build_validator(
     tile that fits ``max_memory``, planned per image from a memory probe made once per model),
     ``tile_overlap``, ``self_ensemble``, ``task`` and ``precision``.
 
-    ``datasets``: the already built validation datasets (built here when ``None``).
+    ``datasets``, ``metrics``: the already built validation datasets and metrics (built here when ``None``).
     """
     if opts.val is None or not validation_options(opts):
         return None
@@ -227,7 +251,7 @@ def build_validator(
     from irframe.nn.inference import restore
 
     check_val_precision(opts, accelerator.device)
-    metrics = [METRICS.build(cfg, path=f"val.metrics.{i}") for i, cfg in enumerate(opts.val.metrics)]
+    metrics = metrics if metrics is not None else build_val_metrics(opts)
     inf = opts.inference
     log = logging.getLogger(LOGGER_NAME).info if accelerator.is_main_process else None
     # One tiler per validated model (the trained weights, the EMA copy): each probes its own model once.
@@ -305,11 +329,18 @@ def build_trainer(
         is_main=accelerator.is_main_process,
         gather=_gather_one if accelerator.num_processes > 1 else (lambda obj: [obj]),
         barrier=accelerator.wait_for_everyone,
+        options=opts.to_dict(),
     )
     notes = [exp.message]
     state: dict[str, Any] | None = None
     if exp.resume_from is not None:
-        state = _restore_newest_intact(exp, checkpointer, model, ema, optimizer, scheduler, notes)
+        changes: list[Change] = []
+
+        def check(state: dict[str, Any], folder: Path) -> None:  # before any weights are loaded
+            changes[:] = _check_resume_options(opts, exp, state, folder, notes)
+
+        state = _restore_newest_intact(exp, checkpointer, model, ema, optimizer, scheduler, notes, check)
+        scheduler = _apply_resume_changes(opts, exp, state, changes, optimizer, scheduler, ema, notes)
         if state.get("world_size") != accelerator.num_processes:
             notes.append(
                 f"the checkpoint was written by {state.get('world_size')} processes, this run has "
@@ -327,14 +358,21 @@ def build_trainer(
 
     multitask = len(get_spec(model).tasks) > 1
     shard = Shard(accelerator.process_index, accelerator.num_processes)
-    batches = train_batches(
-        opts, shard, start=int(state["micro_step"]) if state else 0, multitask=multitask,
-        dataset=data.train if data is not None else None,
+    if state is not None and int(state["iteration"]) >= train.total_iter:
+        batches: Iterator[Mapping[str, Any]] = iter(())  # nothing to train (the trainer says so): no sampler
+    else:
+        batches = train_batches(
+            opts, shard, start=int(state["micro_step"]) if state else 0, multitask=multitask,
+            dataset=data.train if data is not None else None,
+        )
+    validator = build_validator(
+        opts, accelerator, exp, data.val if data is not None else None, data.metrics if data is not None else None
     )
-    validator = build_validator(opts, accelerator, exp, data.val if data is not None else None)
     settings = loop_settings(opts, multitask)
     if validator is not None and settings.best_metric is not None:
         validator.higher_is_better(settings.best_metric)  # an unknown name fails now, not at the first validation
+    if validator is not None and state is not None and state.get("best"):
+        _check_best_metric(opts, exp, state["best"], settings.best_metric or validator.keys[0])
     logger = TrainLogger(
         exp.root / "train.log",
         exp.tensorboard if opts.logger.tensorboard else None,
@@ -362,24 +400,76 @@ def build_trainer(
 def _restore_newest_intact(
     exp: Experiment, checkpointer: Checkpointer, model: nn.Module, ema: ModelEMA | None,
     optimizer: Any, scheduler: Any, notes: list[str],
+    check: Callable[[dict[str, Any], Path], None] | None = None,
 ) -> dict[str, Any]:
-    """Restore ``exp.resume_from``; one that cannot be read falls back to the next older complete
-    checkpoint in ``exp.fallbacks`` (``--resume auto``), with a note naming both."""
+    """Restore ``exp.resume_from``; one that cannot be read (or lacks its EMA weights) falls back
+    to the next older complete checkpoint in ``exp.fallbacks``, with a note naming both.
+    ``check(state, folder)`` sees each state before its weights are loaded; its
+    :class:`OptionsError` (options a resume may not change) ends the resume at once."""
     assert exp.resume_from is not None  # called only when resuming
     candidates = [exp.resume_from, *exp.fallbacks]
     for i, folder in enumerate(candidates):
         try:
             # Order matters: the scheduler was built (it set the initial rate); now both get their state.
-            state = checkpointer.restore(folder, model, ema)
+            state = checkpointer.restore(folder, model, ema, check=check)
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             return state
+        except OptionsError:
+            raise  # the options, not the checkpoint: an older one would be refused alike
         except (CheckpointError, KeyError, ValueError, RuntimeError) as exc:
             reason = str(exc) if isinstance(exc, CheckpointError) else f"{folder}: {type(exc).__name__}: {exc}"
             if i + 1 == len(candidates):
                 raise CheckpointError(f"cannot resume: {reason}") from None
             notes.append(f"{reason}; falling back to the older complete checkpoint {candidates[i + 1]}")
     raise AssertionError("unreachable")
+
+
+def _check_resume_options(
+    opts: Options, exp: Experiment, state: dict[str, Any], folder: Path, notes: list[str]
+) -> list[Change]:
+    """Compare the options with those ``folder`` was trained with: refuse the changes a resume may
+    not make (one line naming the keys, :mod:`.resume`); return the others."""
+    old = saved_options(state, exp.source or exp.root)
+    if old is None:
+        notes.append(
+            f"{folder}: the options it was trained with are not known (no saved options); changed options are "
+            "not checked"
+        )
+        return []
+    changes = diff_options(old, opts.to_dict())
+    check_changes(changes, opts.source, folder)
+    return changes
+
+
+def _apply_resume_changes(
+    opts: Options, exp: Experiment, state: dict[str, Any], changes: list[Change], optimizer: Any, scheduler: Any,
+    ema: ModelEMA | None, notes: list[str],
+) -> Any:
+    """Apply the accepted option changes to the restored optimizer and scheduler (the scheduler is
+    rebuilt at the resumed iteration) and note them; also say how EMA weights were restored."""
+    assert opts.train is not None and exp.resume_from is not None
+    scheduler, line = apply_changes(changes, optimizer, scheduler, opts.train, opts.source)
+    if line is not None:
+        notes.append(line)
+    if ema is not None and state.get("ema") is None:
+        notes.append(
+            f"train.ema_decay {opts.train.ema_decay}: the resumed checkpoint has no EMA weights (saved without "
+            "EMA); the average starts from its weights"
+        )
+    elif ema is None and state.get("ema") is not None:
+        notes.append("train.ema_decay 0: the EMA weights of the resumed checkpoint are not used by this run")
+    return scheduler
+
+
+def _check_best_metric(opts: Options, exp: Experiment, best: dict[str, Any], key: str) -> None:
+    """A resumed run keeps tracking the metric its ``best/`` was chosen by."""
+    if best.get("metric") != key:
+        raise OptionsError(
+            f"{opts.source}: val.best_metric: the resumed run chose its best checkpoint by {best.get('metric')!r} "
+            f"({exp.checkpoints / 'best'}); tracking {key!r} instead would replace it by another measure. Keep "
+            f"val.best_metric: {best.get('metric')} (and val.metrics), or start a new experiment with train.pretrain"
+        )
 
 
 def _gather_one(obj: Any) -> list[Any]:
@@ -412,16 +502,20 @@ def _ddp_find_unused(accelerator: Any) -> bool:
 def run_training(opts: Options, resume: str | None = None) -> TrainResult:
     """Train with ``opts`` (validated); ``resume`` is ``None``, ``"auto"`` or a checkpoint folder.
 
+    Everything that can be checked before training is checked before the experiment folder is
+    made (:mod:`.checks`); a run that fails before its first iteration removes the folder it made
+    when nothing but its own start-up files is in it. The main process holds the folder's lock
+    until the run ends. Ctrl-C ends the run with one line (:class:`~.trainer.TrainingInterrupted`).
     Ends the distributed process group (``accelerator.end_training``) whatever happens, since a
     process group left open makes some runs abort at exit.
     """
     if opts.train is None:
         raise OptionsError(f"{opts.source}: no train section; nothing to train")
     check_components(opts, paths=TRAIN_PATHS)
-    check_name(opts.name, opts.source)
     resume = resume if resume is not None else opts.path.resume
     if resume is None and int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0") or 0) > 0:
         resume = "auto"  # torchrun --max-restarts: a restarted worker continues the last checkpoint
+    check_options(opts, resume)  # seed, name, experiments_root, optimizer and scheduler values
     pretrain = opts.train.pretrain
     if pretrain is not None and not Path(pretrain.path).exists():  # before any folder is made
         raise OptionsError(f"{opts.source}: train.pretrain.path: checkpoint not found: {pretrain.path}")
@@ -432,17 +526,24 @@ def run_training(opts: Options, resume: str | None = None) -> TrainResult:
         model = build_model(opts)
         accelerator = make_accelerator(opts, needs_unused_parameters(model, opts))
         trainer = None
+        exp: Experiment | None = None
+        started = False
         try:
             if opts.val is not None and data.val:  # before the experiment folder exists
                 check_val_precision(opts, accelerator.device)
+                data.metrics = build_val_metrics(opts)
+            check_model_and_data(opts, model, data.train, data.val, data.metrics or [])
             # A pretrain file that exists but is refused fails here, before the folder is made.
             pretrained = load_pretrained(model, pretrain) if pretrain is not None else None
             exp = prepare_experiment(opts, resume, accelerator)
             trainer = build_trainer(opts, accelerator, model, exp, data, pretrained)
             if accelerator.is_main_process:
                 record_options(opts, exp)  # a resumed run with changed options: after it could resume
+            started = True
             try:
                 val = trainer.fit()
+            except KeyboardInterrupt:
+                raise TrainingInterrupted(trainer.interruption()) from None
             except RuntimeError as exc:
                 if accelerator.num_processes > 1 and "timed out" in str(exc).lower():
                     raise DistributedError(
@@ -452,9 +553,17 @@ def run_training(opts: Options, resume: str | None = None) -> TrainResult:
                     ) from None
                 raise
             return TrainResult(exp.root, trainer.iteration, trainer.last_checkpoint, val, accelerator.is_main_process)
+        except BaseException:
+            if exp is not None and not started and accelerator.is_main_process:
+                if trainer is not None:
+                    trainer.logger.close()
+                discard_unused(exp)  # a folder made for nothing (options or data refused while building)
+            raise
         finally:
             if trainer is not None:
                 trainer.logger.close()
+            if exp is not None and accelerator.is_main_process:
+                release(exp)
             _shutdown(accelerator)
 
 

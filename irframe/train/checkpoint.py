@@ -43,6 +43,12 @@ def iter_dirname(iteration: int) -> str:
     return f"iter_{iteration:06d}"
 
 
+def iteration_of(folder: Path) -> int | None:
+    """The iteration of an ``iter_N`` checkpoint folder (``None`` for any other name)."""
+    m = _ITER_RE.match(folder.name)
+    return int(m.group(1)) if m else None
+
+
 def is_complete(folder: Path) -> bool:
     """Whether ``folder`` is a finished training checkpoint (weights and state present)."""
     return (folder / STATE_FILE).is_file() and (folder / MODEL_FILE).is_file()

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from irframe.errors import CheckpointError
 from irframe.nn.checkpoint import load_weights, save_weights, unwrap_model
 from irframe.train.checkpoint import (
     BEST_DIR,
@@ -42,6 +43,8 @@ class Checkpointer:
         is_main: whether this process writes.
         gather: collects one object from every process (identity on a single process).
         barrier: waits for every process.
+        options: the run's options as plain data, saved in every checkpoint's state (``options``),
+            so that a resume can tell which options changed since that checkpoint.
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class Checkpointer:
         is_main: bool = True,
         gather: Callable[[Any], list[Any]] = lambda obj: [obj],
         barrier: Callable[[], None] = lambda: None,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         self.root = root
         self.keep = keep
@@ -60,6 +64,7 @@ class Checkpointer:
         self.is_main = is_main
         self.gather = gather
         self.barrier = barrier
+        self.options = dict(options) if options is not None else None
 
     def _weights(self, model: nn.Module, ema: ModelEMA | None) -> dict[str, dict[str, torch.Tensor]]:
         out = {MODEL_FILE: unwrap_model(model).state_dict()}
@@ -79,7 +84,8 @@ class Checkpointer:
             def write(tmp: Path) -> None:
                 for name, tensors in weights.items():
                     save_weights(tensors, tmp / name, self.metadata)
-                save_state(tmp / STATE_FILE, {**state, "rng": rng})
+                extra = {"options": self.options} if self.options is not None else {}
+                save_state(tmp / STATE_FILE, {**state, "rng": rng, **extra})
 
             write_folder(folder, write)
             prune(self.root, self.keep)
@@ -108,14 +114,29 @@ class Checkpointer:
         folder: Path,
         model: nn.Module,
         ema: ModelEMA | None,
+        check: Callable[[dict[str, Any], Path], None] | None = None,
     ) -> dict[str, Any]:
-        """Load weights (and EMA) from ``folder``; return the trainer state (RNG not yet applied)."""
+        """Load weights (and EMA) from ``folder``; return the trainer state (RNG not yet applied).
+        ``check(state, folder)`` runs on the state before any weights are loaded.
+
+        Raises:
+            CheckpointError: also when the checkpoint was saved with EMA but its ``ema.safetensors``
+                is missing: the raw weights are never put in the average's place. (A run that turns
+                EMA on while resuming a checkpoint saved without it starts the average from the
+                resumed weights; the caller says so.)
+        """
         state = load_state(folder)
+        if check is not None:
+            check(state, folder)
+        ema_path = folder / EMA_FILE
+        if ema is not None and state.get("ema") is not None and not ema_path.is_file():
+            raise CheckpointError(
+                f"{folder}: {EMA_FILE} is missing although this checkpoint was saved with EMA weights "
+                "(the raw weights are not substituted for them)"
+            )
         load_weights(model, folder / MODEL_FILE, strict=True)
         if ema is not None:
-            ema_path = folder / EMA_FILE
-            # A run that turned EMA on while resuming starts the average from the current weights.
-            load_weights(ema.model, ema_path if ema_path.is_file() else folder / MODEL_FILE, strict=True)
+            load_weights(ema.model, ema_path if state.get("ema") is not None else folder / MODEL_FILE, strict=True)
             if state.get("ema") is not None:
                 ema.load_state_dict(state["ema"])
         return state

@@ -16,8 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from irframe.cli import error_message
-from irframe.errors import IrframeError
+from irframe.errors import IrframeError, error_message
 from irframe.threads import add_threads_argument, configure_threads
 
 if TYPE_CHECKING:
@@ -55,9 +54,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IrframeError as exc:
         print(f"error: {error_message(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C: one line (when, which checkpoint resumes), no traceback
+        print(interrupted_line(exc), file=sys.stderr)
+        return 130
     if result.is_main:
         print(f"finished at iteration {result.iteration}; experiment {result.experiment}")
     return 0
+
+
+def interrupted_line(exc: KeyboardInterrupt) -> str:
+    """What a tool prints when Ctrl-C stopped it (the trainer's message, when it was training)."""
+    return f"interrupted: {exc}" if str(exc) else "interrupted (Ctrl-C) before training started"
 
 
 def train_workers(opts: Options) -> int:

@@ -36,6 +36,10 @@ class TrainingDiverged(IrframeError, RuntimeError):
     """The loss became NaN or infinite (``train.nan_policy: stop``)."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the run; the message says when and which checkpoint resumes it."""
+
+
 @dataclass
 class LoopSettings:
     """The loop's numbers, taken from the options."""
@@ -187,6 +191,7 @@ class Trainer:
         self._forward_kwargs = forward_kwargs(self._raw_model, losses.needs_features)
         self._window_start = time.perf_counter()
         self._window_iters = 0
+        self.phase = "during training"  # what the loop is doing (for the message of an interruption)
 
     # -- the loop ---------------------------------------------------------------------------------
     def fit(self) -> ValResult | None:
@@ -207,15 +212,48 @@ class Trainer:
             last = self.iteration == s.total_iter
             if self.iteration % s.print_freq == 0 or last:
                 self._report()
+            due = self.iteration % s.checkpoint_freq == 0 or last
             if self.validator is not None and s.val_freq and (self.iteration % s.val_freq == 0 or last):
                 with self._untimed():
                     self._check_diverged()
-                    self.validate()
-            if self.iteration % s.checkpoint_freq == 0 or last:
+                    self._validate_keeping(due)
+            if due:
                 with self._untimed():
                     self._check_diverged()
                     self.save_checkpoint()
         return self.last_val
+
+    def _validate_keeping(self, checkpoint_due: bool) -> None:
+        """Validate; when validation fails at an iteration a checkpoint is due (one process), save
+        that checkpoint before the error goes on, so the training done is never lost to it."""
+        self.phase = "during validation"
+        try:
+            self.validate()
+        except KeyboardInterrupt:
+            raise  # the phase stays for the message
+        except Exception:
+            if checkpoint_due and self.accelerator.num_processes == 1:
+                self.logger.warning(
+                    f"validation at iteration {self.iteration} failed; saving the checkpoint due now first"
+                )
+                self.save_checkpoint()
+            raise
+        self.phase = "during training"
+
+    def interruption(self) -> str:
+        """The line for a run stopped by Ctrl-C: when, and which checkpoint continues it."""
+        from irframe.train.checkpoint import latest_checkpoint
+
+        root = self.checkpointer.root
+        latest = latest_checkpoint(root)
+        then = (
+            f"--resume auto continues from {latest.name}" if latest is not None
+            else "no checkpoint was saved yet (--resume auto starts over in it)"
+        )
+        return (
+            f"Ctrl-C at iteration {self.iteration} {self.phase}; the complete checkpoints in "
+            f"{root} are intact: {then}"
+        )
 
     @contextlib.contextmanager
     def _untimed(self) -> Iterator[None]:
@@ -370,7 +408,9 @@ class Trainer:
             "world_size": self.accelerator.num_processes,
             "scaler": scaler.state_dict() if scaler is not None else None,
         }
+        self.phase = f"while saving iter_{self.iteration:06d} (left unsaved)"
         self.last_checkpoint = self.checkpointer.save(self.iteration, self.model, self.ema, state)
+        self.phase = "during training"
         self.logger.info(f"checkpoint saved: {self.last_checkpoint}")
         return self.last_checkpoint
 

@@ -16,9 +16,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from irframe.data.datasets.base import EvalSamples, collate_good
 from irframe.errors import OptionsError
 
 # (per-process list of records) -> records of all processes
@@ -168,15 +169,19 @@ class Validator:
     ) -> list[dict[str, Any]]:
         indices = list(range(self.rank, len(dataset), self.world_size))  # type: ignore[arg-type]
         # A private generator: creating the loader must not draw from the training's random stream.
+        # EvalSamples: a bad sample under skip_bad is left out (None), not replaced by its neighbour.
         loader = DataLoader(
-            Subset(dataset, indices), batch_size=1, shuffle=False, num_workers=self.num_workers,
-            generator=torch.Generator().manual_seed(0),
+            EvalSamples(dataset, indices), batch_size=1, shuffle=False, num_workers=self.num_workers,
+            generator=torch.Generator().manual_seed(0), collate_fn=collate_good,
         )
         records = []
         need_baseline = name not in self._baseline
         bar = progress(len(indices), f"val {name}") if progress is not None else tqdm(disable=True)
         with bar:  # closed (and removed from the screen) even when a sample fails
             for index, sample in zip(indices, loader):
+                if sample is None:  # skipped under skip_bad (the dataset warned): not scored
+                    bar.update(1)
+                    continue
                 if "gt" not in sample:
                     raise OptionsError(f"datasets.{name}: validation needs ground truth ('gt'), the dataset gives none")
                 lq = sample["lq"].to(self.device)

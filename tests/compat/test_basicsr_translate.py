@@ -160,12 +160,16 @@ def test_set_names_become_keys():
     assert list(translate_basicsr(data, "n.yml")[0]["test"]["datasets"]) == ["Set5", "test_2", "DIV2K_valid_100"]
 
 
-def test_unregistered_arch_fails_at_model_type(data_tree):
-    opts = load_options(data_tree("train_EDSR_Mx2.yml"))
+def test_unregistered_arch_fails_at_model_type(data_tree, tmp_path):
+    """EDSR is registered (plugin sr_classics), so the translated file passes; the same file naming an
+    arch nobody registered fails at model.type only, naming the file."""
+    check_components(load_options(data_tree("train_EDSR_Mx2.yml")))
+    unknown = tmp_path / "train_EDSRX_Mx2.yml"
+    unknown.write_text((FIXTURES / "train_EDSR_Mx2.yml").read_text().replace("type: EDSR", "type: EDSRX"))
     with pytest.raises(OptionsError) as info:
-        check_components(opts)
+        check_components(load_options(unknown))
     msg = str(info.value)
-    assert msg.startswith(str(FIXTURES / "train_EDSR_Mx2.yml")) and "model.type: unknown arch 'EDSR'" in msg
+    assert msg.startswith(str(unknown)) and "model.type: unknown arch 'EDSRX'" in msg
     assert "dataroot" not in msg  # the translated datasets are fine; only the arch is missing
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 import warnings
@@ -110,7 +111,9 @@ def test_third_party_plugin_by_entry_point_alone(plugin_path, registry_sandbox, 
     assert net.conv.in_channels == 1
     assert ARCHS.entry("ThirdPartyNet").provider == "tpnet"
     assert cli_main(["list", "arch"]) == 0
-    assert "ThirdPartyNet  [tpnet]" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert re.search(r"^  ThirdPartyNet +\[tpnet\]$", out, re.M)  # the name column is as wide as the longest name
+    assert re.search(r"^      archs: ThirdPartyNet$", out, re.M)  # and the plugins listing shows what each provides
 
 
 def test_same_name_from_two_plugins_names_both(plugin_path, registry_sandbox):

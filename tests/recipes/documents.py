@@ -1,10 +1,8 @@
-"""Helpers of the recipe tests: the recipe tool as a module, synthetic document pages, and the
-common ``--set`` overrides that shrink the document-denoising recipe to a seconds-long run."""
+"""Helpers of the recipe tests: the recipe's module, synthetic document pages, and the common
+``--set`` overrides that shrink the document-denoising recipe to a seconds-long run."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,21 +10,15 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOL = ROOT / "tools" / "dirty_documents.py"
 FULL_OPTIONS = ROOT / "options" / "restormer_dirty_documents.yml"
 TINY_OPTIONS = ROOT / "options" / "restormer_dirty_documents_tiny.yml"
-TOOL_MODULE = "irframe_recipe_dirty_documents_tool"
 
 
 def load_tool() -> Any:
-    """``tools/dirty_documents.py`` imported once as a module (tools/ is not a package)."""
-    if TOOL_MODULE not in sys.modules:
-        spec = importlib.util.spec_from_file_location(TOOL_MODULE, TOOL)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[TOOL_MODULE] = module
-        spec.loader.exec_module(module)
-    return sys.modules[TOOL_MODULE]
+    """The recipe behind ``tools/dirty_documents.py``: :mod:`irframe.recipes.dirty_documents`."""
+    from irframe.recipes import dirty_documents
+
+    return dirty_documents
 
 
 def clean_page(seed: int, h: int = 40, w: int = 56) -> np.ndarray:

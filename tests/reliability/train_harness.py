@@ -11,6 +11,11 @@ such a crash never leaves a checkpoint that ``--resume auto`` would pick half-wr
   one not yet in place);
 * ``prune``         while deleting an old ``iter_*`` checkpoint, after its first file is gone.
 
+A user's fault:
+
+* ``sigint_in_validation:N``  Ctrl-C (SIGINT to this process) while validating at iteration ``N``,
+  after the first validation image was restored.
+
 Multi-process faults (``torchrun``), at the start of the save of ``iter_N`` on the process of rank 1:
 
 * ``stall_rank1:N``  SIGSTOP (a hung peer; it prints ``stalling pid P`` first);
@@ -108,6 +113,25 @@ def install_fault(fault: str) -> None:
             real_rmtree(path, *args, **kwargs)
 
         shutil.rmtree = rmtree
+    elif fault.startswith("sigint_in_validation:"):
+        from irframe.train import validation
+
+        target = int(fault.split(":", 1)[1])
+        real_run = validation.Validator.run
+
+        def run(self: Any, model: Any, iteration: int, **kwargs: Any) -> Any:
+            if iteration == target:
+                real_restore = self.restore
+
+                def restore(*args: Any) -> Any:
+                    out = real_restore(*args)
+                    os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C in the terminal sends
+                    return out
+
+                self.restore = restore
+            return real_run(self, model, iteration, **kwargs)
+
+        validation.Validator.run = run
     elif fault.startswith(("stall_rank1:", "die_rank1:")):
         kind, target = fault.split(":", 1)
         real_save = checkpointer.Checkpointer.save

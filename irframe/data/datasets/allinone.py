@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from irframe.data.datasets.base import parse_key
+from irframe.data.datasets.base import SkippedSample, parse_key, sample_or_skip
 from irframe.data.samplers import SampleKey, derive_seed
 from irframe.errors import OptionsError
 from irframe.registry import DATASETS
@@ -131,11 +131,26 @@ class AllInOneDataset(Dataset):
         return t, (index - start) % len(self.datasets[t])
 
     def __getitem__(self, key: Any) -> dict[str, Any]:
+        t, inner = self._inner_key(key)
+        sample = self.datasets[t][inner]
+        sample["task"] = self.tasks[t]
+        return sample
+
+    def sample_or_skip(self, key: Any) -> dict[str, Any] | SkippedSample:
+        """Exactly sample ``key`` (see :class:`~irframe.data.datasets.base.EvalSamples`): a bad one
+        under its source's ``skip_bad`` is a :class:`SkippedSample`, never replaced."""
+        t, inner = self._inner_key(key)
+        sample = sample_or_skip(self.datasets[t], inner)
+        if isinstance(sample, SkippedSample):
+            return SkippedSample(int(parse_key(key, len(self), type(self).__name__).index), sample.reason)
+        sample["task"] = self.tasks[t]
+        return sample
+
+    def _inner_key(self, key: Any) -> tuple[int, SampleKey]:
+        """``(task position, key of that task's dataset)`` of a key of this dataset."""
         key = parse_key(key, len(self), type(self).__name__)
         t, inner = self.locate(key.index)
         seed = key.seed
         if seed is None and self.seed is not None:
             seed = derive_seed(self.seed, key.index)
-        sample = self.datasets[t][SampleKey(inner, key.patch_size, seed)]
-        sample["task"] = self.tasks[t]
-        return sample
+        return t, SampleKey(inner, key.patch_size, seed)

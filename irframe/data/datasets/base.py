@@ -10,19 +10,30 @@ flips, online degradation) comes from one :class:`numpy.random.Generator`:
 * else fresh OS entropy (a plain training DataLoader: different at every draw, not reproducible).
 
 Bad files (missing, empty, truncated, not an image) raise :class:`DataError` naming the file, unless
-the dataset has ``skip_bad=True``: then a warning names the file and the next good sample is used
-in its place (the dataset length does not change, so samplers stay valid).
+the dataset has ``skip_bad=True``. Then:
+
+* ``dataset[key]`` (training) warns and uses the next good sample in its place: the dataset length
+  does not change, so samplers stay valid and batches stay full;
+* :class:`EvalSamples` (validation, ``tools/test.py``) gives every sample exactly once and a bad one
+  as a :class:`SkippedSample`, which :func:`collate_good` leaves out: an evaluation never scores a
+  neighbour twice in a bad sample's place.
+
+The warnings are summarised per dataset and process: the first :data:`SHOW_BAD` bad samples are
+named one by one, then only a running count is printed (at 10, 100, 1000... bad samples), so a
+folder of 100k empty files prints a dozen lines, not 100k.
 """
 
 from __future__ import annotations
 
 import os
+import string
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from irframe.data.backends import Backend, build_backend
 from irframe.data.io import Channels, img2tensor
@@ -62,9 +73,20 @@ def check_dataroot(value: Any, key: str, owner: str) -> str:
 
 
 def check_filename_tmpl(value: str, owner: str, stem: str = "GT") -> None:
-    """``filename_tmpl`` maps a ``stem`` (GT, target) stem to the paired file's stem: it needs ``{}``."""
-    if "{}" not in value:
-        raise OptionsError(f"{owner}.filename_tmpl: must contain '{{}}' (the {stem} stem), got {value!r}")
+    """``filename_tmpl`` maps a ``stem`` (GT, target) stem to the paired file's stem: it holds ``{}``
+    (or ``{0}``) exactly once and no other replacement field (``'{}_{}'``, ``'{}{x}'``, ``'{}}'`` are one-line
+    :class:`OptionsError` naming the option, not an ``IndexError``/``KeyError`` while pairing).
+    Literal braces are written ``{{`` and ``}}``, as in :meth:`str.format`."""
+    expect = f"must contain '{{}}' exactly once (the {stem} stem; literal braces are written '{{{{' and '}}}}')"
+    if not isinstance(value, str):
+        raise OptionsError(f"{owner}.filename_tmpl: {expect}, got {value!r}")
+    try:
+        fields = [(name, spec, conv) for _text, name, spec, conv in string.Formatter().parse(value) if name is not None]
+    except ValueError as exc:  # "Single '}' encountered in format string"
+        raise OptionsError(f"{owner}.filename_tmpl: {expect}, got {value!r} ({exc})") from None
+    if fields not in ([("", "", None)], [("0", "", None)]):
+        found = ", ".join("{" + n + (f"!{c}" if c else "") + (f":{f}" if f else "") + "}" for n, f, c in fields)
+        raise OptionsError(f"{owner}.filename_tmpl: {expect}, got {value!r} (replacement fields: {found or 'none'})")
 
 
 def open_backend(io_backend: Mapping[str, Any] | None, root: str, key: str, owner: str, recursive: bool) -> Backend:
@@ -77,6 +99,49 @@ def open_backend(io_backend: Mapping[str, Any] | None, root: str, key: str, owne
     if not keys:
         raise DataError(f"{owner}.{key}: no images in {root}")
     return backend
+
+
+SHOW_BAD = 5  # bad samples named one by one per dataset and process under skip_bad; then only counted
+
+
+@dataclass(frozen=True)
+class SkippedSample:
+    """What :meth:`ImageDataset.sample_or_skip` gives for a bad sample under ``skip_bad``: its index
+    and why (picklable, so it crosses DataLoader workers); :func:`collate_good` leaves it out."""
+
+    index: int
+    reason: str
+
+
+def sample_or_skip(dataset: Any, key: Any) -> dict[str, Any] | SkippedSample:
+    """Exactly sample ``key`` of ``dataset``, never a replacement: the dataset's own
+    ``sample_or_skip`` when it has one (irframe datasets), else ``dataset[key]``."""
+    exact = getattr(dataset, "sample_or_skip", None)
+    return exact(key) if callable(exact) else dataset[key]
+
+
+class EvalSamples(Dataset):
+    """Every sample of ``dataset`` once, in order (or the samples ``indices``), for validation and
+    testing: under ``skip_bad`` a bad sample comes as a :class:`SkippedSample` instead of being
+    replaced by its neighbour (which would then be scored twice). Load it with
+    ``DataLoader(EvalSamples(ds), collate_fn=collate_good)``: a batch is ``None`` when all of its
+    samples were skipped."""
+
+    def __init__(self, dataset: Any, indices: Sequence[int] | None = None) -> None:
+        self.dataset = dataset
+        self.indices = list(range(len(dataset))) if indices is None else list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, Any] | SkippedSample:
+        return sample_or_skip(self.dataset, self.indices[i])
+
+
+def collate_good(batch: list[Any]) -> Any:
+    """``default_collate`` of the samples that were not skipped (:class:`SkippedSample`), or ``None``."""
+    good = [sample for sample in batch if not isinstance(sample, SkippedSample)]
+    return default_collate(good) if good else None
 
 
 class ImageDataset(Dataset):
@@ -110,6 +175,7 @@ class ImageDataset(Dataset):
         self.channels: Channels = 1 if channels == 1 else 3
         self.seed, self.task = seed, task
         self._bad: set[int] = set()  # indices found unreadable in this process (skip_bad)
+        self._bad_count = 0  # how many were warned about (see _warn_bad)
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -119,28 +185,67 @@ class ImageDataset(Dataset):
         raise NotImplementedError
 
     def __getitem__(self, key: Any) -> dict[str, Any]:
+        """Sample ``key``; under ``skip_bad`` a bad sample is replaced by the next good one (training:
+        batches stay full). Evaluation uses :meth:`sample_or_skip`, which never replaces."""
+        owner = type(self).__name__
+        key, patch, rng = self._prepare(key)
+        index = key.index
+        for _attempt in range(len(self)):
+            if index not in self._bad:
+                sample = self._try_load(index, patch, rng)
+                if not isinstance(sample, SkippedSample):
+                    return sample
+            index = (index + 1) % len(self)
+        raise DataError(f"{owner}: every sample is unreadable (skip_bad found no good file)")
+
+    def sample_or_skip(self, key: Any) -> dict[str, Any] | SkippedSample:
+        """Exactly sample ``key``: a bad one is a :class:`SkippedSample` under ``skip_bad`` (warned
+        about, never replaced by another sample), else its :class:`DataError` is raised."""
+        key, patch, rng = self._prepare(key)
+        if key.index in self._bad:
+            return SkippedSample(key.index, "found unreadable before (warned then)")
+        return self._try_load(key.index, patch, rng)
+
+    def _prepare(self, key: Any) -> tuple[SampleKey, int | None, np.random.Generator]:
         owner = type(self).__name__
         key = parse_key(key, len(self), owner)
         patch = key.patch_size if key.patch_size is not None else self.gt_size
         if patch is not None and int(patch) % self.scale:
             raise DataError(f"{owner}: patch size {patch} is not a multiple of scale {self.scale}")
-        rng = sample_rng(key, self.seed)
-        index = key.index
-        for _attempt in range(len(self)):
-            if index not in self._bad:
-                try:
-                    sample = self.load(index, None if patch is None else int(patch), rng)
-                except DataError as exc:
-                    if not self.skip_bad:
-                        raise
-                    self._bad.add(index)
-                    warnings.warn(f"{owner}: skipping sample {index}: {exc}", RuntimeWarning, stacklevel=2)
-                else:
-                    if self.task is not None:
-                        sample["task"] = self.task
-                    return sample
-            index = (index + 1) % len(self)
-        raise DataError(f"{owner}: every sample is unreadable (skip_bad found no good file)")
+        return key, None if patch is None else int(patch), sample_rng(key, self.seed)
+
+    def _try_load(self, index: int, patch: int | None, rng: np.random.Generator) -> dict[str, Any] | SkippedSample:
+        """Sample ``index``, or (under ``skip_bad``) a :class:`SkippedSample` after a summarised warning."""
+        try:
+            sample = self.load(index, patch, rng)
+        except DataError as exc:
+            if not self.skip_bad:
+                raise
+            self._bad.add(index)
+            self._warn_bad(index, exc)
+            return SkippedSample(index, str(exc))
+        if self.task is not None:
+            sample["task"] = self.task
+        return sample
+
+    def _warn_bad(self, index: int, exc: DataError) -> None:
+        """Name the first :data:`SHOW_BAD` bad samples, then print a running count at 10, 100, 1000..."""
+        owner = type(self).__name__
+        self._bad_count += 1
+        n = self._bad_count
+        if n <= SHOW_BAD:
+            more = (
+                f" (further bad samples are counted, not named; this process has found {n} so far)"
+                if n == SHOW_BAD
+                else ""
+            )
+            warnings.warn(f"{owner}: skipping sample {index}: {exc}{more}", RuntimeWarning, stacklevel=4)
+        elif n >= 10 and str(n).rstrip("0") == "1":  # 10, 100, 1000, ...
+            warnings.warn(
+                f"{owner}: {n} bad samples skipped so far in this process (the last: sample {index}: {exc})",
+                RuntimeWarning,
+                stacklevel=4,
+            )
 
     # -- helpers for subclasses ------------------------------------------------------------------
     def crop_and_augment(
@@ -196,4 +301,16 @@ def build_pipeline(cfg: Any, owner: str) -> Callable[[np.ndarray, np.random.Gene
     return build_degradation(cfg, f"{owner}.degradation")
 
 
-__all__ = ["ImageDataset", "build_pipeline", "check_dataroot", "open_backend", "parse_key", "sample_rng"]
+__all__ = [
+    "SHOW_BAD",
+    "EvalSamples",
+    "ImageDataset",
+    "SkippedSample",
+    "build_pipeline",
+    "check_dataroot",
+    "collate_good",
+    "open_backend",
+    "parse_key",
+    "sample_or_skip",
+    "sample_rng",
+]

@@ -13,6 +13,8 @@ in ``[0, 1]`` with a :class:`numpy.random.Generator`; see :mod:`.base` for the c
 ``JPEGCompression``           JPEG encode/decode at a quality
 ``LowLight``                  gamma + gain darkening with noise
 ``Compose``/``RandomChoice``  pipelines built from option mappings
+``RealESRGANDegradation``     Real-ESRGAN's two-stage pipeline; its pieces ``RandomKernelBlur``,
+                              ``RandomResize``, ``GaussianPoissonNoise``, ``SincFilter``, ``USMSharp``
 ============================  ===================================================================
 """
 
@@ -26,6 +28,14 @@ from irframe.data.degradations.jpeg import JPEGCompression
 from irframe.data.degradations.lowlight import LowLight
 from irframe.data.degradations.noise import GaussianNoise
 from irframe.data.degradations.rain import RainStreaks
+from irframe.data.degradations.realesrgan import (
+    GaussianPoissonNoise,
+    RandomKernelBlur,
+    RandomResize,
+    RealESRGANDegradation,
+    SincFilter,
+    USMSharp,
+)
 from irframe.data.degradations.resize import BicubicDownsample, imresize
 
 __all__ = [
@@ -34,6 +44,7 @@ __all__ = [
     "DefocusBlur",
     "Degradation",
     "GaussianNoise",
+    "GaussianPoissonNoise",
     "Haze",
     "JPEGCompression",
     "LowLight",
@@ -41,6 +52,11 @@ __all__ = [
     "Param",
     "RainStreaks",
     "RandomChoice",
+    "RandomKernelBlur",
+    "RandomResize",
+    "RealESRGANDegradation",
+    "SincFilter",
+    "USMSharp",
     "build_degradation",
     "check_image",
     "depth_proxy",

@@ -1,0 +1,138 @@
+"""What the benchmarks share: timing with a device sync, irframe's Trainer fed one batch, and the
+hand-written reference training step it is compared with.
+
+The scripts of ``benchmarks/`` import it as ``common`` (a script's folder is on ``sys.path``);
+``benchmarks/gpu/suite.py`` puts ``benchmarks/`` there first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+
+def sync(device: str) -> None:
+    """Wait for the GPU's queued work (nothing to wait for on the CPU)."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def timed(fn: Callable[[], Any], iters: int, device: str) -> float:
+    """Seconds per call of ``fn`` over ``iters`` calls (the device synchronised before and after)."""
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    sync(device)
+    return (time.perf_counter() - start) / iters
+
+
+def make_trainer(
+    model: torch.nn.Module,
+    batch: dict,
+    device: str,
+    workdir: Path,
+    *,
+    mixed_precision: str = "no",
+    grad_clip: float | None = None,
+    ema_decay: float = 0.0,
+    optim: dict | None = None,
+    compile_backend: str | None = None,
+):
+    """irframe's Trainer around ``model``, fed the same batch forever (no experiment folder I/O).
+
+    ``mixed_precision``, ``grad_clip``, ``ema_decay``, ``optim`` as the ``train:`` options;
+    ``compile_backend`` (e.g. ``"inductor"``) compiles through accelerate's dynamo plugin, as
+    ``train.compile`` does. Call ``irframe.train.build._shutdown(trainer.accelerator)`` before
+    making another trainer with other accelerate settings in the same process.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import TorchDynamoPlugin
+
+    from irframe.options import LossOptions
+    from irframe.train.checkpointer import Checkpointer
+    from irframe.train.ema import ModelEMA
+    from irframe.train.logger import TrainLogger
+    from irframe.train.loss import WeightedLoss
+    from irframe.train.optim import build_optimizer, build_scheduler
+    from irframe.train.trainer import LoopSettings, Trainer
+
+    extra = {"dynamo_plugin": TorchDynamoPlugin(backend=compile_backend)} if compile_backend else {}
+    accelerator = Accelerator(
+        cpu=device == "cpu", mixed_precision=mixed_precision, step_scheduler_with_optimizer=False, **extra
+    )
+    ema = ModelEMA(model, ema_decay) if ema_decay > 0 else None
+    optimizer = build_optimizer(model, optim or {"type": "AdamW", "lr": 1e-4})
+    scheduler = build_scheduler(optimizer, {"type": "CosineAnnealingLR", "T_max": 100000})
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if ema is not None:
+        ema.model.to(accelerator.device)
+    losses = WeightedLoss.from_options([LossOptions(type="L1Loss")]).to(accelerator.device)
+    total = 10**9  # never reached: the benchmark calls run_iteration() itself
+    logger = TrainLogger(None, None, total, 0, is_main=True, progress_bar=False)
+    settings = LoopSettings(total_iter=total, print_freq=total, checkpoint_freq=total, grad_clip=grad_clip)
+    checkpointer = Checkpointer(workdir, 1, {"type": "Restormer"})
+    return Trainer(
+        accelerator, model, optimizer, scheduler, losses, itertools.repeat(batch), settings, checkpointer, logger,
+        ema=ema,
+    )
+
+
+def reference_step(
+    model: torch.nn.Module,
+    batch: dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    *,
+    scheduler: Any = None,
+    grad_clip: float | None = None,
+    ema_decay: float = 0.0,
+    precision: str = "no",
+    device: str = "cpu",
+) -> Callable[[], None]:
+    """The training step a user would otherwise write (a re-implementation of BasicSR's
+    ``optimize_parameters``, named as one in every figure): zero_grad, forward, L1, backward,
+    ``clip_grad_norm_`` (with ``grad_clip``), step, the scheduler's step (when given), then with
+    ``ema_decay`` BasicSR's ``model_ema`` as a per-tensor ``mul_().add_()`` loop. ``precision``
+    ``bf16``/``fp16``: autocast around forward and loss, as PyTorch's AMP recipe, with a GradScaler
+    for fp16 (``no``/``fp32``: plain float32).
+    """
+    ema = copy.deepcopy(model).eval().requires_grad_(False) if ema_decay > 0 else None
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    scaler = torch.amp.GradScaler(device.split(":")[0]) if precision == "fp16" else None
+    lq, gt = batch["lq"], batch["gt"]
+    model.train()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        ctx = torch.autocast(device.split(":")[0], dtype=dtype) if dtype is not None else contextlib.nullcontext()
+        with ctx:
+            loss = F.l1_loss(model(lq), gt)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        if ema is not None:
+            with torch.no_grad():
+                net = dict(model.named_parameters())
+                for k, p in ema.named_parameters():
+                    p.data.mul_(ema_decay).add_(net[k].data, alpha=1 - ema_decay)
+
+    return step

@@ -1,0 +1,316 @@
+"""BasicSR's ``datasets:`` section: phases, loader settings, augmentations and the dataset types."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from irframe.compat.basicsr.base import TranslatorBase, as_int, is_off
+
+#: BasicSR / Restormer dataset ``type`` -> irframe dataset.
+DATASET_ALIASES: dict[str, str] = {
+    "PairedImageDataset": "PairedImageDataset",
+    "Dataset_PairedImage": "PairedImageDataset",
+    "SingleImageDataset": "SingleImageDataset",
+    "Dataset_GaussianDenoising": "OnlineDegradationDataset",
+    "Dataset_DefocusDeblur_DualPixel_16bit": "DualPixelDataset",
+}
+
+BASICSR_LOADER_KEYS = (
+    "batch_size_per_gpu", "num_worker_per_gpu", "use_shuffle", "dataset_enlarge_ratio", "prefetch_mode",
+    "mini_batch_sizes", "gt_sizes",
+)
+"""Loader keys only BasicSR files have (one of them marks a file as BasicSR-style)."""
+
+
+class DatasetSection(TranslatorBase):
+    """``datasets.<phase>``: train, val* and test* sets, their loaders and their dataset types."""
+
+    def datasets(self, datasets: Any, native: dict[str, Any]) -> dict[str, Any] | None:
+        """Translate ``datasets``; return the progressive schedule (for ``train.progressive``)."""
+        if datasets is None:
+            return None
+        if not isinstance(datasets, Mapping):
+            self.problem("datasets", f"expected a mapping of phases (train, val, test_1, ...), got {datasets!r}")
+            return None
+        progressive = None
+        used: set[str] = set()
+        for phase, cfg in datasets.items():
+            where = f"datasets.{phase}"
+            if not isinstance(cfg, Mapping):
+                self.problem(where, f"expected a mapping, got {cfg!r}")
+                continue
+            phase = str(phase)
+            if phase == "train":
+                kind = "train"
+            elif phase.startswith("val"):
+                kind = "val"
+            elif phase.startswith("test"):
+                kind = "test"
+            else:
+                self.problem(where, "unknown phase: BasicSR phases are train, val*, test*")
+                continue
+            if kind == "train":
+                dst = "datasets.train"
+            else:
+                name = self.dataset_key(cfg.get("name"), phase, used)
+                dst = f"datasets.{name}" if kind == "val" else f"test.datasets.{name}"
+            loader, prog = self.dataset(dict(cfg), where, dst, kind == "train")
+            if loader is None:
+                continue
+            node = native
+            for part in dst.split(".")[:-1]:
+                node = node.setdefault(part, {})
+            node[dst.rsplit(".", 1)[-1]] = loader
+            if kind == "train":
+                progressive = prog
+        return progressive
+
+    @staticmethod
+    def dataset_key(name: Any, phase: str, used: set[str]) -> str:
+        """The native key of a validation/test set: its BasicSR ``name`` (the set shown in logs)."""
+        key = re.sub(r"[^A-Za-z0-9_-]+", "_", str(name)).strip("_") if name is not None else ""
+        if not key or key == "train" or key in used:
+            key = phase
+        used.add(key)
+        return key
+
+    def dataset(
+        self, cfg: dict[str, Any], where: str, dst: str, train: bool
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """One BasicSR dataset phase -> a native loader mapping (and its progressive schedule)."""
+        out: dict[str, Any] = {}
+        self.dst = dst
+        kind_type = cfg.pop("type", None)
+        target = DATASET_ALIASES.get(kind_type) if isinstance(kind_type, str) else None
+        if target is None:
+            self.problem(
+                f"{where}.type", f"{kind_type!r} has no irframe equivalent; supported: {', '.join(DATASET_ALIASES)}"
+            )
+            return None, None
+        out["type"] = target
+        self.map(f"{where}.type", f"{dst}.type")
+        cfg.pop("name", None)
+        cfg.pop("phase", None)
+        self.loader_settings(cfg, where, out, train)
+        progressive = self.progressive(cfg, where, train)
+        self.augments(cfg, where, out, train)
+        if "gt_size" in cfg:
+            gt_size = cfg.pop("gt_size")
+            if train and gt_size is not None:
+                out["gt_size"] = gt_size
+                self.map(f"{where}.gt_size", f"{self.dst}.gt_size")
+            elif gt_size is not None:
+                self.note(f"{where}.gt_size", "dropped: BasicSR crops in the train phase only")
+
+        for key in ("mean", "std"):
+            if key in cfg and is_off(cfg[key]):
+                cfg.pop(key)
+            elif key in cfg:
+                cfg.pop(key)
+                self.problem(
+                    f"{where}.{key}", "mean/std normalisation is not supported: irframe feeds models [0, 1] images"
+                )
+        if "meta_info_file" in cfg:
+            meta = cfg.pop("meta_info_file")
+            if meta is not None:
+                self.note(
+                    f"{where}.meta_info_file", "not read: irframe pairs every image in the data folders, so they "
+                    "must hold exactly the images the list names",
+                )
+        if "io_backend" in cfg:
+            out["io_backend"] = cfg.pop("io_backend")
+            self.map(f"{where}.io_backend", f"{self.dst}.io_backend")
+        if "scale" in cfg:
+            self.scale_of(cfg.pop("scale"), where, out, target)
+        elif self.scale != 1:
+            self.scale_of(self.scale, where, out, target)
+
+        handler = {
+            "PairedImageDataset": self.paired,
+            "SingleImageDataset": self.single,
+            "OnlineDegradationDataset": self.gaussian,
+            "DualPixelDataset": self.dual_pixel,
+        }[target]
+        handler(cfg, where, out, train)
+        self.unknown(f"{where}.", cfg)
+        return out, progressive
+
+    def loader_settings(self, cfg: dict[str, Any], where: str, out: dict[str, Any], train: bool) -> None:
+        """DataLoader keys: batch size, workers, shuffling, enlarge ratio, prefetching."""
+        for src, key in (("batch_size_per_gpu", "batch_size"), ("num_worker_per_gpu", "num_workers"),
+                         ("use_shuffle", "shuffle"), ("pin_memory", "pin_memory"),
+                         ("persistent_workers", "persistent_workers")):
+            if src in cfg:
+                value = cfg.pop(src)
+                if value is not None:
+                    out[key] = value
+                    self.map(f"{where}.{src}", f"{self.dst}.{key}")
+        if "dataset_enlarge_ratio" in cfg:
+            ratio = as_int(cfg.pop("dataset_enlarge_ratio"))
+            if ratio not in (None, 1) and not train:
+                self.note(f"{where}.dataset_enlarge_ratio", f"{ratio} dropped: BasicSR enlarges training sets only")
+            elif ratio not in (None, 1):
+                out["enlarge_ratio"] = ratio
+                self.map(f"{where}.dataset_enlarge_ratio", f"{self.dst}.enlarge_ratio")
+        if "prefetch_mode" in cfg:
+            mode = cfg.pop("prefetch_mode")
+            self.note(
+                f"{where}.prefetch_mode", f"{mode!r} dropped: the DataLoader's workers prefetch "
+                "(num_workers, pin_memory, prefetch_factor)",
+            )
+        if "num_prefetch_queue" in cfg:
+            cfg.pop("num_prefetch_queue")
+            self.note(f"{where}.num_prefetch_queue", "dropped: see prefetch_mode")
+
+    def progressive(self, cfg: dict[str, Any], where: str, train: bool) -> dict[str, Any] | None:
+        """Restormer's progressive learning keys -> the ``train.progressive`` mapping (training only)."""
+        progressive = None
+        prog_keys = [k for k in ("mini_batch_sizes", "iters", "gt_sizes") if k in cfg]
+        if prog_keys:
+            values = {k: cfg.pop(k) for k in prog_keys}
+            if not train:
+                self.note(where, f"{', '.join(prog_keys)} dropped: progressive learning applies to training only")
+            elif len(prog_keys) != 3:
+                missing = sorted({"mini_batch_sizes", "iters", "gt_sizes"} - set(prog_keys))
+                self.problem(
+                    where, f"progressive learning needs mini_batch_sizes, iters and gt_sizes; missing {missing}"
+                )
+            else:
+                progressive = {
+                    "iters": values["iters"],
+                    "batch_sizes": values["mini_batch_sizes"],
+                    "patch_sizes": values["gt_sizes"],
+                }
+                for src, key in (("iters", "iters"), ("mini_batch_sizes", "batch_sizes"), ("gt_sizes", "patch_sizes")):
+                    self.map(f"{where}.{src}", f"train.progressive.{key}")
+                self.note(
+                    f"{where}.mini_batch_sizes",
+                    "each stage loads its mini-batch of gt_sizes patches directly "
+                    "(Restormer loads batch_size_per_gpu patches of gt_size and sub-samples them: the same "
+                    "distribution)",
+                )
+        return progressive
+
+    def augments(self, cfg: dict[str, Any], where: str, out: dict[str, Any], train: bool) -> None:
+        """Flips/rotations (BasicSR applies them in the train phase only)."""
+        flips = {k: cfg.pop(k) for k in ("use_flip", "use_hflip", "use_rot", "geometric_augs") if k in cfg}
+        if flips:
+            if not train:
+                self.note(where, f"{', '.join(flips)} dropped: BasicSR augments in the train phase only")
+            else:
+                if flips.get("geometric_augs"):
+                    out["use_flip"] = out["use_rot"] = True
+                    self.map(f"{where}.geometric_augs", f"{self.dst}.use_flip + use_rot")
+                    self.note(
+                        f"{where}.geometric_augs", "Restormer's 8 random flips/rotations = use_flip + use_rot "
+                        "(the same 8 transforms, uniformly)",
+                    )
+                for src in ("use_flip", "use_hflip"):
+                    if src in flips:
+                        out["use_flip"] = bool(out.get("use_flip")) or bool(flips[src])
+                        self.map(f"{where}.{src}", f"{self.dst}.use_flip")
+                if "use_rot" in flips:
+                    out["use_rot"] = bool(out.get("use_rot")) or bool(flips["use_rot"])
+                    self.map(f"{where}.use_rot", f"{self.dst}.use_rot")
+
+    def scale_of(self, scale: Any, where: str, out: dict[str, Any], target: str) -> None:
+        if scale in (None, 1):
+            return
+        if target == "PairedImageDataset":
+            out["scale"] = scale
+            self.map(f"{where}.scale", f"{self.dst}.scale")
+        else:
+            self.note(f"{where}.scale", f"{scale} dropped: {target} has no scale (inputs keep the image size)")
+
+    def roots(self, cfg: dict[str, Any], where: str, out: dict[str, Any], keys: tuple[str, ...]) -> None:
+        for key in keys:
+            if key in cfg:
+                out[key] = cfg.pop(key)
+                self.map(f"{where}.{key}", f"{self.dst}.{key}")
+
+    def paired(self, cfg: dict[str, Any], where: str, out: dict[str, Any], train: bool) -> None:
+        self.roots(cfg, where, out, ("dataroot_gt", "dataroot_lq", "filename_tmpl"))
+
+    def single(self, cfg: dict[str, Any], where: str, out: dict[str, Any], train: bool) -> None:
+        self.roots(cfg, where, out, ("dataroot_lq",))
+        if "filename_tmpl" in cfg:
+            cfg.pop("filename_tmpl")
+            self.note(f"{where}.filename_tmpl", "dropped: a single-folder dataset pairs nothing")
+
+    def dual_pixel(self, cfg: dict[str, Any], where: str, out: dict[str, Any], train: bool) -> None:
+        self.roots(cfg, where, out, ("dataroot_gt", "dataroot_lqL", "dataroot_lqR", "filename_tmpl"))
+
+    def gaussian(self, cfg: dict[str, Any], where: str, out: dict[str, Any], train: bool) -> None:
+        """Restormer's ``Dataset_GaussianDenoising``: clean images, noise added on the fly.
+
+        Restormer adds the noise without clipping, in training (``sigma_type`` constant / random /
+        choice over ``sigma_range``) and validation (``sigma_test``, a fixed seed).
+        """
+        self.roots(cfg, where, out, ("dataroot_gt",))
+        if "dataroot_lq" in cfg:
+            lq = cfg.pop("dataroot_lq")
+            if not is_off(lq):
+                self.note(
+                    f"{where}.dataroot_lq", f"{lq!r} dropped: the noisy input is made from dataroot_gt on the fly"
+                )
+        if "filename_tmpl" in cfg:
+            cfg.pop("filename_tmpl")
+            self.note(f"{where}.filename_tmpl", "dropped: only clean images are read")
+        if "in_ch" in cfg:
+            in_ch = cfg.pop("in_ch")
+            if in_ch not in (1, 3):
+                self.problem(f"{where}.in_ch", f"expected 1 (gray) or 3 (RGB), got {in_ch!r}")
+            else:
+                out["channels"] = in_ch
+                self.map(f"{where}.in_ch", f"{self.dst}.channels")
+        sigma_type = cfg.pop("sigma_type", None)
+        sigma_range = cfg.pop("sigma_range", None)
+        sigma_test = cfg.pop("sigma_test", None)
+        noise: dict[str, Any] = {"type": "GaussianNoise", "clip": False}
+        if train:
+            if sigma_test is not None:
+                self.note(f"{where}.sigma_test", "dropped: used by validation/test sets only")
+            if sigma_type == "constant":
+                value = sigma_range[0] if isinstance(sigma_range, list) and len(sigma_range) == 1 else sigma_range
+                if not isinstance(value, (int, float)) or isinstance(value, bool):
+                    self.problem(
+                        f"{where}.sigma_range", f"sigma_type constant needs one noise level, got {sigma_range!r}"
+                    )
+                    return
+                out["degradation"] = {**noise, "sigma": value}
+            elif sigma_type == "random":
+                if not (isinstance(sigma_range, list) and len(sigma_range) == 2):
+                    self.problem(f"{where}.sigma_range", f"sigma_type random needs [low, high], got {sigma_range!r}")
+                    return
+                out["degradation"] = {**noise, "sigma_range": sigma_range}
+            elif sigma_type == "choice":
+                if not (isinstance(sigma_range, list) and sigma_range):
+                    self.problem(
+                        f"{where}.sigma_range", f"sigma_type choice needs a list of levels, got {sigma_range!r}"
+                    )
+                    return
+                out["degradation"] = {
+                    "type": "RandomChoice",
+                    "degradations": [{**noise, "sigma": s} for s in sigma_range],
+                }
+            else:
+                self.problem(f"{where}.sigma_type", f"expected constant, random or choice, got {sigma_type!r}")
+                return
+            self.map(f"{where}.sigma_type", f"{self.dst}.degradation")
+            self.map(f"{where}.sigma_range", f"{self.dst}.degradation")
+        else:
+            for key, value in (("sigma_type", sigma_type), ("sigma_range", sigma_range)):
+                if value is not None:
+                    self.note(f"{where}.{key}", "dropped: validation/test sets use sigma_test")
+            if not isinstance(sigma_test, (int, float)) or isinstance(sigma_test, bool):
+                self.problem(f"{where}.sigma_test", f"expected the noise level of this set, got {sigma_test!r}")
+                return
+            out["degradation"] = {**noise, "sigma": sigma_test}
+            out["seed"] = 0
+            self.map(f"{where}.sigma_test", f"{self.dst}.degradation.sigma")
+            self.note(
+                f"{where}.sigma_test", "fixed noise from seed 0 per image (seed + index), as Restormer fixes its "
+                "validation noise; the noise samples themselves differ from Restormer's",
+            )

@@ -1,0 +1,131 @@
+"""BasicSR's ``train:`` section: iterations, warm-up, optimizer, scheduler, losses, EMA, clipping."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from irframe.compat.basicsr.base import TranslatorBase, as_int
+
+#: Restormer's ``use_grad_clip: true`` is ``clip_grad_norm_(params, 0.01)`` in its ImageCleanModel.
+RESTORMER_GRAD_CLIP = 0.01
+_TRAIN_GAN_KEYS = ("optim_d", "net_d_iters", "net_d_init_iters", "net_d_reg_every", "gan_opt")
+
+
+class TrainSection(TranslatorBase):
+    """``train.*``: the training loop, ``optim_g``, ``scheduler`` and the ``*_opt`` losses."""
+
+    def train(self, train: Any, native: dict[str, Any], progressive: dict[str, Any] | None) -> None:
+        if not isinstance(train, Mapping):
+            self.problem("train", f"expected a mapping, got {train!r}")
+            return
+        rest = dict(train)
+        out: dict[str, Any] = native.setdefault("train", {})
+        if progressive is not None:
+            out["progressive"] = progressive
+        if "total_iter" in rest:
+            out["total_iter"] = as_int(rest.pop("total_iter"))
+            self.map("train.total_iter", "train.total_iter")
+        if "warmup_iter" in rest:
+            warmup = as_int(rest.pop("warmup_iter"))
+            if isinstance(warmup, int) and warmup > 0:
+                out["warmup_iter"] = warmup
+                out["warmup_schedule"] = "under"
+                self.map("train.warmup_iter", "train.warmup_iter")
+                self.note(
+                    "train.warmup_iter", "train.warmup_schedule: under: the schedule runs from iteration 0 "
+                    "underneath the warm-up, as in BasicSR (irframe's own default starts it after the warm-up)",
+                )
+                scheduler = train.get("scheduler")
+                if isinstance(scheduler, Mapping) and scheduler.get("type") == "MultiStepRestartLR":
+                    self.note(
+                        "train.scheduler", "after the warm-up BasicSR's MultiStepRestartLR keeps the last warm-up "
+                        f"rate ({warmup - 1}/{warmup} of the initial one) until the next milestone or restart; "
+                        "irframe returns to the scheduled rate",
+                    )
+            elif warmup not in (None, 0, -1):
+                self.problem("train.warmup_iter", f"expected -1 (none) or a number of iterations, got {warmup!r}")
+        if "use_grad_clip" in rest and rest.pop("use_grad_clip"):
+            out["grad_clip"] = RESTORMER_GRAD_CLIP
+            self.map("train.use_grad_clip", "train.grad_clip")
+            self.note(
+                "train.use_grad_clip", f"true = clip the gradient norm at {RESTORMER_GRAD_CLIP} (Restormer's value)"
+            )
+        if "ema_decay" in rest:
+            decay = rest.pop("ema_decay")
+            if decay:
+                out["ema_decay"] = decay
+                self.map("train.ema_decay", "train.ema_decay")
+        if "optim_g" in rest:
+            optim = rest.pop("optim_g")
+            out["optim"] = dict(optim) if isinstance(optim, Mapping) else optim
+            self.map("train.optim_g", "train.optim")
+        if "scheduler" in rest:
+            sched = rest.pop("scheduler")
+            if sched is not None:
+                out["scheduler"] = self.scheduler(sched)
+                self.map("train.scheduler", "train.scheduler")
+        if "mixing_augs" in rest:
+            mix = rest.pop("mixing_augs")
+            if isinstance(mix, Mapping):
+                out["mixing_augs"] = dict(mix)
+                self.map("train.mixing_augs", "train.mixing_augs")
+            elif mix is not None:
+                self.problem("train.mixing_augs", f"expected {{mixup, mixup_beta, use_identity}}, got {mix!r}")
+        for key in _TRAIN_GAN_KEYS:
+            if key in rest:
+                value = rest.pop(key)
+                if value is not None:
+                    self.problem(f"train.{key}", "adversarial (GAN) training is not supported by irframe")
+        losses = []
+        for key in [k for k in rest if k.endswith("_opt")]:
+            loss = self.loss(rest.pop(key), f"train.{key}")
+            if loss is not None:
+                losses.append(loss)
+                self.map(f"train.{key}", f"train.losses.{len(losses) - 1}")
+        if losses:
+            out["losses"] = losses
+        self.unknown("train.", rest)
+
+    def scheduler(self, sched: Any) -> Any:
+        if not isinstance(sched, Mapping):
+            return sched
+        out = dict(sched)
+        # BasicSR builds MultiStepRestartLR for "MultiStepLR" too; without restarts both are irframe's MultiStepLR.
+        if out.get("type") == "MultiStepRestartLR" and not out.get("restarts"):
+            out.pop("restarts", None)
+            out.pop("restart_weights", None)
+            out["type"] = "MultiStepLR"
+        elif out.get("type") == "MultiStepLR" and out.get("restarts"):
+            out["type"] = "MultiStepRestartLR"
+        for key in ("milestones", "periods", "restarts"):
+            if isinstance(out.get(key), list):
+                out[key] = [as_int(v) for v in out[key]]
+        return out
+
+    def loss(self, cfg: Any, where: str) -> dict[str, Any] | None:
+        if cfg is None:
+            return None
+        if not isinstance(cfg, Mapping) or "type" not in cfg:
+            self.problem(where, f"expected a mapping with a 'type' key naming the loss, got {cfg!r}")
+            return None
+        out = dict(cfg)
+        if "loss_weight" in out:
+            out["weight"] = out.pop("loss_weight")
+        if out["type"] == "PSNRLoss" and out.get("reduction") == "mean":
+            out.pop("reduction")  # irframe's PSNRLoss is always a mean over the batch
+        if out["type"] == "PerceptualLoss":
+            # BasicSR has no outer weight here: perceptual_weight/style_weight stay inside (weight 1).
+            self.note(
+                where, "the VGG weights are torchvision's ImageNet file, read from the torch hub cache or "
+                "backbone_weights: FILE (never downloaded)",
+            )
+        if out["type"] == "CharbonnierLoss":
+            eps = float(out.pop("eps", 1e-12))
+            out["eps"] = math.sqrt(eps)
+            self.note(
+                f"{where}.eps", f"BasicSR's Charbonnier is sqrt(d^2 + eps) (eps {eps:g}); irframe's is "
+                f"sqrt(d^2 + eps^2): eps {out['eps']:g}",
+            )
+        return out

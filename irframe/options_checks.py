@@ -1,0 +1,109 @@
+"""Every component mapping of the options checked against its registry, and every path, at once.
+
+Runs before any work starts, so that a typo in a dataset or loss key, or a missing data folder,
+fails at once, all of them in one report (``tools/*.py``, ``irframe show-options``). Nothing is
+built: the registries (and so the plugins) are loaded, no model and no dataset is constructed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from irframe.errors import OptionsError
+from irframe.options_schema import LoaderOptions, LossOptions, Options
+from irframe.registry import ARCHS, DATASETS, LOSSES, METRICS, OPTIMIZERS, SCHEDULERS
+from irframe.text import clip, join_problems
+
+TRAIN_PATHS = ("datasets", "train")
+"""Sections whose paths a training run needs (``datasets.*``, ``train.pretrain``)."""
+TEST_PATHS = ("test",)
+"""Sections whose paths a benchmark run needs (``test.datasets.*``)."""
+
+
+def format_problems(source: str, problems: Sequence[str]) -> str:
+    """The message of one :class:`OptionsError` for all ``problems`` of the file ``source``."""
+    return f"{source}: {join_problems(list(problems))}"
+
+
+def check_options(opts: Options | Mapping[str, Any], *, paths: bool | Sequence[str] = True) -> list[str]:
+    """Every problem of the component mappings and paths of ``opts``, collected, nothing built.
+
+    Checks each ``{type: Name, ...}`` mapping at any depth against its registry (name, keys,
+    value types, required keys): ``model``, ``datasets.*`` (their nested sources and
+    ``degradation`` pipelines), ``train.optim``, ``train.scheduler``, ``train.losses.*``,
+    ``val.metrics.*``, ``test.datasets.*``, ``test.metrics.*``; with ``paths``, also that every
+    path argument (``dataroot_*``...) and ``train.pretrain.path`` exist (``True``: everywhere; or
+    the top-level sections a run uses, e.g. :data:`TRAIN_PATHS`; a run without ``train`` among them
+    may leave ``model`` out, to take it from its checkpoint). ``opts`` may be validated
+    options or the raw mapping of a file (then parts the schema refuses are skipped, not repeated).
+    Returns one line per problem, each starting with its full dotted path; empty when all is well.
+    Imports the registries (and so the plugins), but constructs no model and no dataset.
+    """
+    data = opts.to_dict() if isinstance(opts, Options) else opts
+    problems: list[str] = []
+    if not isinstance(data, Mapping):
+        return problems
+    loader_keys = frozenset(LoaderOptions.model_fields) - {"type"}
+    loss_keys = frozenset(LossOptions.model_fields) - {"type"}
+
+    def check_paths(where: str) -> bool:
+        return paths is True or (not isinstance(paths, bool) and where.split(".")[0] in paths)
+
+    def component(
+        registry: Any, cfg: Any, where: str, drop: frozenset[str] = frozenset(), skip: frozenset[str] = frozenset()
+    ) -> None:
+        if not isinstance(cfg, Mapping) or "type" not in cfg:
+            return  # not a component mapping: the schema reports it
+        kwargs = {k: v for k, v in cfg.items() if k not in drop}
+        problems.extend(registry.problems(kwargs, where, skip=skip, paths=check_paths(where)))
+
+    def named(value: Any) -> list[tuple[Any, Any]]:
+        return list(value.items()) if isinstance(value, Mapping) else []
+
+    def listed(value: Any) -> list[tuple[int, Any]]:
+        return list(enumerate(value)) if isinstance(value, list) else []
+
+    def section(key: str) -> Mapping[str, Any]:
+        value = data.get(key)
+        return value if isinstance(value, Mapping) else {}
+
+    component(ARCHS, data.get("model"), "model")
+    # a run that uses only other sections (test.py: TEST_PATHS) may take the model from its checkpoint
+    training = isinstance(paths, bool) or "train" in paths
+    if data.get("model") is None and data.get("train") is not None and training:
+        problems.append("model: missing required key (training builds the model from it)")
+    for name, cfg in named(data.get("datasets")):
+        component(DATASETS, cfg, f"datasets.{name}", drop=loader_keys)
+    train = section("train")
+    component(OPTIMIZERS, train.get("optim"), "train.optim", skip=frozenset({"params"}))
+    component(SCHEDULERS, train.get("scheduler"), "train.scheduler", skip=frozenset({"optimizer", "warmup_iter"}))
+    for i, cfg in listed(train.get("losses")):
+        component(LOSSES, cfg, f"train.losses.{i}", drop=loss_keys)
+    pretrain = train.get("pretrain")
+    if check_paths("train") and isinstance(pretrain, Mapping):
+        path = pretrain.get("path")
+        if isinstance(path, str) and path and not Path(path).exists():
+            problems.append(f"train.pretrain.path: checkpoint not found: {clip(path)}")
+    for i, cfg in listed(section("val").get("metrics")):
+        component(METRICS, cfg, f"val.metrics.{i}")
+    test = section("test")
+    for name, cfg in named(test.get("datasets")):
+        component(DATASETS, cfg, f"test.datasets.{name}", drop=loader_keys)
+    for i, cfg in listed(test.get("metrics")):
+        component(METRICS, cfg, f"test.metrics.{i}")
+    return list(dict.fromkeys(problems))
+
+
+def check_components(opts: Options, *, paths: bool | Sequence[str] = False) -> None:
+    """Raise one :class:`OptionsError` (file name first) listing every problem :func:`check_options` finds.
+
+    Runs before any work starts so that a typo in a dataset or loss key, or (with ``paths``, as in
+    :func:`check_options`; the runs pass the sections they use) a missing data folder, fails at
+    once, all of them in one run.
+    """
+    problems = check_options(opts, paths=paths)
+    if problems:
+        raise OptionsError(format_problems(opts.source, problems))
+
