@@ -103,13 +103,17 @@ def _translation_notes(path: str) -> list[str]:
 def _cmd_convert_options(args: argparse.Namespace) -> int:
     """Write the native equivalent of a BasicSR-style option file (checked before it is written)."""
     import os
+    import tempfile
     from pathlib import Path
 
     from irframe.compat.basicsr import is_basicsr, native_yaml, translate
+    from irframe.data.io import give_default_permissions
     from irframe.errors import OptionsError
     from irframe.options import load_with_bases, load_yaml, validate_options
 
     out = Path(args.output)
+    if out.is_dir():  # also with --force: a folder is never replaced by a file
+        raise OptionsError(f"{out}: is a folder; OUT names the option file to write (e.g. {out / 'native.yml'})")
     if out.exists() and not args.force:
         raise OptionsError(f"{out}: already exists; pass --force to overwrite it")
     raw = load_with_bases(args.input)
@@ -118,15 +122,25 @@ def _cmd_convert_options(args: argparse.Namespace) -> int:
             f"{args.input}: not a BasicSR-style option file (no network_g, optim_g, batch_size_per_gpu, ...)"
         )
     text = native_yaml(translate(raw, args.input), args.input)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp: Path | None = None
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        tmp = Path(tmp_name)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
         validate_options(load_yaml(tmp), source=str(out))  # what is written must load as it is
-    except OptionsError:
-        tmp.unlink()
-        raise
-    os.replace(tmp, out)
+        give_default_permissions(tmp)  # mkstemp makes 0600
+        os.replace(tmp, out)
+        tmp = None
+    except OSError as exc:  # the folder cannot be made or written, a full disk, OUT became a folder
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, (FileExistsError, NotADirectoryError)):  # from mkdir: a file on the way
+            reason = f"a part of {out.parent} is a file, not a folder"
+        raise OptionsError(f"{out}: cannot write the option file ({reason})") from None
+    finally:
+        if tmp is not None:  # never leave a temporary file behind
+            tmp.unlink(missing_ok=True)
     print(f"wrote {out} (native options; the notes are at its top)")
     return 0
 

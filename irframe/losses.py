@@ -70,7 +70,7 @@ def _reduce(value: torch.Tensor, reduction: Reduction) -> torch.Tensor:
 
 @LOSSES.register("L1Loss")
 class L1Loss(nn.Module):
-    """Mean (or summed) absolute error."""
+    """Mean (or summed) absolute error: BasicSR's ``L1Loss`` (its ``loss_weight`` is ``train.losses[i].weight``)."""
 
     def __init__(self, reduction: Reduction = "mean") -> None:
         super().__init__()
@@ -83,7 +83,7 @@ class L1Loss(nn.Module):
 
 @LOSSES.register("MSELoss")
 class MSELoss(nn.Module):
-    """Mean (or summed) squared error."""
+    """Mean (or summed) squared error: BasicSR's ``MSELoss`` (its ``loss_weight`` is ``train.losses[i].weight``)."""
 
     def __init__(self, reduction: Reduction = "mean") -> None:
         super().__init__()
@@ -96,7 +96,13 @@ class MSELoss(nn.Module):
 
 @LOSSES.register("CharbonnierLoss")
 class CharbonnierLoss(nn.Module):
-    """``sqrt((pred - gt)^2 + eps^2)``, a differentiable L1 (MPRNet's form, eps 1e-3)."""
+    """``sqrt((pred - gt)^2 + eps^2)``, a differentiable L1 (MPRNet's form, eps 1e-3), mean or sum.
+
+    BasicSR's (and Restormer's) ``CharbonnierLoss`` adds ``eps`` unsquared: ``sqrt(d^2 + eps)`` with
+    ``eps`` 1e-12. The same loss here is ``eps: sqrt(eps_basicsr)`` (1e-6 for the default); the
+    BasicSR translator (:mod:`irframe.compat.basicsr`) converts a BasicSR file's ``eps`` so, with a
+    note, and its ``loss_weight`` becomes ``train.losses[i].weight``.
+    """
 
     def __init__(self, eps: float = 1e-3, reduction: Reduction = "mean") -> None:
         super().__init__()
@@ -113,17 +119,22 @@ class CharbonnierLoss(nn.Module):
 
 @LOSSES.register("PSNRLoss")
 class PSNRLoss(nn.Module):
-    """Negative PSNR as a loss (HINet / Restormer style): ``10/ln10 * mean_n log(MSE_n + 1e-8)``.
+    """Negative PSNR as a loss (HINet / NAFNet): ``10/ln10 * mean_n log(MSE_n + 1e-8)``.
 
     Minimising it maximises the mean per-image PSNR (up to a constant). With ``toY`` the MSE is
-    taken on BT.601 luma (RGB input, BasicSR's coefficients, not rounded).
+    taken on BT.601 luma (RGB input, BasicSR's coefficients, not rounded). NAFNet's
+    ``PSNRLoss(loss_weight, reduction, toY)`` is this loss with ``train.losses[i].weight`` for its
+    ``loss_weight``; its ``reduction`` must be ``mean`` (NAFNet asserts so), the only one here.
     """
 
     coef: torch.Tensor
 
-    def __init__(self, toY: bool = False) -> None:
+    def __init__(self, toY: bool = False, reduction: Literal["mean"] = "mean") -> None:
         super().__init__()
+        if reduction != "mean":
+            raise OptionsError(f"PSNRLoss.reduction must be 'mean' (a mean of per-image PSNRs), got {reduction!r}")
         self.toY = toY
+        self.reduction = reduction
         self.register_buffer("coef", torch.tensor(_Y_COEF).reshape(1, 3, 1, 1), persistent=False)
 
     def forward(self, pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:

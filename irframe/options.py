@@ -7,7 +7,8 @@
 1. :mod:`irframe.options_yaml`: the file is read with a safe YAML loader, its ``_base_`` files
    merged under it;
 2. :mod:`irframe.compat`: a file in another framework's layout (BasicSR/Restormer) is translated
-   into native option data;
+   into native option data (keys without a translation are kept as problems, reported with the
+   rest in step 4, where every key is named as the file spells it);
 3. the ``--set`` overrides (native keys, YAML-typed values), then the tool's command-line flags
    (:class:`Flag`: ``--tile 256`` is ``inference.tile``), are applied on top;
 4. :mod:`irframe.options_schema`: the data is validated against the strict, typed schema, and with
@@ -22,6 +23,7 @@ home), e.g. ``from irframe.options import Options, LossOptions, check_components
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from irframe.compat.basicsr import maybe_translate
+from irframe.compat.basicsr import Translation, translate_file
 from irframe.errors import OptionsError
 from irframe.options_checks import TEST_PATHS, TRAIN_PATHS, check_components, check_options, format_problems
 from irframe.options_schema import (
@@ -146,13 +148,58 @@ def validate_options(
     the same data, also when the schema found problems), so one run reports everything. A problem
     with a key one of the ``flags`` set names that flag.
     """
+    return _validated(data, source, check=check, paths=paths, flags=flags)
+
+
+def _validated(
+    data: Mapping[str, Any],
+    source: str,
+    *,
+    check: bool,
+    paths: bool | Sequence[str],
+    flags: Sequence[Flag],
+    translation: Translation | None = None,
+    overridden: Sequence[str] = (),
+) -> Options:
+    """:func:`validate_options`, for a translated file too: its translation problems come first, in
+    the same error, and every other problem names its key as the file spells it, unless that key
+    was set by an override or a flag (``overridden``, native keys)."""
     opts, problems = schema_problems(data)
     if check:
         problems += [p for p in check_options(data, paths=paths) if p not in problems]
-    if problems or opts is None:
-        raise OptionsError(format_problems(source, [_named_by_flags(p, flags) for p in problems]))
+    lines = [_named_by_flags(p, flags) for p in problems]
+    if translation is not None:
+        spelled = [
+            _as_spelled(line, translation, overridden) if line == raw else line
+            for line, raw in zip(lines, problems, strict=True)
+            if not _repeats_translation(raw, translation)
+        ]
+        lines = list(dict.fromkeys([*translation.problems, *spelled]))
+    if lines or opts is None:
+        raise OptionsError(format_problems(source, lines))
     opts._source = source
+    if translation is not None:
+        opts._spelling = functools.partial(_as_spelled, translation=translation, overridden=tuple(overridden))
     return opts
+
+
+def _problem_key(line: str) -> str:
+    """The dotted key a problem line starts with (``train.optim.lrr: unknown key ...`` -> ``train.optim.lrr``)."""
+    return line.split(":", 1)[0].split(" (", 1)[0]
+
+
+def _repeats_translation(line: str, translation: Translation) -> bool:
+    """A "missing" problem of a native key the translator left out because of a problem it reports."""
+    return "missing required key" in line and translation.is_omitted(_problem_key(line))
+
+
+def _as_spelled(line: str, translation: Translation, overridden: Sequence[str]) -> str:
+    """``train.optim.lrr: ...`` -> ``train.optim_g.lrr: ...`` for a key of a translated file (not one
+    an override set)."""
+    key = _problem_key(line)
+    if any(key == o or key.startswith(o + ".") for o in overridden):
+        return line
+    return translation.user_path(key) + line[len(key) :]
 
 
 def load_options(
@@ -170,18 +217,27 @@ def load_options(
 
     A BasicSR/Restormer-style file is translated into native options after the ``_base_`` merge
     and before the overrides (so ``--set`` takes native keys); see :mod:`irframe.compat.basicsr`.
+    Its keys without a translation are reported in the same error as every other problem of the
+    file (which names the keys as the file spells them).
     ``path=None`` (a tool run with flags only, e.g. ``tools/infer.py --checkpoint``) starts from
     the schema's defaults, named and sourced :data:`COMMAND_LINE`.
     """
+    translation = None
     if path is None:
         source, data = COMMAND_LINE, {"name": COMMAND_LINE.replace(" ", "-")}
     else:
-        source, data = str(path), maybe_translate(load_with_bases(path), str(path))
+        source, data = str(path), load_with_bases(path)
+        translation = translate_file(data, source)
+        if translation is not None:
+            data = translation.native
     data = apply_overrides(data, overrides)
     given = [f for f in flags if f.value is not None]
     for flag in given:
         data = set_option(data, flag.key, flag.value, flag.label)
-    return validate_options(data, source=source, check=check, paths=paths, flags=given)
+    overridden = [o.split("=", 1)[0].strip() for o in overrides] + [f.key for f in given]
+    return _validated(
+        data, source, check=check, paths=paths, flags=given, translation=translation, overridden=overridden
+    )
 
 
 def save_options(opts: Options, path: str | os.PathLike[str]) -> None:

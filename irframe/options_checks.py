@@ -11,9 +11,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from irframe.errors import OptionsError
+from irframe.errors import OptionsError, RegistryError
 from irframe.options_schema import LoaderOptions, LossOptions, Options
-from irframe.registry import ARCHS, DATASETS, LOSSES, METRICS, OPTIMIZERS, SCHEDULERS
+from irframe.registry import ARCHS, DATASETS, LOSSES, METRICS, OPTIMIZERS, SCHEDULERS, key_hint
+from irframe.registry.arguments import signature_info
 from irframe.text import clip, join_problems
 
 TRAIN_PATHS = ("datasets", "train")
@@ -74,8 +75,13 @@ def check_options(opts: Options | Mapping[str, Any], *, paths: bool | Sequence[s
     training = isinstance(paths, bool) or "train" in paths
     if data.get("model") is None and data.get("train") is not None and training:
         problems.append("model: missing required key (training builds the model from it)")
+    def dataset(cfg: Any, where: str) -> None:
+        before = len(problems)
+        component(DATASETS, cfg, where, drop=loader_keys)
+        problems[before:] = _with_loader_keys(problems[before:], cfg, where, sorted(loader_keys))
+
     for name, cfg in named(data.get("datasets")):
-        component(DATASETS, cfg, f"datasets.{name}", drop=loader_keys)
+        dataset(cfg, f"datasets.{name}")
     train = section("train")
     component(OPTIMIZERS, train.get("optim"), "train.optim", skip=frozenset({"params"}))
     component(SCHEDULERS, train.get("scheduler"), "train.scheduler", skip=frozenset({"optimizer", "warmup_iter"}))
@@ -90,10 +96,41 @@ def check_options(opts: Options | Mapping[str, Any], *, paths: bool | Sequence[s
         component(METRICS, cfg, f"val.metrics.{i}")
     test = section("test")
     for name, cfg in named(test.get("datasets")):
-        component(DATASETS, cfg, f"test.datasets.{name}", drop=loader_keys)
+        dataset(cfg, f"test.datasets.{name}")
     for i, cfg in listed(test.get("metrics")):
         component(METRICS, cfg, f"test.metrics.{i}")
     return list(dict.fromkeys(problems))
+
+
+def _with_loader_keys(found: list[str], cfg: Any, where: str, loader: list[str]) -> list[str]:
+    """A dataset's unknown-key problems, reworded with its loader's keys among the accepted ones.
+
+    The registry checks a dataset mapping without the loader's keys (``batch_size``...), so its
+    message would neither offer ``batch_size`` for ``batch_sise`` nor list it as accepted.
+    """
+    if not found or not isinstance(cfg, Mapping):
+        return found
+    try:
+        entry = DATASETS.entry(cfg.get("type"))  # type: ignore[arg-type]
+    except RegistryError:
+        return found
+    info = signature_info(entry.obj)
+    if info is None:
+        return found
+    own = list(info.named)
+    owner = getattr(entry.obj, "__name__", None) or type(entry.obj).__name__
+    out = []
+    for line in found:
+        key = next((str(k) for k in cfg if line.startswith(f"{where}.{clip(k)}: unknown key for ")), None)
+        if key is None:
+            out.append(line)
+            continue
+        hint = key_hint(key, [*own, *loader]) or "."
+        out.append(
+            f"{where}.{clip(key)}: unknown key for {owner}{hint} Accepted keys: {', '.join(own)}; "
+            f"and the loader's: {', '.join(loader)}"
+        )
+    return out
 
 
 def check_components(opts: Options, *, paths: bool | Sequence[str] = False) -> None:
@@ -101,9 +138,9 @@ def check_components(opts: Options, *, paths: bool | Sequence[str] = False) -> N
 
     Runs before any work starts so that a typo in a dataset or loss key, or (with ``paths``, as in
     :func:`check_options`; the runs pass the sections they use) a missing data folder, fails at
-    once, all of them in one run.
+    once, all of them in one run. Keys are named as the option file spells them (:meth:`Options.spelled`).
     """
     problems = check_options(opts, paths=paths)
     if problems:
-        raise OptionsError(format_problems(opts.source, problems))
+        raise OptionsError(format_problems(opts.source, [opts.spelled(p) for p in problems]))
 

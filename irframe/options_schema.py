@@ -9,7 +9,7 @@ The schema doubles as documentation: every field's ``description`` is what the k
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
@@ -293,6 +293,8 @@ class Options(_Strict):
 
     # where the options came from (not a YAML key)
     _source: str = PrivateAttr("<options>")
+    # how a problem line names its key in that file (a translated file spells keys its own way)
+    _spelling: Callable[[str], str] | None = PrivateAttr(None)
 
     @field_validator("model")
     @classmethod
@@ -309,6 +311,11 @@ class Options(_Strict):
     @property
     def source(self) -> str:
         return self._source
+
+    def spelled(self, problem: str) -> str:
+        """A problem line with its key as the source file spells it (``train.optim.lrr`` is
+        ``train.optim_g.lrr`` in a BasicSR-style file); unchanged for a native file."""
+        return problem if self._spelling is None else self._spelling(problem)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, as saved beside an experiment (round-trips through :func:`validate_options`)."""

@@ -119,10 +119,38 @@ def _flow_too_deep(text: str) -> bool:
     return False
 
 
+_CHARACTER_NAMES = {0x00: "NUL", 0x07: "BEL", 0x08: "BS", 0x0B: "VT", 0x0C: "FF", 0x1B: "ESC", 0x7F: "DEL"}
+
+
+def _describe_character(char: str) -> str:
+    """``'\\x07' (U+0007, BEL)``: a character YAML refuses, as an error message shows it."""
+    code = ord(char)
+    name = _CHARACTER_NAMES.get(code) or ("a control character" if code < 0x20 or 0x7F <= code < 0xA0 else "")
+    return f"{char!r} (U+{code:04X}{', ' + name if name else ''})"
+
+
+def _unprintable(text: str, position: int, source: str) -> OptionsError:
+    """The error for a character YAML refuses anywhere in a document (NUL, BEL, ESC, other control
+    characters, ``U+FFFE``...): ``source``, line and column, and the character (PyYAML's own
+    ``ReaderError`` is two lines and names ``<unicode string>``)."""
+    position = min(max(position, 0), max(len(text) - 1, 0))
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    char = text[position : position + 1] or chr(0)
+    escape = f"\\x{ord(char):02x}" if ord(char) <= 0xFF else f"\\u{ord(char):04x}"
+    return OptionsError(
+        f"{source}:{line}:{column}: invalid YAML: character {_describe_character(char)} is not allowed in YAML "
+        f'text (remove it, or write it as the escape "{escape}" inside a double-quoted string)'
+    )
+
+
 def _yaml_load(text: str, source: str) -> Any:
     if _flow_too_deep(text):
         raise OptionsError(f"{source}: refused: nested more than {MAX_YAML_DEPTH} levels deep")
-    loader = _StrictSafeLoader(text)
+    try:  # the reader checks every character of a str when it is made: a NUL/BEL/ESC raises here
+        loader = _StrictSafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        raise _unprintable(text, exc.position, source) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -145,9 +173,14 @@ def _yaml_load(text: str, source: str) -> Any:
 def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load one YAML file (no ``_base_`` resolution) as a mapping."""
     p = Path(path)
+    if p.is_dir():
+        raise OptionsError(f"{p}: is a folder, not an option file")
     if not p.is_file():
         raise OptionsError(f"{p}: option file not found")
-    raw = p.read_bytes()
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:  # no permission, EIO (/proc/self/mem), a file that vanished
+        raise OptionsError(f"{p}: cannot read the option file ({exc.strerror or type(exc).__name__})") from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -201,6 +234,12 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
         key = key.strip()
         if not sep or not key or any(not part for part in key.split(".")):
             raise OptionsError(f"--set {item!r}: expected KEY.PATH=VALUE, e.g. train.optim.lr=2e-4")
+        bad = yaml.reader.Reader.NON_PRINTABLE.search(raw)
+        if bad:  # NUL, BEL, ESC...: what YAML refuses, said of the value (no line/column in one argument)
+            raise OptionsError(
+                f"--set {item!r}: the value of {key} holds the character {_describe_character(bad.group()[0])}, "
+                "which YAML does not allow; remove it"
+            )
         value = _yaml_load(raw, f"--set {item!r}") if raw.strip() else None
         _set(out, key, value, f"--set {item!r}")
     return out

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import keyword
 import os
+import shutil
 from pathlib import Path
 
 from irframe.errors import OptionsError
@@ -78,16 +79,36 @@ def new_plugin(name: str, directory: str | os.PathLike[str] = ".", arch: str | N
     """Write the skeleton of plugin ``name`` to ``directory/irframe-NAME`` and return that folder.
 
     Raises:
-        OptionsError: an invalid ``name``/``arch``, or the folder already exists (never overwritten).
+        OptionsError: an invalid ``name``/``arch``, the folder already exists (never overwritten),
+            ``directory`` is a file (or lies under one), or the files cannot be written (the half-made
+            folder is removed: a rerun does not find it in the way).
     """
     files = plugin_files(name, arch)
-    root = Path(directory) / f"irframe-{name}"
+    base = Path(directory)
+    root = base / f"irframe-{name}"
+    if base.exists() and not base.is_dir():
+        raise OptionsError(f"{base}: --dir is a file, not a folder (nothing was written)")
     if root.exists():
         raise OptionsError(f"{root} already exists; choose another name or --dir (nothing was written)")
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        root.mkdir()  # exclusively: the folder is this call's own, removed again if writing fails
+    except (FileExistsError, NotADirectoryError):
+        if root.exists():  # made by someone else in the meantime
+            raise OptionsError(f"{root} already exists; choose another name or --dir (nothing was written)") from None
+        raise OptionsError(f"{base}: --dir lies under a file, not a folder (nothing was written)") from None
+    except OSError as exc:
+        raise OptionsError(f"{root}: cannot create the plugin folder ({exc.strerror or exc})") from None
+    try:
+        for rel, text in files.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    except BaseException as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise OptionsError(f"{root}: cannot write the plugin skeleton ({exc.strerror or exc})") from None
+        raise
     return root
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,10 @@ from irframe.nn.checkpoint import (
 )
 
 # ZOO_ENV, ZOO_PREFIX, is_zoo_name, resolve_zoo, zoo_dir: defined in irframe.nn.checkpoint (kept importable here)
-__all__ = ["ZOO_ENV", "ZOO_PREFIX", "ZooEntry", "is_zoo_name", "list_zoo", "publish", "resolve_zoo", "zoo_dir"]
+__all__ = [
+    "ZOO_ENV", "ZOO_PREFIX", "ZooEntry", "check_zoo_name", "is_zoo_name", "list_zoo", "publish", "resolve_zoo",
+    "zoo_dir",
+]
 
 SUFFIX = ZOO_SUFFIX
 
@@ -104,6 +108,33 @@ def list_zoo(folder: str | os.PathLike[str] | None = None) -> list[ZooEntry]:
     return [_read_entry(base / f"{n}{SUFFIX}") for n in zoo_names(base)]
 
 
+_REFUSED_CATEGORIES = {"Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp"}
+
+
+def check_zoo_name(name: str) -> None:
+    """Refuse a zoo name that is not one plain file name, loadable back as ``zoo:NAME``.
+
+    Raises:
+        CheckpointError: an empty name, ``.``/``..``, ``/``, ``\\`` or ``:``, a name ending in
+            ``.safetensors``, surrounding spaces, or a control or line-separator character (a newline
+            in a name broke ``irframe zoo``'s listing and the ``zoo:NAME`` reference).
+    """
+    why = None
+    if not name or name in (".", ".."):
+        why = "is empty or a relative path"
+    elif any(c in name for c in "/\\:") or name.endswith(SUFFIX):
+        why = f"contains '/', '\\' or ':', or ends in {SUFFIX!r}"
+    elif name.strip() != name:
+        why = "starts or ends with spaces"
+    else:
+        # control, invisible (format), private, unassigned, surrogate; the line/paragraph separators
+        bad = next((c for c in name if unicodedata.category(c) in _REFUSED_CATEGORIES), None)
+        if bad is not None:
+            why = f"contains the control or invisible character {bad!r} (U+{ord(bad):04X})"
+    if why:
+        raise CheckpointError(f"zoo name {name!r} {why}; use a plain name (letters, digits, '_', '-', '.')")
+
+
 def publish(
     checkpoint: str | os.PathLike[str],
     name: str,
@@ -121,8 +152,7 @@ def publish(
         CheckpointError: a bad name, an existing model without ``force``, or a checkpoint without
             our ``arch``/``config`` metadata.
     """
-    if not name or any(c in name for c in "/\\:") or name.endswith(SUFFIX):
-        raise CheckpointError(f"zoo name {name!r}: use a plain name without '/', ':' or {SUFFIX!r}")
+    check_zoo_name(name)
     src = resolve_weights_file(checkpoint, prefer_ema)
     raw, meta = read_checkpoint(src)
     if config_from_metadata(meta, str(src)) is None:

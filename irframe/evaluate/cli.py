@@ -325,6 +325,39 @@ difference is printed, and beyond ``--atol`` the tool fails (exit 1). Needs the 
 """
 
 
+def _check_export_destination(out: str) -> None:
+    """``--out`` names a ``.onnx`` file that can be written, checked before a model is loaded (an
+    export takes a while): not a folder, under a folder (or a path to one still to be made) where a
+    file can be created. Nothing is left behind by the check.
+
+    Raises:
+        ExportError: naming the file and the reason.
+    """
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from irframe.nn.export import ExportError
+
+    dest = Path(out)
+    if dest.is_dir():
+        raise ExportError(f"{dest}: is a folder; --out names the ONNX file to write (e.g. model.onnx)")
+    if dest.suffix.lower() != ".onnx":
+        raise ExportError(f"{dest}: name the output file *.onnx")
+    folder = dest.parent
+    while not os.path.lexists(folder) and folder != folder.parent:  # the folders to make: check the first that exists
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ExportError(f"{dest}: cannot write the ONNX file: {folder} is not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".irframe_write_test_", suffix=".tmp"):
+            pass
+    except OSError as exc:
+        raise ExportError(
+            f"{dest}: cannot write the ONNX file in {folder} ({exc.strerror or type(exc).__name__})"
+        ) from None
+
+
 def export_main(argv: Sequence[str] | None = None) -> int:
     """``tools/export_onnx.py``: export, check; returns the exit status (0 ok, 1 check failed, 2 error)."""
     from irframe.nn.export import DEFAULT_ATOL, DEFAULT_OPSET
@@ -347,7 +380,7 @@ def export_main(argv: Sequence[str] | None = None) -> int:
         parser.error("give --checkpoint CKPT or -opt FILE (or both)")
 
     from irframe.evaluate.models import load_for_eval
-    from irframe.nn.export import check_onnx, default_check_inputs, export_onnx
+    from irframe.nn.export import ExportError, check_onnx, default_check_inputs, export_onnx
     from irframe.options import Flag, load_options
 
     try:
@@ -356,8 +389,12 @@ def export_main(argv: Sequence[str] | None = None) -> int:
             Flag("--task", "inference.task", args.task),
         ])
         task = opts.inference.task
+        _check_export_destination(args.out)
         loaded = load_for_eval(opts.model, checkpoint_of(opts), device="cpu", source=args.opt or "checkpoint")
-        result = export_onnx(loaded.model, args.out, opset=args.opset, task=task)
+        try:
+            result = export_onnx(loaded.model, args.out, opset=args.opset, task=task)
+        except OSError as exc:  # the folder became unwritable, a full disk...: the exporter's write
+            raise ExportError(f"{args.out}: cannot write the ONNX file ({exc.strerror or exc})") from None
         print(f"exported {loaded.arch} ({loaded.checkpoint}) to {result.describe()}")
         inputs = default_check_inputs(loaded.model)
         diff = check_onnx(loaded.model, result.path, inputs, task=task)

@@ -16,6 +16,7 @@ the EMA network when there is one).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import inspect
 import os
 import re
@@ -55,10 +56,28 @@ class LoadedModel:
     unexpected: list[str] = field(default_factory=list)
 
 
+SLUG_MAX_CHARS = 64
+"""A slug (a folder or file name under ``images/`` and ``crops/``) has at most this many characters."""
+_HASH_LIKE = re.compile(r"(.*-)?[0-9a-f]{8}")
+
+
 def slugify(name: str) -> str:
-    """A file-system-safe version of a model or data set name (for output folders)."""
-    slug = re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip("._")
-    return slug or "model"
+    """A file-system-safe folder or file name for a model, data set or image name (output folders),
+    distinct for distinct names.
+
+    A name that is already safe (ASCII letters, digits, ``._+-``, not starting or ending with ``.``,
+    ``_`` or ``-``, at most :data:`SLUG_MAX_CHARS` characters) is kept as it is. Any other name
+    becomes its safe characters, ``-`` and 8 hex digits of the name's SHA-256, so ``基线`` and ``改进``
+    (both ``model`` before) or ``a b`` and ``a_b`` never share a folder. A safe name that ends like
+    such a hash is hashed too, so a kept name never equals another name's slug. The leaderboard and
+    the report show the real name; the slug is only where the files are.
+    """
+    readable = re.sub(r"[^A-Za-z0-9._+-]+", "_", name).strip("._-")
+    if name and readable == name and len(name) <= SLUG_MAX_CHARS and not _HASH_LIKE.fullmatch(name):
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    readable = readable[: SLUG_MAX_CHARS - 9].rstrip("._-")
+    return f"{readable}-{digest}" if readable else digest
 
 
 def _metadata_config(file: Path) -> dict[str, Any] | None:

@@ -127,7 +127,8 @@ def render_report(board: Leaderboard, root: str | os.PathLike[str]) -> str:
 
 
 def crop_rel_path(dataset: str, image: str, who: str) -> str:
-    """Where a crop lives, relative to the report folder (``crops/<set>/<image>/<who>.png``)."""
+    """Where a crop lives, relative to the report folder (``crops/<set>/<image>/<who>.png``, each
+    part a :func:`~irframe.evaluate.models.slugify` of the real name, so two names never share a crop)."""
     from irframe.evaluate.models import slugify
 
     return f"{CROPS_DIR}/{slugify(dataset)}/{slugify(image)}/{slugify(who)}.png"

@@ -38,7 +38,8 @@ class EvalSettings:
             :func:`~irframe.nn.inference.restore` (a sample's own ``task`` key wins over ``task``).
             ``tile="auto"``: per batch, the largest tile whose estimated peak memory fits
             ``max_memory`` bytes (default: the device's free memory), see :class:`~irframe.nn.autotile.AutoTiler`.
-        save_images: write every restored image under ``images/<model>/<set>/``.
+        save_images: write every restored image under ``images/<model>/<set>/`` (names through
+            :func:`~irframe.evaluate.models.slugify`: distinct names, distinct folders).
         report_images: how many images per set get crops in the HTML report.
         report_crop: crop side in output pixels.
         batch_size, num_workers: DataLoader settings of the set.

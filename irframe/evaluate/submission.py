@@ -28,6 +28,7 @@ import gzip
 import io
 import os
 import tempfile
+import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ import numpy as np
 
 from irframe.data.io import give_default_permissions, imread, wrong_value_range
 from irframe.errors import DataError
+from irframe.text import clip, short
 
 __all__ = ["Page", "SubmissionInfo", "pair_pages", "pixel_rows", "write_submission"]
 
@@ -184,6 +186,8 @@ def write_submission(
     """
     pages = pair_pages(pred_dir, input_dir)
     dest = Path(out)
+    if sample is not None:
+        _check_sample(Path(sample))
     check_destination(dest, [*(p.pred for p in pages), *(p.input for p in pages), *([Path(sample)] if sample else [])])
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(
@@ -231,46 +235,70 @@ def check_destination(dest: Path, sources: list[Path]) -> None:
                 raise DataError(f"{dest}: is the input {src}; refusing to overwrite it (choose another --out)")
 
 
+def _check_sample(sample: Path) -> None:
+    """``--sample`` names a readable file (not a folder, not missing), before anything is written."""
+    if sample.is_dir():
+        raise DataError(f"{sample}: is a folder; --sample names the sample submission file (.csv or .csv.gz)")
+    if not sample.is_file():
+        raise DataError(f"{sample}: sample submission not found")
+
+
+def _sample_records(sample: Path) -> Iterator[list[str]]:
+    """The CSV records of the sample submission; a file that cannot be read as CSV text (binary,
+    not UTF-8, a broken gzip stream, unreadable) is a :class:`DataError` naming it."""
+    try:
+        with _open_text(sample, "rt") as src:
+            yield from csv.reader(src)
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{sample}: not a sample submission: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); is it a CSV file?"
+        ) from None
+    except (OSError, EOFError, zlib.error, csv.Error) as exc:  # BadGzipFile is an OSError
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        raise DataError(f"{sample}: cannot read the sample submission ({clip(reason, 120)})") from None
+
+
 def _write_in_sample_order(fh: IO[str], pages: list[Page], sample: Path) -> int:
     """Stream ``sample``'s ids and write each with its predicted value; returns the row count."""
     by_id = {p.id: p for p in pages}
     cache: OrderedDict[int, np.ndarray] = OrderedDict()  # a few pages: samples list pages in blocks
     counts: dict[int, int] = {}
     rows = 0
-    with _open_text(sample, "rt") as src:
-        reader = csv.reader(src)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header[:1]] != ["id"]:
-            raise DataError(f"{sample}: not a sample submission (first line should be {HEADER!r}, got {header!r})")
-        buf: list[str] = []
-        for line_no, record in enumerate(reader, start=2):
-            if not record:
-                continue
-            pixel_id = record[0].strip()
-            try:
-                image_s, row_s, col_s = pixel_id.split("_")
-                image_id, row, col = int(image_s), int(row_s), int(col_s)
-            except ValueError:
-                raise DataError(f"{sample}:{line_no}: id {pixel_id!r} is not image_row_col") from None
-            values = cache.get(image_id)
-            if values is None:
-                if image_id not in by_id:
-                    raise DataError(f"{sample}:{line_no}: image {image_id} has no prediction")
-                values = cache[image_id] = _page_values(by_id[image_id])
-                if len(cache) > 4:
-                    cache.popitem(last=False)
-            else:
-                cache.move_to_end(image_id)
-            h, w = values.shape
-            if not (1 <= row <= h and 1 <= col <= w):
-                raise DataError(f"{sample}:{line_no}: pixel {pixel_id} is outside image {image_id} ({w}x{h} WxH)")
-            buf.append(f"{pixel_id},{values[row - 1, col - 1]:.6g}\n")
-            counts[image_id] = counts.get(image_id, 0) + 1
-            rows += 1
-            if len(buf) >= 65536:
-                fh.write("".join(buf))
-                buf.clear()
-        fh.write("".join(buf))
+    reader = _sample_records(sample)
+    header = next(reader, None)
+    if header is None or [h.strip() for h in header[:1]] != ["id"]:
+        raise DataError(
+            f"{sample}: not a sample submission (first line should be {HEADER!r}, got {short(header, 80)})"
+        )
+    buf: list[str] = []
+    for line_no, record in enumerate(reader, start=2):
+        if not record:
+            continue
+        pixel_id = record[0].strip()
+        try:
+            image_s, row_s, col_s = pixel_id.split("_")
+            image_id, row, col = int(image_s), int(row_s), int(col_s)
+        except ValueError:
+            raise DataError(f"{sample}:{line_no}: id {short(pixel_id, 80)} is not image_row_col") from None
+        values = cache.get(image_id)
+        if values is None:
+            if image_id not in by_id:
+                raise DataError(f"{sample}:{line_no}: image {image_id} has no prediction")
+            values = cache[image_id] = _page_values(by_id[image_id])
+            if len(cache) > 4:
+                cache.popitem(last=False)
+        else:
+            cache.move_to_end(image_id)
+        h, w = values.shape
+        if not (1 <= row <= h and 1 <= col <= w):
+            raise DataError(f"{sample}:{line_no}: pixel {pixel_id} is outside image {image_id} ({w}x{h} WxH)")
+        buf.append(f"{pixel_id},{values[row - 1, col - 1]:.6g}\n")
+        counts[image_id] = counts.get(image_id, 0) + 1
+        rows += 1
+        if len(buf) >= 65536:
+            fh.write("".join(buf))
+            buf.clear()
+    fh.write("".join(buf))
     for image_id, page in by_id.items():
         n = counts.get(image_id, 0)
         if n == 0:

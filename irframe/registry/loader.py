@@ -3,8 +3,9 @@
 Plugins are Python distributions that declare an entry point in the group :data:`ENTRY_POINT_GROUP`
 (``irframe.plugins``) whose value is a zero-argument callable (usually ``pkg:register``) that imports
 the modules holding the decorated components. The first lookup in any registry loads the core's
-own components (:mod:`irframe.builtins`) and then every plugin; a plugin that fails is reported
-(:meth:`_PluginLoader.failed`, :func:`failed_plugins_note`) and takes none of the others down.
+own components (:mod:`irframe.builtins`) and then every plugin; a plugin that fails (any exception,
+``sys.exit()`` included; only Ctrl-C goes through) is reported (:meth:`_PluginLoader.failed`,
+:func:`failed_plugins_note`) and takes none of the others, nor the running tool, down.
 A plugin declares the plugin API it targets with ``IRFRAME_PLUGIN_API = 1`` beside its
 ``register``; another version is refused at load. ``IRFRAME_DISABLE_PLUGINS=name1,name2`` skips
 loading those plugins.
@@ -132,8 +133,15 @@ class _PluginLoader:
             register = load(value)
             info.api = _check_api(name, register)
             register()
-        except Exception as exc:  # a broken plugin must not take the others down
-            info.error = f"{type(exc).__name__}: {exc}"
+        except KeyboardInterrupt:  # the user's Ctrl-C stops the tool, whatever was loading
+            raise
+        except BaseException as exc:  # a broken plugin must not take the others down, nor end the tool:
+            # a register() that calls sys.exit() (SystemExit) made every command exit silently
+            info.error = (
+                f"SystemExit: its register() called sys.exit({exc.code!r})"
+                if isinstance(exc, SystemExit)
+                else f"{type(exc).__name__}: {exc}"
+            )
             for reg in REGISTRIES.values():
                 reg._drop_provider(name)
             info.components.clear()

@@ -8,6 +8,8 @@ One room per job:
 * :mod:`.optim` / :mod:`.schedulers` - registered optimizers and learning-rate schedules;
 * :mod:`.data` - datasets and batch samplers from the options; :mod:`.validation` - scoring;
 * :mod:`.checkpoint` (files) / :mod:`.checkpointer` (all processes) - checkpoints and resume;
-* :mod:`.experiment` - the run folder; :mod:`.logger` - log file, TensorBoard, progress bar;
+* :mod:`.experiment` - the run folder (:mod:`.lock` - one writer per folder; branches of older
+  checkpoints); :mod:`.resume` - which options a resume may change; :mod:`.checks` - everything
+  checked before the first iteration; :mod:`.logger` - log file, TensorBoard, progress bar;
 * :mod:`.finetune` - loading pre-trained weights; :mod:`.demo` / :mod:`.synthetic` - the CPU demo.
 """

@@ -74,12 +74,19 @@ def check_model_and_data(
     training patch sizes against the model's size multiple, the size of one shuffled pass, the
     ``inference:`` options against the model, and every validation sample against the model's
     channels and scale (each metric is tried on the first). Every process checks every sample, so
-    all of them agree on the outcome."""
+    all of them agree on the outcome. The global random streams are left as they were (a dataset
+    may draw from them), so the checks never change what the run trains on."""
+    from irframe.utils import get_rng_state, set_rng_state
+
     check_patch_sizes(opts, model)
     check_pass_size(opts, train_set)
     if opts.val is not None and val_sets:
-        check_inference(opts, model)
-        check_val_samples(opts, model, val_sets, metrics)
+        rng = get_rng_state()
+        try:
+            check_inference(opts, model)
+            check_val_samples(opts, model, val_sets, metrics)
+        finally:
+            set_rng_state(rng)
 
 
 def check_patch_sizes(opts: Any, model: nn.Module) -> None:

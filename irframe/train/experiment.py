@@ -198,6 +198,8 @@ def claim_experiment(experiments_root: str | Path, name: str, resume: str | None
             exp.checkpoints.mkdir(exist_ok=True)
         except BaseException:
             lock.release()
+            if not existed:  # e.g. a branch whose copy failed: leave no empty folder behind
+                discard_unused(replace(plan, created=True))
             raise
         return replace(exp, created=not existed)
     raise OptionsError(f"{experiments_root}: could not claim a free experiment folder for {name!r}")

@@ -17,8 +17,8 @@ and decides per key (:data:`RULES`, the most specific prefix wins):
 * **refused**, with one line naming the key: the architecture (``model.*``), the training data
   (``datasets.train.*`` but its loader settings), ``seed``, the optimizer type (its saved state
   belongs to it), the losses, ``grad_accum``, progressive stages and batch mixing. A key no rule
-  knows is refused too. Such a change is a new experiment: start one from the checkpoint's
-  weights with ``train.pretrain``.
+  knows is refused too (unless one of the two lacks it: a setting added or dropped since). Such a
+  change is a new experiment: start one from the checkpoint's weights with ``train.pretrain``.
 
 Every applied change is printed (one line) before training continues.
 """
@@ -39,6 +39,7 @@ Verdict = Literal["apply", "schedule", "optim", "ignore", "refuse"]
 
 _LOADER_ONLY = ("num_workers", "pin_memory", "persistent_workers", "prefetch_factor")
 _NEW_EXPERIMENT = "start a new experiment from these weights with train.pretrain"
+_UNKNOWN = "irframe does not know whether a resumed run may change it"
 
 RULES: tuple[tuple[str, Verdict, str], ...] = (
     ("name", "ignore", ""),
@@ -108,7 +109,7 @@ def rule_for(key: str) -> tuple[Verdict, str]:
     for prefix, verdict, why in RULES:
         if key == prefix or key.startswith(prefix + "."):
             return verdict, why
-    return "refuse", "irframe does not know whether a resumed run may change it"
+    return "refuse", _UNKNOWN
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -139,6 +140,8 @@ def diff_options(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]
         if _normal(before) == _normal(after):
             continue
         verdict, why = rule_for(key)
+        if why == _UNKNOWN and _MISSING in (before, after):  # a setting added to (or dropped from) irframe since
+            verdict, why = "apply", "a setting one of the two versions does not have"
         changes.append(Change(key, before, after, verdict, why))
     return changes
 

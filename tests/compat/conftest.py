@@ -14,17 +14,23 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "basicsr_options"
 @pytest.fixture
 def data_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Path]:
     """``data_tree(name)``: make every (relative) ``dataroot_*`` folder of fixture ``name`` under a
-    temporary folder and work from there, so the path checks find them; returns the fixture path."""
+    temporary folder, and an (empty) file for its ``path.pretrain_network_g``, and work from there,
+    so the path checks find them; returns the fixture path."""
     from irframe.options import load_with_bases
 
     monkeypatch.chdir(tmp_path)
 
     def make(name: str) -> Path:
         path = FIXTURES / name
-        for cfg in load_with_bases(path).get("datasets", {}).values():
+        raw = load_with_bases(path)
+        for cfg in raw.get("datasets", {}).values():
             for key, value in cfg.items():
                 if key.startswith("dataroot") and isinstance(value, str) and value.lower() != "none":
                     (tmp_path / value).mkdir(parents=True, exist_ok=True)
+        weights = (raw.get("path") or {}).get("pretrain_network_g")
+        if isinstance(weights, str):
+            (tmp_path / weights).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / weights).touch()
         return path
 
     return make

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -80,4 +81,6 @@ def test_select_task_and_slugify(toy_arch) -> None:
     spec_for_task(model, "b")
     assert model.chosen == "b"
     spec_for_task(toy_arch(), "a")  # models without set_task are left alone
-    assert slugify("Restormer (x4) / EMA") == "Restormer_x4_EMA" and slugify("..") == "model"
+    # a name that had to change gets a short hash of itself (distinct names never share a folder)
+    assert re.fullmatch(r"Restormer_x4_EMA-[0-9a-f]{8}", slugify("Restormer (x4) / EMA"))
+    assert re.fullmatch(r"[0-9a-f]{8}", slugify("..")) and slugify("Restormer") == "Restormer"

@@ -9,12 +9,15 @@ build path).
 * Every key either maps onto a native key (counted), or is accepted with a *note* saying why it
   has no meaning here (``num_gpu``, ``dist_params``, ``prefetch_mode``, ...), never silently given
   another meaning.
-* A key this package does not know is a problem naming its dotted path; all problems are collected
-  and raised as one :class:`~irframe.errors.OptionsError` naming the file.
-* Architectures keep their ``type`` and keyword arguments (Restormer's are the official ones); an
-  arch that no plugin registers fails later in the usual way, naming ``model.type``.
+* A key this package does not know is a problem naming its dotted path (with the closest BasicSR
+  key as "did you mean"); all problems are collected. :func:`translate` raises them as one
+  :class:`~irframe.errors.OptionsError` naming the file; :func:`irframe.options.load_options`
+  reports them in one error together with the native checks of everything that did translate,
+  and names each key of the native checks as the file spells it (``train.optim_g.lrr``).
+* Architectures keep their ``type`` and keyword arguments (the plugins' are the official ones); an
+  arch that no plugin registers fails later in the usual way, naming ``network_g.type``.
 
-:func:`irframe.options.load_options` calls :func:`maybe_translate` after the ``_base_`` merge and
+:func:`irframe.options.load_options` calls :func:`translate_file` after the ``_base_`` merge and
 before ``--set`` overrides, so overrides use native keys (``train.optim.lr``, not
 ``train.optim_g.lr``).
 
@@ -35,7 +38,13 @@ from irframe.compat.basicsr.datasets import DATASET_ALIASES
 from irframe.compat.basicsr.native import native_yaml
 from irframe.compat.basicsr.network import SUPERVISED_MODEL_TYPES
 from irframe.compat.basicsr.train import RESTORMER_GRAD_CLIP
-from irframe.compat.basicsr.translator import is_basicsr, maybe_translate, translate, translate_basicsr
+from irframe.compat.basicsr.translator import (
+    is_basicsr,
+    maybe_translate,
+    translate,
+    translate_basicsr,
+    translate_file,
+)
 from irframe.compat.basicsr.val import METRIC_ALIASES
 
 __all__ = [
@@ -49,4 +58,5 @@ __all__ = [
     "native_yaml",
     "translate",
     "translate_basicsr",
+    "translate_file",
 ]

@@ -23,6 +23,14 @@ BASICSR_LOADER_KEYS = (
 )
 """Loader keys only BasicSR files have (one of them marks a file as BasicSR-style)."""
 
+#: Every key of a BasicSR / Restormer dataset phase this section reads (for "did you mean").
+DATASET_KEYS = (
+    *BASICSR_LOADER_KEYS, "name", "type", "phase", "dataroot_gt", "dataroot_lq", "dataroot_lqL", "dataroot_lqR",
+    "filename_tmpl", "io_backend", "meta_info_file", "gt_size", "use_flip", "use_hflip", "use_rot",
+    "geometric_augs", "num_prefetch_queue", "pin_memory", "persistent_workers", "iters", "scale", "mean", "std",
+    "in_ch", "sigma_type", "sigma_range", "sigma_test",
+)
+
 
 class DatasetSection(TranslatorBase):
     """``datasets.<phase>``: train, val* and test* sets, their loaders and their dataset types."""
@@ -44,8 +52,11 @@ class DatasetSection(TranslatorBase):
             phase = str(phase)
             if phase == "train":
                 kind = "train"
-            elif phase.startswith("val"):
+            elif phase.startswith("val") and self.is_train:
                 kind = "val"
+            elif phase.startswith("val"):
+                kind = "test"  # BasicSR's test.py benchmarks every phase of a file without train:
+                self.note(where, "a test set: the file has no train section (BasicSR's test.py tests every phase)")
             elif phase.startswith("test"):
                 kind = "test"
             else:
@@ -58,7 +69,9 @@ class DatasetSection(TranslatorBase):
                 dst = f"datasets.{name}" if kind == "val" else f"test.datasets.{name}"
             loader, prog = self.dataset(dict(cfg), where, dst, kind == "train")
             if loader is None:
+                self.omitted.append(dst)
                 continue
+            self.rename(dst, where)
             node = native
             for part in dst.split(".")[:-1]:
                 node = node.setdefault(part, {})
@@ -91,8 +104,15 @@ class DatasetSection(TranslatorBase):
             return None, None
         out["type"] = target
         self.map(f"{where}.type", f"{dst}.type")
-        cfg.pop("name", None)
-        cfg.pop("phase", None)
+        if "name" in cfg:
+            cfg.pop("name")
+            if train:
+                self.note(f"{where}.name", "the set's name in BasicSR's logs; irframe names it by its key, train")
+            else:
+                self.map(f"{where}.name", dst)
+        if "phase" in cfg:
+            cfg.pop("phase")
+            self.note(f"{where}.phase", "dropped: the phase is the key under datasets")
         self.loader_settings(cfg, where, out, train)
         progressive = self.progressive(cfg, where, train)
         self.augments(cfg, where, out, train)
@@ -134,7 +154,7 @@ class DatasetSection(TranslatorBase):
             "DualPixelDataset": self.dual_pixel,
         }[target]
         handler(cfg, where, out, train)
-        self.unknown(f"{where}.", cfg)
+        self.unknown(f"{where}.", cfg, DATASET_KEYS)
         return out, progressive
 
     def loader_settings(self, cfg: dict[str, Any], where: str, out: dict[str, Any], train: bool) -> None:
@@ -149,9 +169,9 @@ class DatasetSection(TranslatorBase):
                     self.map(f"{where}.{src}", f"{self.dst}.{key}")
         if "dataset_enlarge_ratio" in cfg:
             ratio = as_int(cfg.pop("dataset_enlarge_ratio"))
-            if ratio not in (None, 1) and not train:
+            if ratio is not None and not train:
                 self.note(f"{where}.dataset_enlarge_ratio", f"{ratio} dropped: BasicSR enlarges training sets only")
-            elif ratio not in (None, 1):
+            elif ratio is not None:
                 out["enlarge_ratio"] = ratio
                 self.map(f"{where}.dataset_enlarge_ratio", f"{self.dst}.enlarge_ratio")
         if "prefetch_mode" in cfg:
@@ -251,7 +271,7 @@ class DatasetSection(TranslatorBase):
         self.roots(cfg, where, out, ("dataroot_gt",))
         if "dataroot_lq" in cfg:
             lq = cfg.pop("dataroot_lq")
-            if not is_off(lq):
+            if lq is not None:
                 self.note(
                     f"{where}.dataroot_lq", f"{lq!r} dropped: the noisy input is made from dataroot_gt on the fly"
                 )

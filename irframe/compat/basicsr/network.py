@@ -5,10 +5,44 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from irframe.compat.basicsr.base import TranslatorBase
+from irframe.compat.basicsr.base import TranslatorBase, as_int
+
+#: ``model_type`` -> what that model class does beyond one generator trained with pixel/perceptual
+#: losses (irframe's one trainer), and where irframe keeps it.
+MODEL_TYPE_NOTES: dict[str, str] = {
+    "SRModel": "",
+    "EDSRModel": "",
+    "ImageCleanModel": "; Restormer's train.use_grad_clip and train.mixing_augs are translated",
+    "SwinIRModel": "; its test reflect-pads the input to network_g.window_size, as irframe's SwinIR does in "
+    "its forward (its spec declares the window as the size multiple)",
+    "HATModel": "; its test reflect-pads the input to network_g.window_size, as irframe's HAT does in its "
+    "forward, and tiles with the top-level tile option (translated to inference.tile)",
+    "ImageRestorationModel": "; NAFNet's (and HINet's) clips the gradient norm at 0.01 unless "
+    "train.use_grad_clip is false, reads path.param_key and validates with val.grids / val.use_image: all "
+    "translated",
+}
 
 #: ``model_type`` values whose job (one generator, pixel/perceptual losses) irframe's trainer does.
-SUPERVISED_MODEL_TYPES = ("ImageCleanModel", "ImageRestorationModel", "SRModel", "SwinIRModel", "EDSRModel")
+SUPERVISED_MODEL_TYPES = tuple(MODEL_TYPE_NOTES)
+
+#: BasicSR's top-level keys (for "did you mean").
+TOP_KEYS = (
+    "name", "model_type", "scale", "num_gpu", "manual_seed", "dist_params", "is_train", "dist", "rank",
+    "world_size", "auto_resume", "find_unused_parameters", "network_g", "network_d", "datasets", "train", "val",
+    "path", "logger", "tile",
+)
+#: BasicSR's ``path:`` keys (``param_key`` is NAFNet's spelling of ``param_key_g``).
+PATH_KEYS = (
+    "pretrain_network_g", "param_key_g", "param_key", "strict_load_g", "resume_state", "pretrain_network_d",
+    "param_key_d", "strict_load_d", "experiments_root", "results_root", "root", "log", "models",
+    "training_states", "visualization", "ignore_resume_networks",
+)
+#: Keys of BasicSR's pre-1.0 test files, which now live under ``val:``.
+_OLD_TEST_KEYS = {
+    "save_img": "val.save_img",
+    "suffix": "val.suffix",
+    "crop_border": "val.metrics.<name>.crop_border",
+}
 
 
 class NetworkSection(TranslatorBase):
@@ -20,7 +54,7 @@ class NetworkSection(TranslatorBase):
             native["name"] = rest.pop("name")
             self.map("name", "name")
         else:
-            self.problem("name", "missing (the experiment name)")
+            self.problem("name", "missing (the experiment name)", omits="name")
         if "manual_seed" in rest:
             seed = rest.pop("manual_seed")
             if seed is not None:
@@ -29,8 +63,10 @@ class NetworkSection(TranslatorBase):
         if "model_type" in rest:
             kind = rest.pop("model_type")
             if kind in SUPERVISED_MODEL_TYPES:
+                self.model_type = kind
                 self.note(
-                    "model_type", f"{kind}: irframe has one trainer for supervised restoration (no model classes)"
+                    "model_type", f"{kind}: one generator trained with its pixel/perceptual losses, which is "
+                    "irframe's one trainer (no model classes)" + MODEL_TYPE_NOTES[kind],
                 )
             else:
                 self.problem(
@@ -64,7 +100,47 @@ class NetworkSection(TranslatorBase):
                 self.map("find_unused_parameters", "train.find_unused_parameters")
             else:
                 self.note("find_unused_parameters", "dropped: the file has no train section")
+        if "tile" in rest:
+            self.tile(rest.pop("tile"), native)
+        for key, home in _OLD_TEST_KEYS.items():
+            if key in rest:
+                rest.pop(key)
+                self.problem(
+                    key, f"a top-level key of BasicSR's pre-1.0 test files (BasicSR itself no longer reads it "
+                    f"there); write it as {home}",
+                )
 
+    def tile(self, tile: Any, native: dict[str, Any]) -> None:
+        """HAT's ``tile: {tile_size, tile_pad}``: tiled testing (and validation) to bound memory.
+
+        HAT runs each ``tile_size`` square with ``tile_pad`` more input pixels on every side and
+        keeps the square's own output. irframe's tiles overlap instead: the same pieces
+        (``tile_size + 2 * tile_pad``) overlapping by ``2 * tile_pad``, blended across the overlap.
+        """
+        if tile is None:
+            return
+        if not isinstance(tile, Mapping):
+            self.problem("tile", f"expected {{tile_size, tile_pad}}, got {tile!r}")
+            return
+        rest = dict(tile)
+        size, pad = as_int(rest.pop("tile_size", None)), as_int(rest.pop("tile_pad", 0))
+        self.unknown("tile.", rest, ("tile_size", "tile_pad"))
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            self.problem("tile.tile_size", f"expected a positive number of input pixels, got {size!r}")
+            return
+        if not isinstance(pad, int) or isinstance(pad, bool) or pad < 0:
+            self.problem("tile.tile_pad", f"expected a number of input pixels >= 0, got {pad!r}")
+            return
+        inference = native.setdefault("inference", {})
+        inference["tile"] = size + 2 * pad
+        inference["tile_overlap"] = 2 * pad
+        self.map("tile.tile_size", "inference.tile")
+        self.map("tile.tile_pad", "inference.tile_overlap")
+        self.note(
+            "tile", f"tile_size {size} + tile_pad {pad} on each side = inference.tile {size + 2 * pad} with "
+            f"inference.tile_overlap {2 * pad}: the same pieces as HAT's; HAT keeps each piece's centre, irframe "
+            "blends the overlaps (feathered, not cut)",
+        )
     def network(self, rest: dict[str, Any], native: dict[str, Any]) -> None:
         if "network_d" in rest:
             rest.pop("network_d")
@@ -77,7 +153,9 @@ class NetworkSection(TranslatorBase):
             native["model"] = dict(network)
             self.map("network_g", "model")
         else:
-            self.problem("network_g", f"expected a mapping with a 'type' key naming the network, got {network!r}")
+            self.problem(
+                "network_g", f"expected a mapping with a 'type' key naming the network, got {network!r}", omits="model"
+            )
 
     # -- path -------------------------------------------------------------------------------------
     def path(self, path: Any, native: dict[str, Any]) -> None:
@@ -88,14 +166,25 @@ class NetworkSection(TranslatorBase):
             return
         rest = dict(path)
         weights = rest.pop("pretrain_network_g", None)
+        key_name = "param_key" if "param_key" in rest and "param_key_g" not in rest else "param_key_g"
         key = rest.pop("param_key_g", None)
+        if key_name == "param_key":  # NAFNet's ImageRestorationModel reads path.param_key
+            key = rest.pop("param_key")
+        elif "param_key" in rest:
+            rest.pop("param_key")
+            self.note("path.param_key", "dropped: param_key_g is given (param_key is NAFNet's name for it)")
         strict = rest.pop("strict_load_g", None)
+        if weights is not None and key is None:
+            self.note(
+                "path.pretrain_network_g", "no param_key_g: BasicSR reads the file's 'params'; irframe's auto "
+                "reads 'params_ema' when the file holds both (set param_key_g: params to match)",
+            )
         if weights is not None and self.is_train:
             pre: dict[str, Any] = {"path": weights}
             self.map("path.pretrain_network_g", "train.pretrain.path")
             if key is not None:
                 pre["key"] = key
-                self.map("path.param_key_g", "train.pretrain.key")
+                self.map(f"path.{key_name}", "train.pretrain.key")
             if strict is not None:
                 pre["strict"] = bool(strict)
                 self.map("path.strict_load_g", "train.pretrain.strict")
@@ -105,11 +194,14 @@ class NetworkSection(TranslatorBase):
             self.map("path.pretrain_network_g", "test.checkpoint")
             if key is not None:
                 native["test"]["param_key"] = key
-                self.map("path.param_key_g", "test.param_key")
-            if strict is False:
-                self.note("path.strict_load_g", "false dropped: tools/test.py always loads strictly")
+                self.map(f"path.{key_name}", "test.param_key")
+            if strict is not None:
+                self.note(
+                    "path.strict_load_g", f"{str(bool(strict)).lower()}: tools/test.py always loads strictly "
+                    "(a file that does not fit the model is an error naming its keys)",
+                )
         else:
-            for name, value in (("param_key_g", key), ("strict_load_g", strict)):
+            for name, value in ((key_name, key), ("strict_load_g", strict)):
                 if value is not None:
                     self.note(f"path.{name}", "dropped: no pretrain_network_g")
         resume = rest.pop("resume_state", None)
@@ -134,4 +226,4 @@ class NetworkSection(TranslatorBase):
             if key_x in rest:
                 rest.pop(key_x)
                 self.note(f"path.{key_x}", "dropped: irframe lays out experiments/<name>/ itself")
-        self.unknown("path.", rest)
+        self.unknown("path.", rest, PATH_KEYS)

@@ -11,6 +11,13 @@ from irframe.compat.basicsr.base import TranslatorBase, as_int
 #: Restormer's ``use_grad_clip: true`` is ``clip_grad_norm_(params, 0.01)`` in its ImageCleanModel.
 RESTORMER_GRAD_CLIP = 0.01
 _TRAIN_GAN_KEYS = ("optim_d", "net_d_iters", "net_d_init_iters", "net_d_reg_every", "gan_opt")
+#: BasicSR's ``train:`` keys (for "did you mean"; any ``*_opt`` key is a loss).
+TRAIN_KEYS = (
+    "total_iter", "warmup_iter", "use_grad_clip", "ema_decay", "optim_g", "scheduler", "mixing_augs",
+    "pixel_opt", "perceptual_opt", *_TRAIN_GAN_KEYS,
+)
+#: BasicSR losses whose ``reduction`` irframe's loss of the same name takes (``mean`` / ``sum``).
+_REDUCED_LOSSES = ("L1Loss", "MSELoss", "CharbonnierLoss")
 
 
 class TrainSection(TranslatorBase):
@@ -44,19 +51,18 @@ class TrainSection(TranslatorBase):
                         f"rate ({warmup - 1}/{warmup} of the initial one) until the next milestone or restart; "
                         "irframe returns to the scheduled rate",
                     )
-            elif warmup not in (None, 0, -1):
+            elif warmup in (0, -1):
+                self.note("train.warmup_iter", f"{warmup}: no warm-up (irframe's default, train.warmup_iter: 0)")
+            elif warmup is not None:
                 self.problem("train.warmup_iter", f"expected -1 (none) or a number of iterations, got {warmup!r}")
-        if "use_grad_clip" in rest and rest.pop("use_grad_clip"):
-            out["grad_clip"] = RESTORMER_GRAD_CLIP
-            self.map("train.use_grad_clip", "train.grad_clip")
-            self.note(
-                "train.use_grad_clip", f"true = clip the gradient norm at {RESTORMER_GRAD_CLIP} (Restormer's value)"
-            )
+        self.grad_clip(rest, out)
         if "ema_decay" in rest:
             decay = rest.pop("ema_decay")
             if decay:
                 out["ema_decay"] = decay
                 self.map("train.ema_decay", "train.ema_decay")
+            elif decay is not None:
+                self.note("train.ema_decay", f"{decay}: no EMA (irframe's default, train.ema_decay: 0)")
         if "optim_g" in rest:
             optim = rest.pop("optim_g")
             out["optim"] = dict(optim) if isinstance(optim, Mapping) else optim
@@ -79,14 +85,41 @@ class TrainSection(TranslatorBase):
                 if value is not None:
                     self.problem(f"train.{key}", "adversarial (GAN) training is not supported by irframe")
         losses = []
+        refused = False
         for key in [k for k in rest if k.endswith("_opt")]:
-            loss = self.loss(rest.pop(key), f"train.{key}")
+            given = rest.pop(key)
+            loss = self.loss(given, f"train.{key}")
             if loss is not None:
                 losses.append(loss)
-                self.map(f"train.{key}", f"train.losses.{len(losses) - 1}")
+                index = len(losses) - 1
+                self.map(f"train.{key}", f"train.losses.{index}")
+                if isinstance(given, Mapping) and "loss_weight" in given:
+                    self.rename(f"train.losses.{index}.weight", f"train.{key}.loss_weight")
+            refused = refused or (given is not None and loss is None)
         if losses:
             out["losses"] = losses
-        self.unknown("train.", rest)
+        elif refused:
+            self.omitted.append("train.losses")
+        self.unknown("train.", rest, TRAIN_KEYS)
+
+    def grad_clip(self, rest: dict[str, Any], out: dict[str, Any]) -> None:
+        """``use_grad_clip``: Restormer's ImageCleanModel clips the gradient norm at 0.01 when it is true;
+        NAFNet's ImageRestorationModel does so unless it is false (its default is true)."""
+        given = "use_grad_clip" in rest
+        value = rest.pop("use_grad_clip", None)
+        default = self.model_type == "ImageRestorationModel"
+        clip = bool(value) if given and value is not None else default
+        if clip:
+            out["grad_clip"] = RESTORMER_GRAD_CLIP
+            if given:
+                self.map("train.use_grad_clip", "train.grad_clip")
+            why = "Restormer's and NAFNet's value" if given else "ImageRestorationModel's default"
+            self.note(
+                "train.use_grad_clip", f"{'true' if given else 'absent'} = clip the gradient norm at "
+                f"{RESTORMER_GRAD_CLIP} ({why}; train.grad_clip)",
+            )
+        elif given:
+            self.note("train.use_grad_clip", "false: no clipping (irframe's default, train.grad_clip: null)")
 
     def scheduler(self, sched: Any) -> Any:
         if not isinstance(sched, Mapping):
@@ -99,9 +132,18 @@ class TrainSection(TranslatorBase):
             out["type"] = "MultiStepLR"
         elif out.get("type") == "MultiStepLR" and out.get("restarts"):
             out["type"] = "MultiStepRestartLR"
+        elif out.get("type") == "TrueCosineAnnealingLR":
+            out["type"] = "CosineAnnealingLR"
+            self.note(
+                "train.scheduler.type", "TrueCosineAnnealingLR (NAFNet's name for torch's CosineAnnealingLR, "
+                "stepped every iteration) = irframe's CosineAnnealingLR with the same T_max and eta_min; past "
+                "T_max torch's rate climbs back up, irframe's stays at eta_min (NAFNet sets T_max = total_iter)",
+            )
         for key in ("milestones", "periods", "restarts"):
             if isinstance(out.get(key), list):
                 out[key] = [as_int(v) for v in out[key]]
+        if "T_max" in out:
+            out["T_max"] = as_int(out["T_max"])
         return out
 
     def loss(self, cfg: Any, where: str) -> dict[str, Any] | None:
@@ -113,8 +155,14 @@ class TrainSection(TranslatorBase):
         out = dict(cfg)
         if "loss_weight" in out:
             out["weight"] = out.pop("loss_weight")
-        if out["type"] == "PSNRLoss" and out.get("reduction") == "mean":
-            out.pop("reduction")  # irframe's PSNRLoss is always a mean over the batch
+        kind = out["type"]
+        reduction = out.get("reduction")
+        if kind in _REDUCED_LOSSES and reduction == "none":
+            self.problem(
+                f"{where}.reduction", "'none' (per-pixel values) cannot be a training loss; BasicSR's files use "
+                "mean or sum",
+            )
+            return None
         if out["type"] == "PerceptualLoss":
             # BasicSR has no outer weight here: perceptual_weight/style_weight stay inside (weight 1).
             self.note(

@@ -15,7 +15,7 @@ from typing import Any
 
 from irframe.compat.basicsr.base import Translation
 from irframe.compat.basicsr.datasets import BASICSR_LOADER_KEYS, DatasetSection
-from irframe.compat.basicsr.network import NetworkSection
+from irframe.compat.basicsr.network import TOP_KEYS, NetworkSection
 from irframe.compat.basicsr.train import TrainSection
 from irframe.compat.basicsr.val import ValLoggerSection
 from irframe.errors import OptionsError
@@ -50,7 +50,9 @@ def is_basicsr(raw: Any) -> bool:
 def translate_basicsr(raw: Mapping[str, Any], source: str) -> tuple[dict[str, Any], list[str]]:
     """Translate a BasicSR-style option mapping into native option data.
 
-    Pure data -> data: nothing is read, built or printed.
+    Pure data -> data: nothing is read, built or printed. (:func:`irframe.options.load_options`
+    uses the collecting form, :func:`translate_file`, to report these problems together with those
+    of the native checks.)
 
     Args:
         raw: the loaded option file (``_base_`` already merged).
@@ -69,33 +71,63 @@ def translate_basicsr(raw: Mapping[str, Any], source: str) -> tuple[dict[str, An
     return t.native, t.notes
 
 
-def translate(raw: Mapping[str, Any], source: str) -> Translation:
-    """Like :func:`translate_basicsr`, also returning which BasicSR key went to which native key."""
-    return Translator(source).run(raw)
+def translate(raw: Mapping[str, Any], source: str, *, collect: bool = False) -> Translation:
+    """Like :func:`translate_basicsr`, also returning which BasicSR key went to which native key.
+
+    With ``collect``, keys without a translation do not raise: they are returned in
+    ``Translation.problems`` beside the native data of everything else (so the caller can report
+    them together with the native checks of that data, as :func:`irframe.options.load_options` does).
+    """
+    t = Translator(source).run(raw)
+    if t.problems and not collect:
+        raise OptionsError(problems_message(source, t.problems))
+    return t
 
 
-def maybe_translate(raw: dict[str, Any], source: str, announce: bool = True) -> dict[str, Any]:
-    """Translate ``raw`` if it is a BasicSR-style file (else return it unchanged).
+def problems_message(source: str, problems: list[str]) -> str:
+    """The message of the translator's problems: the file, their count and one line each."""
+    head = f"{source}: {len(problems)} problem(s) translating this BasicSR-style option file:"
+    return head + "\n  " + "\n  ".join(problems)
 
-    With ``announce``, one line goes to stderr: ``<file>: BasicSR-style option file translated
-    (N keys mapped, M notes); see `irframe show-options <file>```.
+
+def translate_file(raw: Any, source: str, announce: bool = True) -> Translation | None:
+    """The translation of ``raw`` if it is a BasicSR-style file (problems collected), else ``None``.
+
+    With ``announce`` and no problems, one line goes to stderr: ``<file>: BasicSR-style option file
+    translated (N keys mapped, M notes); see `irframe show-options <file>```.
     """
     if not is_basicsr(raw):
-        return raw
-    t = translate(raw, source)
+        return None
+    t = translate(raw, source, collect=True)
     # One line per run, not per process: under torchrun/accelerate only local rank 0 says it.
-    if announce and os.environ.get("LOCAL_RANK", "0") == "0":
+    if announce and not t.problems and os.environ.get("LOCAL_RANK", "0") == "0":
         print(
             f"{source}: BasicSR-style option file translated ({len(t.mapped)} keys mapped, {len(t.notes)} notes); "
             f"see `irframe show-options {source}`",
             file=sys.stderr,
         )
+    return t
+
+
+def maybe_translate(raw: dict[str, Any], source: str, announce: bool = True) -> dict[str, Any]:
+    """Translate ``raw`` if it is a BasicSR-style file (else return it unchanged); raise its problems.
+
+    With ``announce``, one line says so on stderr (see :func:`translate_file`).
+    """
+    t = translate_file(raw, source, announce)
+    if t is None:
+        return raw
+    if t.problems:
+        raise OptionsError(problems_message(source, t.problems))
     return t.native
 
 
 
 class Translator(NetworkSection, DatasetSection, TrainSection, ValLoggerSection):
-    """One file's translation: every section's methods over the shared bookkeeping."""
+    """One file's translation: every section's methods over the shared bookkeeping.
+
+    :meth:`run` never raises: what has no translation is in ``Translation.problems``.
+    """
 
     def run(self, raw: Mapping[str, Any]) -> Translation:
         rest = dict(raw)
@@ -116,8 +148,5 @@ class Translator(NetworkSection, DatasetSection, TrainSection, ValLoggerSection)
         self.path(path, native)
         self.val(val, native)
         self.logger(logger, native)
-        self.unknown("", rest)
-        if self.problems:
-            head = f"{self.source}: {len(self.problems)} problem(s) translating this BasicSR-style option file:"
-            raise OptionsError(head + "\n  " + "\n  ".join(self.problems))
-        return Translation(native, self.notes, self.mapped)
+        self.unknown("", rest, TOP_KEYS)
+        return Translation(native, self.notes, self.mapped, self.problems, self.renames, self.omitted)
