@@ -45,6 +45,7 @@ class Translation:
     problems: list[str] = field(default_factory=list)  # "<basicsr key>: what is wrong"
     renames: list[tuple[str, str]] = field(default_factory=list)  # (native prefix, basicsr prefix)
     omitted: list[str] = field(default_factory=list)  # native keys not written because of a problem
+    suggested: list[str] = field(default_factory=list)  # BasicSR keys offered for a misspelled one
 
     def user_path(self, native_path: str) -> str:
         """The key as the BasicSR file spells it: ``train.optim.lrr`` -> ``train.optim_g.lrr``,
@@ -55,18 +56,19 @@ class Translation:
         """
         best: tuple[str, str] | None = None
         for dst, src in [*self.renames, *((d, s) for s, d in self.mapped)]:
-            if not _is_path(dst):
-                continue
-            if native_path == dst or native_path.startswith(dst + "."):
-                if best is None or len(dst) > len(best[0]):
-                    best = (dst, src)
+            under = native_path == dst or native_path.startswith(dst + ".")
+            if _is_path(dst) and under and (best is None or len(dst) > len(best[0])):
+                best = (dst, src)
         if best is None:
             return native_path
         return best[1] + native_path[len(best[0]) :]
 
     def is_omitted(self, native_path: str) -> bool:
-        """Whether ``native_path`` lies in a part left out because of a translation problem."""
-        return any(native_path == o or native_path.startswith(o + ".") for o in self.omitted)
+        """Whether ``native_path`` lies in a part left out because of a translation problem (a
+        refused section, or a misspelled key for which the problem offers this one)."""
+        if any(native_path == o or native_path.startswith(o + ".") for o in self.omitted):
+            return True
+        return self.user_path(native_path) in self.suggested
 
 
 def _is_path(dst: str) -> bool:
@@ -96,6 +98,7 @@ class TranslatorBase:
         self.mapped: list[tuple[str, str]] = []
         self.renames: list[tuple[str, str]] = []
         self.omitted: list[str] = []
+        self.suggested: list[str] = []
         self.is_train = False
         self.scale = 1
         self.model_type: str | None = None
@@ -129,10 +132,11 @@ class TranslatorBase:
                 continue
             hint = suggest(key, choices) if choices else None
             native = NATIVE_LOADER_KEYS.get(str(key)) if prefix.startswith("datasets.") else None
-            if hint is not None:
-                text = f"unknown BasicSR key; did you mean {hint!r}?"
-            elif native is not None and native in choices:
+            if native is not None and native in choices:
                 text = f"irframe's loader key in a BasicSR-style file; BasicSR's name is {native!r}"
+            elif hint is not None:
+                text = f"unknown BasicSR key; did you mean {hint!r}?"
+                self.suggested.append(f"{prefix}{hint}")
             else:
                 text = "unknown BasicSR key (no irframe equivalent is known for it)"
             self.problem(f"{prefix}{key}", text)

@@ -141,6 +141,7 @@ class NetworkSection(TranslatorBase):
             f"inference.tile_overlap {2 * pad}: the same pieces as HAT's; HAT keeps each piece's centre, irframe "
             "blends the overlaps (feathered, not cut)",
         )
+
     def network(self, rest: dict[str, Any], native: dict[str, Any]) -> None:
         if "network_d" in rest:
             rest.pop("network_d")

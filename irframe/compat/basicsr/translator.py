@@ -149,4 +149,6 @@ class Translator(NetworkSection, DatasetSection, TrainSection, ValLoggerSection)
         self.val(val, native)
         self.logger(logger, native)
         self.unknown("", rest, TOP_KEYS)
-        return Translation(native, self.notes, self.mapped, self.problems, self.renames, self.omitted)
+        return Translation(
+            native, self.notes, self.mapped, self.problems, self.renames, self.omitted, self.suggested
+        )

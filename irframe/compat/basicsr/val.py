@@ -155,6 +155,12 @@ class ValLoggerSection(TranslatorBase):
                           "is the same without it")
                 self.unknown(f"{where}.", cfg, METRIC_KEYS)
                 continue
+            if target is None and kind in NO_REFERENCE_METRICS:
+                self.problem(
+                    f"{where}.type", f"{kind!r}: irframe has no NIQE; remove it from val.metrics (PSNR and SSIM "
+                    "are measured: calculate_psnr, calculate_ssim)",
+                )
+                continue
             if target is None:
                 hint = suggest(kind, list(METRIC_ALIASES))
                 self.problem(
