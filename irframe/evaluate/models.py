@@ -120,6 +120,10 @@ def config_difference(recorded: Mapping[str, Any], options: Mapping[str, Any], l
     )
 
 
+# A BasicSR wrapper key given for one of our checkpoint folders: whether it means the EMA file.
+FOLDER_KEYS = {"params_ema": True, "params": False}
+
+
 def load_for_eval(
     model_cfg: Mapping[str, Any] | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
@@ -162,6 +166,10 @@ def load_for_eval(
 
     if model_cfg is None and checkpoint is None:
         raise OptionsError("no model to evaluate: give an option file with 'model:' or a checkpoint")
+    if checkpoint is not None and key in FOLDER_KEYS and os.path.isdir(checkpoint):
+        # BasicSR's param_key_g names a wrapper inside a .pth; in one of our checkpoint folders the
+        # same choice is a file: params_ema -> ema.safetensors, params -> model.safetensors.
+        prefer_ema, key = FOLDER_KEYS[key], "auto"
     file = resolve_weights_file(checkpoint, prefer_ema) if checkpoint is not None else None
     default_name = (
         file.parent.name if file is not None and file.name in ("model.safetensors", "ema.safetensors") else None

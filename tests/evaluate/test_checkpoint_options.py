@@ -170,3 +170,28 @@ def test_infer_param_key(both, paired_set: Path, tmp_path: Path, capsys) -> None
     assert "no key 'params_ema'; top-level keys: params" in capsys.readouterr().err
     assert infer_main([*base[:1], str(only), *base[2:], "--output", str(tmp_path / "d")]) == 0
     assert "params_ema" not in capsys.readouterr().err  # one set of weights: nothing to choose, nothing said
+
+
+def test_basicsr_param_key_picks_the_file_of_a_checkpoint_folder(tmp_path):
+    """SwinIR's and HAT's test files say param_key_g: params_ema; on one of our checkpoint folders that
+    means ema.safetensors (and params means model.safetensors), not a wrapper inside the file."""
+    import json
+
+    import torch
+
+    from irframe.evaluate.models import load_for_eval
+    from irframe.nn.checkpoint import save_weights
+    from irframe.registry import ARCHS
+
+    cfg = {"type": "Restormer", "dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1}
+    folder = tmp_path / "iter_000004"
+    folder.mkdir()
+    meta = {"arch": "Restormer", "config": json.dumps(cfg)}
+    raw, ema = ARCHS.build(cfg), ARCHS.build(cfg)
+    with torch.no_grad():
+        ema.output.weight.add_(1.0)
+    save_weights(raw, folder / "model.safetensors", meta)
+    save_weights(ema, folder / "ema.safetensors", meta)
+    for key, expected in (("params_ema", ema), ("params", raw)):
+        loaded = load_for_eval(cfg, folder, key=key).model
+        assert torch.equal(loaded.output.weight, expected.output.weight), key
