@@ -6,6 +6,8 @@ Subcommands:
     irframe convert-options IN OUT     write a BasicSR-style option file as a native one
     irframe new-plugin NAME [--dir D]  write a pip-installable plugin skeleton (docs/plugins.md)
     irframe zoo [publish CKPT NAME]    list the zoo models (``zoo:NAME``), or add a trained checkpoint
+    irframe app [--checkpoint CKPT]    a local web app: restore your own image in the browser (``[app]``)
+    irframe export CKPT OUT.pth        a plain state dict with released names (chaiNNer, ComfyUI)
 """
 
 from __future__ import annotations
@@ -178,6 +180,46 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_app(args: argparse.Namespace) -> int:
+    """Serve the web app (irframe.app) until Ctrl-C."""
+    from irframe.app import DEFAULT_MAX_PIXELS, default_models, serve
+    from irframe.errors import OptionsError
+    from irframe.nn.autotile import parse_memory, tile_arg
+    from irframe.threads import configure_threads
+
+    try:
+        tile = tile_arg(args.tile)
+        max_memory = parse_memory(args.max_memory) if args.max_memory else None
+    except (argparse.ArgumentTypeError, ValueError) as exc:
+        raise OptionsError(f"--tile/--max-memory: {exc}") from None
+    configure_threads(args.threads)
+    models = default_models(args.checkpoint or [], zoo=args.zoo)
+    serve(models, host=args.host, port=args.port, device=args.device, tile=tile, max_memory=max_memory,
+          max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS)
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    """Write a plain state dict (irframe.nn.interop) and say what spandrel makes of it."""
+    from irframe.errors import CheckpointError
+    from irframe.nn.autoload import load_model
+    from irframe.nn.interop import compare_with_spandrel, export_weights
+
+    model = load_model(args.checkpoint, key=args.param_key)
+    report = export_weights(model, args.output, force=args.force, allow_problems=not args.strict)
+    print(f"wrote {report.path} ({report.arch}, {report.tensors} tensors: a plain state dict with the released names)")
+    for line in report.problems:
+        print(f"warning: {line}")
+    for line in report.notes:
+        print(f"note: {line}")
+    if args.check:
+        diff = compare_with_spandrel(report.path, model)
+        print(f"check: spandrel's output vs irframe's on a random input: largest difference {diff:.2e}")
+        if diff > 1e-4:
+            raise CheckpointError(f"{report.path}: spandrel opens it but computes something else ({diff:.2e})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``irframe`` command."""
     parser = argparse.ArgumentParser(
@@ -235,6 +277,31 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--option", required=True, metavar="FILE", help="the option file that trained it")
     z.add_argument("--task", required=True, help="what the model does, e.g. 'color Gaussian denoising, sigma 25'")
     z.add_argument("--force", action="store_true", help="replace an existing zoo model of that name")
+
+    from irframe.threads import threads_arg
+
+    p = sub.add_parser("app", help="a local web app: restore your own image in the browser (needs irframe[app])")
+    p.add_argument("--checkpoint", nargs="+", metavar="CKPT", help="models to offer first (files, folders, zoo:NAME)")
+    p.add_argument("--no-zoo", dest="zoo", action="store_false", help="offer only the --checkpoint models")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--tile", default="auto", metavar="SIDE|auto", help="tiling (default: auto)")
+    p.add_argument("--max-memory", default=None, metavar="SIZE",
+                   help="memory budget of --tile auto, e.g. 4GB (default: the device's free memory)")
+    p.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                   help="largest output restored, in pixels after the model's scale (default: 40000000)")
+    p.add_argument("--threads", type=threads_arg, default=None, help="CPU threads (default: auto)")
+    p.set_defaults(func=_cmd_app)
+
+    p = sub.add_parser("export", help="write a checkpoint as a plain .pth/.safetensors state dict (chaiNNer, ComfyUI)")
+    p.add_argument("checkpoint", metavar="CKPT", help="weights file, checkpoint folder or zoo:NAME")
+    p.add_argument("output", metavar="OUT", help="file to write: .pth or .safetensors (no metadata)")
+    p.add_argument("--param-key", default="auto", help="params or params_ema of a BasicSR file (default: auto)")
+    p.add_argument("--check", action="store_true", help="open OUT with spandrel and compare outputs (irframe[interop])")
+    p.add_argument("--strict", action="store_true", help="refuse a model spandrel would not open as irframe runs it")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.set_defaults(func=_cmd_export)
     return parser
 
 

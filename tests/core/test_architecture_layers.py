@@ -20,13 +20,14 @@ PACKAGE = ROOT / "irframe"
 # longest name below that is the module itself or one of its packages; a module of no layer fails
 # test_every_module_has_a_layer (place a new top-level module or package here deliberately).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", ("irframe.errors", "irframe.text", "irframe.utils", "irframe.threads")),
+    ("foundation", ("irframe.errors", "irframe.text", "irframe.utils", "irframe.threads", "irframe.launch")),
     ("registry", ("irframe.registry",)),
     ("components", ("irframe.data", "irframe.nn", "irframe.metrics", "irframe.losses")),
     ("options", ("irframe.options_yaml", "irframe.options_schema", "irframe.options_checks", "irframe.compat",
                  "irframe.options")),
     ("engines", ("irframe.train", "irframe.evaluate")),
-    ("commands", ("irframe.recipes", "irframe.zoo", "irframe.cli", "irframe.scaffold", "irframe.builtins")),
+    ("commands", ("irframe.recipes", "irframe.zoo", "irframe.cli", "irframe.scaffold", "irframe.builtins",
+                  "irframe.app")),
 )
 # Packages of one layer that stay independent of each other (neither imports the other).
 SIBLINGS: tuple[tuple[str, str], ...] = (("irframe.train", "irframe.evaluate"),)
