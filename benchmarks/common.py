@@ -57,33 +57,33 @@ def make_trainer(
     from accelerate import Accelerator
     from accelerate.utils import TorchDynamoPlugin
 
-    from irframe.options import LossOptions
+    from irframe.options import TrainOptions
     from irframe.train.checkpointer import Checkpointer
     from irframe.train.ema import ModelEMA
     from irframe.train.logger import TrainLogger
-    from irframe.train.loss import WeightedLoss
-    from irframe.train.optim import build_optimizer, build_scheduler
+    from irframe.train.step import StepContext, SupervisedStep
     from irframe.train.trainer import LoopSettings, Trainer
 
     extra = {"dynamo_plugin": TorchDynamoPlugin(backend=compile_backend)} if compile_backend else {}
     accelerator = Accelerator(
         cpu=device == "cpu", mixed_precision=mixed_precision, step_scheduler_with_optimizer=False, **extra
     )
-    ema = ModelEMA(model, ema_decay) if ema_decay > 0 else None
-    optimizer = build_optimizer(model, optim or {"type": "AdamW", "lr": 1e-4})
-    scheduler = build_scheduler(optimizer, {"type": "CosineAnnealingLR", "T_max": 100000})
-    model, optimizer = accelerator.prepare(model, optimizer)
-    if ema is not None:
-        ema.model.to(accelerator.device)
-    losses = WeightedLoss.from_options([LossOptions(type="L1Loss")]).to(accelerator.device)
     total = 10**9  # never reached: the benchmark calls run_iteration() itself
-    logger = TrainLogger(None, None, total, 0, is_main=True, progress_bar=False)
-    settings = LoopSettings(total_iter=total, print_freq=total, checkpoint_freq=total, grad_clip=grad_clip)
-    checkpointer = Checkpointer(workdir, 1, {"type": "Restormer"})
-    return Trainer(
-        accelerator, model, optimizer, scheduler, losses, itertools.repeat(batch), settings, checkpointer, logger,
-        ema=ema,
+    train = TrainOptions(
+        total_iter=total,
+        optim=optim or {"type": "AdamW", "lr": 1e-4},
+        scheduler={"type": "CosineAnnealingLR", "T_max": 100000},
+        losses=[{"type": "L1Loss"}],
+        grad_clip=grad_clip,
+        ema_decay=ema_decay,
     )
+    ema = ModelEMA(model, ema_decay) if ema_decay > 0 else None
+    step = SupervisedStep(StepContext(model, train, ema))
+    step.prepare(accelerator)
+    logger = TrainLogger(None, None, total, 0, is_main=True, progress_bar=False)
+    settings = LoopSettings(total_iter=total, print_freq=total, checkpoint_freq=total)
+    checkpointer = Checkpointer(workdir, 1, {"type": "Restormer"})
+    return Trainer(accelerator, step, itertools.repeat(batch), settings, checkpointer, logger)
 
 
 def reference_step(

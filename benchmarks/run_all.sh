@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every benchmark with the settings used for benchmarks/RESULTS.md, machine facts first.
 #   bash benchmarks/run_all.sh [extra bench_inference.py arguments, e.g. --threads 1]
-# PYTHON overrides the interpreter (default .venv/bin/python). Takes ~2-4 minutes on 2 idle cores (far longer under load).
+# PYTHON overrides the interpreter (default .venv/bin/python). Takes ~10-15 minutes on 2 idle cores (the tile
+# sweep of bench_autotile.py alone ~10: six tilings of a 2048x2048 image, twice; far longer under load).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -23,6 +24,7 @@ run benchmarks/bench_tiling.py
 run benchmarks/bench_metrics.py
 if [ -f benchmarks/bench_autotile.py ]; then
     run benchmarks/bench_autotile.py
+    run benchmarks/bench_autotile.py --tiles 256,384,512,768,1024,whole --size 2048 --rounds 2 --threads 1 --dim 16
 fi
 echo; echo "\$ python benchmarks/bench_threads.py   (OMP_NUM_THREADS unset; adds busy-loop processes for its loaded half)"
 env -u OMP_NUM_THREADS "$PY" benchmarks/bench_threads.py

@@ -11,6 +11,8 @@ CORE_MODULES = (
     "irframe.data.degradations",
     "irframe.data.datasets",
     "irframe.train.optim",
+    "irframe.train.step",
+    "irframe.train.adversarial",
     "irframe.evaluate.classical",
 )
 

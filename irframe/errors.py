@@ -55,8 +55,13 @@ def error_message(exc: BaseException) -> str:
 
 
 def report_error(exc: BaseException, status: int = CLI_ERROR_STATUS) -> int:
-    """The one way a tool ends on an error: one ``error: ...`` line on stderr; returns ``status``."""
-    import sys
+    """The one way a tool ends on an error: one ``error: ...`` line on stderr; returns ``status``.
 
-    print(f"error: {error_message(exc)}", file=sys.stderr)
+    Under ``accelerate launch``'s one-process launcher the line goes to stdout: that launcher
+    repeats the child's stderr in its own traceback, which would show the line twice
+    (:func:`irframe.launch.error_stream`).
+    """
+    from irframe.launch import error_stream
+
+    print(f"error: {error_message(exc)}", file=error_stream())
     return status

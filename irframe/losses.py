@@ -11,6 +11,12 @@ The loss protocol the trainer relies on:
 * Further keyword parameters of ``forward`` name batch entries the loss wants (``lq``, ``task``,
   ``image_ids``, ...): the trainer passes those the batch has (see :func:`loss_signature`).
 * Inputs are float tensors in [0, 1] (NCHW); no loss clamps them.
+* ``perceptual = True`` marks a loss in a network's feature space (``PerceptualLoss``,
+  ``LPIPSLoss``): an adversarial step logs it as BasicSR's ``l_g_percep`` and compares it with
+  its ``perceptual_target`` (Real-ESRGAN's ``percep_gt_usm``); the others are pixel losses
+  (``l_g_pix``, ``pixel_target``).
+* ``adversarial = True`` marks a loss of a discriminator's logits (``GANLoss``): it belongs to an
+  adversarial step's ``gan`` option, never to ``train.losses``.
 """
 
 from __future__ import annotations
@@ -56,6 +62,16 @@ def loss_signature(loss: nn.Module) -> LossSignature:
         uses_features=feature_loss,
         required=tuple(p.name for p in extra if p.default is p.empty),
         optional=tuple(p.name for p in extra if p.default is not p.empty),
+    )
+
+
+def adversarial_in_losses(where: str, name: str) -> str:
+    """The line refusing an adversarial loss (``GANLoss``) among ``train.losses``."""
+    return (
+        f"{where}: {name} judges a discriminator's logits, so it needs a discriminator: use "
+        f"train.step: {{type: AdversarialStep, network_d: {{type: ...}}, optim_d: {{...}}, "
+        f"gan: {{type: {name}, ...}}}} "
+        "instead of listing it in train.losses"
     )
 
 
@@ -182,6 +198,8 @@ class LPIPSLoss(nn.Module):
             useless for real training).
     """
 
+    perceptual = True  # a distance in a network's feature space (logged as l_g_percep by an adversarial step)
+
     def __init__(
         self,
         net: Literal["alex", "vgg", "squeeze"] = "vgg",
@@ -239,6 +257,8 @@ class PerceptualLoss(nn.Module):
             never downloaded).
         random_backbone: random VGG weights (tests only; useless for real training).
     """
+
+    perceptual = True  # a distance in VGG's feature space (logged as l_g_percep by an adversarial step)
 
     def __init__(
         self,

@@ -13,7 +13,7 @@ from typing import Any
 
 from irframe.errors import OptionsError, RegistryError
 from irframe.options_schema import LoaderOptions, LossOptions, Options
-from irframe.registry import ARCHS, DATASETS, LOSSES, METRICS, OPTIMIZERS, SCHEDULERS, key_hint
+from irframe.registry import ARCHS, DATASETS, LOSSES, METRICS, OPTIMIZERS, SCHEDULERS, TRAIN_STEPS, key_hint
 from irframe.registry.arguments import signature_info
 from irframe.text import clip, join_problems
 
@@ -33,7 +33,8 @@ def check_options(opts: Options | Mapping[str, Any], *, paths: bool | Sequence[s
 
     Checks each ``{type: Name, ...}`` mapping at any depth against its registry (name, keys,
     value types, required keys): ``model``, ``datasets.*`` (their nested sources and
-    ``degradation`` pipelines), ``train.optim``, ``train.scheduler``, ``train.losses.*``,
+    ``degradation`` pipelines), ``train.optim``, ``train.scheduler``, ``train.step`` (and the
+    components nested in it: a discriminator, its optimizer and loss), ``train.losses.*``,
     ``val.metrics.*``, ``test.datasets.*``, ``test.metrics.*``; with ``paths``, also that every
     path argument (``dataroot_*``...) and ``train.pretrain.path`` exist (``True``: everywhere; or
     the top-level sections a run uses, e.g. :data:`TRAIN_PATHS`; a run without ``train`` among them
@@ -83,15 +84,24 @@ def check_options(opts: Options | Mapping[str, Any], *, paths: bool | Sequence[s
     for name, cfg in named(data.get("datasets")):
         dataset(cfg, f"datasets.{name}")
     train = section("train")
-    component(OPTIMIZERS, train.get("optim"), "train.optim", skip=frozenset({"params"}))
-    component(SCHEDULERS, train.get("scheduler"), "train.scheduler", skip=frozenset({"optimizer", "warmup_iter"}))
+    component(OPTIMIZERS, train.get("optim"), "train.optim")
+    component(SCHEDULERS, train.get("scheduler"), "train.scheduler")
+    component(TRAIN_STEPS, train.get("step"), "train.step")
     for i, cfg in listed(train.get("losses")):
+        kind = cfg.get("type") if isinstance(cfg, Mapping) else None
+        if isinstance(kind, str) and kind in LOSSES and getattr(LOSSES.get(kind), "adversarial", False):
+            from irframe.losses import adversarial_in_losses  # torch: only once a file is checked
+
+            problems.append(adversarial_in_losses(f"train.losses.{i}", kind))
+            continue
         component(LOSSES, cfg, f"train.losses.{i}", drop=loss_keys)
-    pretrain = train.get("pretrain")
-    if check_paths("train") and isinstance(pretrain, Mapping):
-        path = pretrain.get("path")
-        if isinstance(path, str) and path and not Path(path).exists():
-            problems.append(f"train.pretrain.path: checkpoint not found: {clip(path)}")
+    step = train.get("step")
+    for key, pretrain in (("train.pretrain", train.get("pretrain")),
+                          ("train.step.pretrain_d", step.get("pretrain_d") if isinstance(step, Mapping) else None)):
+        if check_paths("train") and isinstance(pretrain, Mapping):
+            path = pretrain.get("path")
+            if isinstance(path, str) and path and not Path(path).exists():
+                problems.append(f"{key}.path: checkpoint not found: {clip(path)}")
     for i, cfg in listed(section("val").get("metrics")):
         component(METRICS, cfg, f"val.metrics.{i}")
     test = section("test")

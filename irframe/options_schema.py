@@ -141,8 +141,14 @@ class TrainOptions(_Strict):
         description="DDP: allow parameters without gradients in a step (IPT's other heads, PromptIR's unused "
         "layers); default: what the model declares (has_unused_parameters, or several spec.tasks)",
     )
+    step: Component | None = Field(
+        None,
+        description="what one optimizer step does, {type: Name, ...} from the step registry: null is "
+        "SupervisedStep (train.losses on the model's output); AdversarialStep adds a discriminator "
+        "(network_d, optim_d, gan, net_d_iters, ...: ESRGAN, Real-ESRGAN); plugins register others",
+    )
 
-    @field_validator("optim", "scheduler")
+    @field_validator("optim", "scheduler", "step")
     @classmethod
     def _components(cls, v: Any) -> Any:
         return _require_type(v)
@@ -161,12 +167,53 @@ class ValOptions(_Strict):
     use_ema: bool = Field(True, description="validate the EMA weights when train.ema_decay > 0")
 
 
+class WandbOptions(_Strict):
+    """Weights & Biases (``logger.trackers: [wandb]``); offline with ``WANDB_MODE=offline``."""
+
+    entity: str | None = Field(None, description="the wandb team or user (default: wandb's own)")
+    resume_id: str | None = Field(
+        None, description="log into this wandb run (BasicSR's logger.wandb.resume_id); default: the run this "
+        "experiment started (<experiment>/trackers.json), or a new one",
+    )
+
+
+class MlflowOptions(_Strict):
+    """MLflow (``logger.trackers: [mlflow]``)."""
+
+    tracking_uri: str | None = Field(
+        None, description="where runs go: a server URL, a database (sqlite:///..., needs the full mlflow package) "
+        "or a file store (file:///...); default: MLFLOW_TRACKING_URI, else the file store "
+        "<path.experiments_root>/mlruns",
+    )
+
+
 class LoggerOptions(_Strict):
     print_freq: int = Field(100, ge=1)
     checkpoint_freq: int = Field(1000, ge=1)
     keep_checkpoints: int = Field(3, ge=1, description="newest iter_* checkpoints kept (best/ is kept apart)")
-    tensorboard: bool = True
-    progress_bar: bool = True
+    tensorboard: bool = Field(
+        True, description="TensorBoard in <experiment>/tensorboard (the same as listing tensorboard in trackers)"
+    )
+    trackers: list[str] = Field(
+        default_factory=list,
+        description="experiment trackers through accelerate, besides TensorBoard: wandb, mlflow, comet_ml, aim, "
+        "clearml, dvclive, swanlab, trackio (pip install 'irframe[wandb]' / 'irframe[mlflow]'); they get the "
+        "options, losses, learning rate, iteration time, validation scores and images",
+    )
+    project: str = Field(
+        "irframe", description="the wandb project / MLflow experiment (TensorBoard: a sub-folder) runs are grouped "
+        "in; a run is named after its experiment folder",
+    )
+    val_images: int = Field(
+        2, ge=0, description="validation images per set sent to the trackers at each validation (input, output, "
+        "target)",
+    )
+    wandb: WandbOptions = Field(default_factory=WandbOptions)
+    mlflow: MlflowOptions = Field(default_factory=MlflowOptions)
+    progress_bar: bool = Field(
+        True, description="the tqdm bar, on a terminal only: when the output goes to a file or a pipe, training "
+        "prints plain log lines",
+    )
 
 
 class PathOptions(_Strict):

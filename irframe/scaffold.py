@@ -319,20 +319,22 @@ logger:
   checkpoint_freq: 500
 '''
 
+# Imports in the order the repository's `ruff check` (isort) wants them when the plugin is generated
+# inside it (plugins/NAME): from the repository's root the plugin package is third-party, irframe first-party.
 _TEST = '''
 """Tests of the {{name}} plugin: registration, the model contract, its detector, checkpoints."""
 
 from __future__ import annotations
 
+import {{package}}
 import pytest
 import torch
+from {{package}}.detect import detect_{{name}}
 
 import irframe
-import {{package}}
 from irframe.errors import CheckpointError, OptionsError
 from irframe.nn.spec import get_spec
 from irframe.registry import ARCHS, DETECTORS, PLUGIN_API_VERSION
-from {{package}}.detect import detect_{{name}}
 
 CONFIG = {"type": "{{Arch}}", "in_channels": 3, "width": 8, "num_blocks": 2}
 

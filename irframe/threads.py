@@ -254,9 +254,20 @@ def configure_threads(
         requested: ``--threads`` (wins) or the option file's ``threads`` (``None``/``"auto"``: policy).
         workers: DataLoader workers this process will start.
         log: receives the one-line explanation (``None``: silent); only the process of rank 0 logs.
+
+    Raises:
+        DistributedError: ``accelerate launch`` started one process where several were asked for
+            (its CPU launcher does; :func:`irframe.launch.lost_processes`): the thread share and the
+            global batch would silently be wrong, so the message gives the ``torchrun`` command.
     """
     import torch
 
+    from irframe.errors import DistributedError
+    from irframe.launch import lost_processes
+
+    lost = lost_processes()
+    if lost is not None:
+        raise DistributedError(lost)
     choice = choose_threads(requested, workers=workers)
     torch.set_num_threads(choice.threads)
     if not choice.from_env:  # accelerate sets its own count on a multi-process CPU run unless it is set

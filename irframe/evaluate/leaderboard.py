@@ -24,6 +24,7 @@ import io
 import json
 import math
 import os
+import re
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -98,6 +99,7 @@ class DatasetResult:
     images: list[ImageResult] = field(default_factory=list)
     task: str | None = None
     baseline: dict[str, float] = field(default_factory=dict)  # the degraded inputs' own scores (no model)
+    channels: int | None = None  # channels of the images scored (1: gray), for the protocol's label
 
     @property
     def runtime_s(self) -> float | None:
@@ -149,13 +151,25 @@ def _dataset_to_json(result: DatasetResult) -> dict[str, Any]:
         entry = asdict(img)
         entry["metrics"] = _encode_metrics(img.metrics)
         images.append(entry)
-    return {
+    data = {
         "scores": _encode_metrics(result.scores),
         "runtime_s": result.runtime_s,
         "num_images": len(result.images),
         "task": result.task,
         "images": images,
     }
+    if result.channels is not None:
+        data["channels"] = result.channels
+    return data
+
+
+_SPACE = re.compile(r"^(\w+)-(RGB|Y|all-channels)\b")
+
+
+def gray_protocol(protocol: str) -> str:
+    """The label of a protocol measured on 1-channel images: ``PSNR-RGB crop0 8bit`` (or ``-Y``,
+    which keeps a gray image as it is) reads ``PSNR-gray crop0 8bit``; the metric id is unchanged."""
+    return _SPACE.sub(r"\1-gray", protocol, count=1)
 
 
 # -- the board ---------------------------------------------------------------------------------
@@ -259,13 +273,39 @@ class Leaderboard:
         ]
         return statistics.median(times) if times else None
 
-    def footnotes(self) -> dict[str, int]:
-        """Metric id -> footnote number, for the metrics that appear in the table."""
-        ids: list[str] = []
-        for _, metric_id in self.columns():
-            if metric_id not in ids:
-                ids.append(metric_id)
-        return {metric_id: i + 1 for i, metric_id in enumerate(ids)}
+    def protocol(self, dataset: str, metric_id: str) -> str:
+        """The protocol of a column as it was scored: the metric's own, labelled by the channels
+        actually compared (``PSNR-gray ...`` on a 1-channel set, not ``PSNR-RGB ...``)."""
+        protocol = str(self.metrics.get(metric_id, {}).get("protocol", metric_id))
+        channels = {
+            result.get("channels")
+            for model in self.models.values()
+            if (result := model.get("datasets", {}).get(dataset)) is not None and metric_id in result.get("scores", {})
+        }
+        return gray_protocol(protocol) if channels == {1} else protocol
+
+    def footnotes(self) -> dict[tuple[str, str], int]:
+        """``(metric id, protocol as scored)`` -> footnote number, for the columns of the table (a
+        metric scored on RGB sets and on gray sets gets one note of each)."""
+        keys: list[tuple[str, str]] = []
+        for dataset, metric_id in self.columns():
+            key = (metric_id, self.protocol(dataset, metric_id))
+            if key not in keys:
+                keys.append(key)
+        return {key: i + 1 for i, key in enumerate(keys)}
+
+    def bold_note(self, bold: str = "**bold**") -> str:
+        """What the bold means, true of this table: with one model per column nothing is bold."""
+        if self.bolded():
+            return (
+                f"Best value per column in {bold} (each metric's own direction; ties share it; a column with one "
+                "model's value has none)."
+            )
+        return "No value is bold: each column has one model's value (bold marks the best of several models)."
+
+    def bolded(self) -> bool:
+        """Whether any column has values of two models or more (bold marks the best of several)."""
+        return any(sum(self.score(m, *col) is not None for m in self.models) > 1 for col in self.columns())
 
     def best(self, dataset: str, metric_id: str) -> set[str]:
         """Models holding the best displayed value of a column (ties share it)."""
@@ -291,7 +331,8 @@ class Leaderboard:
         notes = self.footnotes()
         header = ["Model", "Arch"]
         header += [
-            f"{dataset} {self.metrics.get(mid, {}).get('name', mid)}{str(notes[mid]).translate(_SUPERSCRIPTS)}"
+            f"{dataset} {self.metrics.get(mid, {}).get('name', mid)}"
+            f"{str(notes[(mid, self.protocol(dataset, mid))]).translate(_SUPERSCRIPTS)}"
             for dataset, mid in cols
         ]
         header += ["Params (M)", "Runtime (s/img)", "Device"]
@@ -345,10 +386,10 @@ class Leaderboard:
                 shown[0] = f"*{BASELINE_ROW}*"
             lines.append("| " + " | ".join(shown) + " |")
         lines.append("")
-        for mid, number in self.footnotes().items():
+        for (mid, protocol), number in self.footnotes().items():
             info = self.metrics.get(mid, {})
             direction = "higher is better" if info.get("higher_is_better", True) else "lower is better"
-            lines.append(f"{number}. {info.get('name', mid)} protocol: `{info.get('protocol', mid)}` ({direction}).")
+            lines.append(f"{number}. {info.get('name', mid)} protocol: `{protocol}` ({direction}).")
         lines.append("")
         if self.baseline:
             lines.append(
@@ -357,7 +398,7 @@ class Leaderboard:
             )
             lines.append("")
         lines.append(
-            "Best value per column in **bold** (each metric's own direction; ties share it). Runtime: median "
+            self.bold_note() + " Runtime: median "
             "wall time per image (inference incl. padding/tiling/self-ensemble, excl. I/O) on the listed device. "
             "Params: parameter count in millions. Per-image values: `per_image.csv`, `leaderboard.json`."
         )

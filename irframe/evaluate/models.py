@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 
 from irframe.errors import CheckpointError, OptionsError
-from irframe.nn.checkpoint import config_from_metadata
+from irframe.nn.checkpoint import WeightsMismatchError, config_from_metadata
 
 __all__ = ["LoadedModel", "load_for_eval", "slugify"]
 
@@ -90,10 +90,25 @@ def _metadata_config(file: Path) -> dict[str, Any] | None:
     return config_from_metadata(meta, str(file))
 
 
-def config_difference(recorded: Mapping[str, Any], options: Mapping[str, Any], limit: int = 8) -> str:
-    """How the config a checkpoint was saved with differs from the options' ``model:`` mapping (keys
-    the options leave out count at the arch's defaults), as a hint for a shape mismatch; ``""`` if
-    they agree."""
+_CHANNEL_KEYS = ("inp_channels", "in_channels", "out_channels", "in_chans", "in_nc", "out_nc", "num_in_ch",
+                 "num_out_ch", "n_colors")
+"""Config keys that set a model's image channels, across the plugins' archs (listed first in hints)."""
+
+
+def _channels_note(recorded: Mapping[str, Any], options: Mapping[str, Any]) -> str:
+    """``a gray (1-channel) checkpoint, the options build 3 channels`` when the input channels differ."""
+    for key in _CHANNEL_KEYS[:1] + _CHANNEL_KEYS[2:]:
+        if key in recorded and key in options and recorded[key] != options[key] and "out" not in key:
+            kind = {1: "gray (1-channel)", 3: "RGB (3-channel)"}.get(recorded[key], f"{recorded[key]}-channel")
+            article = "an" if kind.startswith("RGB") else "a"
+            return f"{article} {kind} checkpoint, the options build {options[key]} channels"
+    return ""
+
+
+def config_difference(recorded: Mapping[str, Any], options: Mapping[str, Any], limit: int = 3) -> str:
+    """The fix for weights that do not fit the options' ``model:``, from how the config the
+    checkpoint was saved with differs from it (keys the options leave out count at the arch's
+    defaults; channel keys first): one bounded line, the fix first; ``""`` if the configs agree."""
     from irframe.errors import RegistryError
     from irframe.registry import ARCHS
     from irframe.text import short
@@ -103,21 +118,51 @@ def config_difference(recorded: Mapping[str, Any], options: Mapping[str, Any], l
     with contextlib.suppress(RegistryError, TypeError, ValueError):
         params = inspect.signature(ARCHS.get(str(recorded.get("type")))).parameters
     missing = object()
+    theirs: dict[str, Any] = {}
     diffs = []
-    for key, value in recorded.items():
+    for key in sorted(recorded, key=lambda k: (k not in _CHANNEL_KEYS, k)):
+        value = recorded[key]
         param = params.get(key)
         default = param.default if param is not None and param.default is not inspect.Parameter.empty else missing
         ours = options.get(key, default)
         if key != "type" and ours != value:
-            shown = "not set" if ours is missing else short(ours)
-            diffs.append(f"{key}={short(value)} (options: {shown})")
+            theirs[key] = ours
+            shown = "not set" if ours is missing else short(ours, 40)
+            diffs.append(f"{key}={short(value, 40)} (options: {shown})")
     if not diffs:
         return ""
     more = f" and {len(diffs) - limit} more" if len(diffs) > limit else ""
+    note = _channels_note(recorded, {k: v for k, v in theirs.items() if v is not missing})
     return (
-        f"the checkpoint was saved with {', '.join(diffs[:limit])}{more}; set those in 'model:' "
-        "(or --set model.KEY=VALUE), or leave 'model:' out (--set model=null) to use the checkpoint's own config"
+        (f"{note}; " if note else "")
+        + "fix: --set model=null (the checkpoint's own config), or set in 'model:' what it was saved with: "
+        + f"{', '.join(diffs[:limit])}{more}"
     )
+
+
+def _mismatch_message(
+    exc: WeightsMismatchError, file: Path, recorded: Mapping[str, Any] | None, config: Mapping[str, Any],
+    source: str, model: nn.Module, key: str,
+) -> str | None:
+    """The message for weights that do not fit the options' model: the fix first (the config the
+    file was saved with or is recognised as, or the arch it holds), what differs as counts after it;
+    ``None``: no better message than ``exc``'s."""
+    if recorded is None:
+        from irframe.nn.autoload import other_arch, recognised_config
+        from irframe.nn.checkpoint import read_state_for
+
+        state, metadata = read_state_for(model, file, key)
+        note = other_arch(model, state, metadata)
+        if note is not None:
+            return (
+                f"{file}: {note} as the model of {source}; fix: --set model=null (the arch the file holds); "
+                f"{exc.differences(brief=True)}"
+            )
+        recorded = recognised_config(state, metadata, filename=str(file))
+    hint = config_difference(recorded, config) if recorded is not None else ""
+    if not hint:
+        return None
+    return f"{file}: does not fit the model of {source}: {hint}; {exc.differences(brief=True)}"
 
 
 # A BasicSR wrapper key given for one of our checkpoint folders: whether it means the EMA file.
@@ -194,10 +239,10 @@ def load_for_eval(
         if file is not None:
             try:
                 result = load_weights(model, file, strict=strict, key=key, log=log)
-            except CheckpointError as exc:
-                hint = config_difference(recorded, config) if recorded is not None else ""
-                if hint:
-                    raise CheckpointError(f"{exc}; {hint}") from None
+            except WeightsMismatchError as exc:
+                better = _mismatch_message(exc, file, recorded, config, source, model, key)
+                if better is not None:
+                    raise CheckpointError(better) from None
                 raise
             missing, unexpected = result.missing, result.unexpected
         model = model.to(device).eval()

@@ -74,13 +74,13 @@ def _table(board: Leaderboard) -> str:
         out.append(f"<tr>{tds}</tr>")
     out.append("</table>")
     notes = []
-    for mid, number in board.footnotes().items():
+    for (mid, protocol), number in board.footnotes().items():
         info = board.metrics.get(mid, {})
         direction = "higher is better" if info.get("higher_is_better", True) else "lower is better"
-        notes.append(f"{number}. {html.escape(info.get('protocol', mid))} ({direction})")
+        notes.append(f"{number}. {html.escape(protocol)} ({direction})")
     out.append(
-        '<p class="notes">' + "<br>".join(notes) + "<br>Best per column in bold; runtime = median s/image. "
-        "Metrics under each crop are those of the whole image.</p>"
+        '<p class="notes">' + "<br>".join(notes) + f"<br>{html.escape(board.bold_note('bold'))} Runtime = median "
+        "s/image. Metrics under each crop are those of the whole image.</p>"
     )
     return "\n".join(out)
 

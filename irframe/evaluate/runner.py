@@ -122,6 +122,7 @@ class _Recorder:
         self.images: list[ImageResult] = []
         self.inputs: list[dict[str, float]] = []  # the degraded inputs' own metrics (LQ vs GT, same size)
         self.report: dict[str, dict[str, Any]] = {}
+        self.channels: set[int] = set()  # of the images scored against a ground truth
 
     def measure(self, pred: torch.Tensor, gt: torch.Tensor) -> dict[str, float]:
         """Every metric on one ``[1,C,H,W]`` pair, by metric id."""
@@ -147,6 +148,7 @@ class _Recorder:
                     f"(model scale {scale}); check the set's scale and channels"
                 )
             values = self.measure(out[None], gt[None])
+            self.channels.add(int(out.shape[0]))
         # the input's own score (e.g. noisy PSNR): the leaderboard's baseline row; only at equal size
         input_values = self.measure(lq[None], gt[None]) if gt is not None and lq.shape == gt.shape else {}
         self.inputs.append(input_values)
@@ -204,7 +206,8 @@ class _Recorder:
         scores = self._reduce([img.metrics for img in self.images], pixels)
         baseline = self._reduce(self.inputs, pixels)
         return DatasetResult(
-            self.set_name, scores=scores, images=self.images, task=", ".join(sorted(tasks)) or None, baseline=baseline
+            self.set_name, scores=scores, images=self.images, task=", ".join(sorted(tasks)) or None, baseline=baseline,
+            channels=next(iter(self.channels)) if len(self.channels) == 1 else None,
         )
 
     def _reduce(self, per_image: list[dict[str, float]], pixels: torch.Tensor) -> dict[str, float]:

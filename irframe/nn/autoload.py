@@ -36,6 +36,7 @@ from irframe.errors import CheckpointError, IrframeError
 from irframe.nn.checkpoint import (
     FOLDER_FILES,
     WRAPPER_KEYS,
+    a_or_an,
     config_from_metadata,
     load_state,
     read_checkpoint,
@@ -46,7 +47,10 @@ from irframe.registry import ARCHS, DETECTORS, Entry, conflicts, failed_plugins_
 
 __all__ = [
     "DetectorOutcome",
+    "checkpoint_arch",
     "check_config_against",
+    "recognised_config",
+    "other_arch",
     "detect_config",
     "detector_entries",
     "detector_metadata",
@@ -263,6 +267,57 @@ def detect_config(
         "Pass an option file (-opt) naming the model, or install the plugin that provides it."
         + (f" Note: {note}." if (note := failed_plugins_note()) else "")
     )
+
+
+def recognised_config(
+    state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, Any] | None = None, *, filename: str | None = None
+) -> dict[str, Any] | None:
+    """The build config of a checkpoint when it can be told, silently: the one our metadata
+    records, else the one the registered detectors agree on; ``None`` when none or several match
+    (where :func:`detect_config` raises and warns, this is for messages about a mismatch)."""
+    try:
+        config = config_from_metadata(metadata or {})
+    except CheckpointError:
+        config = None
+    if config is not None:
+        return config
+    hints = {"filename": filename, "metadata": dict(metadata or {})}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        outcomes = [run_detector(entry, state_dict, hints) for entry in detector_entries()]
+    matches = most_specific([o for o in outcomes if o.status == "match"])
+    return dict(matches[0].config) if len(matches) == 1 and matches[0].config is not None else None
+
+
+def checkpoint_arch(
+    state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, Any] | None = None, *, filename: str | None = None
+) -> str | None:
+    """The arch a checkpoint holds, when it can be told: the ``arch`` our metadata records, else
+    the one arch the registered detectors recognise (run silently); ``None`` when none or several do.
+
+    For messages about weights given to a model of another arch (``train.pretrain``, ``--resume``,
+    ``--checkpoint`` with an option file): "the file holds an IPT" says more than a list of keys.
+    """
+    arch = (metadata or {}).get("arch")
+    if isinstance(arch, str) and arch:
+        return arch
+    config = recognised_config(state_dict, metadata, filename=filename)
+    return None if config is None else str(config.get("type"))
+
+
+def other_arch(
+    model: nn.Module | str, state_dict: Mapping[str, torch.Tensor], metadata: Mapping[str, Any] | None = None
+) -> str | None:
+    """``holds an IPT checkpoint, not a Restormer`` when the checkpoint (:func:`checkpoint_arch`)
+    is of another arch than ``model`` (a module or an arch name); ``None`` when it is the same arch
+    or cannot be told. Callers put the file name before it and their fix after it."""
+    from irframe.nn.checkpoint import unwrap_model
+
+    name = model if isinstance(model, str) else type(unwrap_model(model)).__name__
+    holds = checkpoint_arch(state_dict, metadata)
+    if holds is None or holds == name:
+        return None
+    return f"holds {a_or_an(holds)} checkpoint, not {a_or_an(name)}"
 
 
 def load_model(

@@ -1,16 +1,37 @@
-"""Automatic tile size: the largest tile whose estimated peak memory fits a budget.
+"""Automatic tile size: a tile whose estimated peak memory fits a budget, the fastest on a CPU.
 
 :func:`choose_tile` = :func:`probe_memory` (run the model on two small square inputs and measure
 the peak memory each forward adds) + :func:`plan_tile` (extrapolate to every legal tile of the
-image and take the largest that fits). :func:`restore` then runs with ``choice.restore_kwargs()``.
+image and choose among those that fit). :func:`restore` then runs with ``choice.restore_kwargs()``.
+
+Which tile, among those that fit (``prefer``):
+
+- GPU (``"largest"``): the largest tile (or the whole image): fewer, larger forwards keep the
+  device busy.
+- CPU (``"fastest"``): the tile with the least estimated work, :func:`cpu_work`: the pixels all tiles
+  process (overlaps counted) times the relative cost of a pixel at that tile size
+  (:func:`cpu_pixel_cost`). On a CPU the time per pixel grows with the tile beyond a moderate size
+  (larger working sets: fresh memory pages, cache and TLB misses; measured with
+  ``benchmarks/bench_autotile.py --tiles``, figures in ``benchmarks/RESULTS.md``), while small
+  tiles pay for their overlaps and a per-call overhead. So a 3000x3000 image gets even tiles of
+  about 400 pixels (sized so that the last row and column do not process a mostly redundant tile),
+  rather than the whole image just because the memory allows it (issue 30 measured the whole image
+  2.1x slower than 512 tiles, using 6.3 GB instead of 1.3 GB).
 
 Memory model (bytes, batch ``N``, tile or image area ``P`` in input pixels):
 
 - forward peak ``f(P) = c + b * N * P``, fitted through the two probes (secant slope ``b``,
   intercept ``c`` clamped at 0 so the line lies on or above both measurements). Restormer's channel
   attention and the convolutions are linear in ``P``. The ``margin`` (default x1.4 on ``f``)
-  covers the run-to-run noise of the CPU measurement (about 25%), the heap fragmentation of many
-  tile forwards and, partly, a model that grows faster than linearly beyond the probes;
+  covers the run-to-run noise of the CPU measurement (about 10-25%) and the heap fragmentation of
+  many tile forwards: calibrated on the CPU with ``benchmarks/bench_autotile.py --tiles`` (measured
+  peak RSS of whole restorations, ``benchmarks/RESULTS.md``), the estimate is within 0.9-1.0x of the
+  measured peak for tiles up to about 1.5x the largest probe's side, the sizes the CPU rule picks.
+  Larger tiles it overstates, increasingly (1.5x at 512, 2.3x for a whole 2048x2048 image with a
+  dim-16 Restormer): glibc serves tensors above its largest mmap threshold (32 MiB) with fresh
+  mappings returned as soon as they are freed, so a large input's peak per pixel is lower than the
+  small probes' (where freed blocks stay in the heap and fragment it). That conservative side only
+  matters to the largest-tile rule (GPUs, where the allocator's measurement is exact and linear);
 - plus what :func:`~irframe.nn.inference.restore` allocates beside the model, computed exactly
   from the shapes: the padded input copy, and for tiling the float32 output accumulator, the weight
   map and two tile-sized temporaries (the x8 self-ensemble adds two tile outputs). Buffers on
@@ -69,16 +90,30 @@ __all__ = [
     "measure_peak",
     "probe_memory",
     "plan_tile",
+    "estimate_peak",
     "choose_tile",
+    "cpu_pixel_cost",
+    "cpu_work",
     "AutoTiler",
     "tile_arg",
 ]
 
 CPU_SAFETY = 0.6
 CUDA_SAFETY = 0.85
-DEFAULT_MARGIN = 1.4  # RSS readings vary by ~25% run to run; tiled runs fragment the heap a little more
+DEFAULT_MARGIN = 1.4  # readings vary run to run; tiled CPU runs fragment the heap (benchmarks/RESULTS.md)
 DEFAULT_PROBE_SIDES = (128, 256)  # big enough that per-pixel costs have settled
 _FLOAT_BYTES = 4  # restore() accumulates and returns float32
+
+# The CPU's time per pixel as a function of the tile's pixels (benchmarks/bench_autotile.py --tiles,
+# benchmarks/RESULTS.md): flat up to CPU_FAST_PIXELS, then CPU_SLOWDOWN more per doubling of the
+# tile's area for CPU_SLOWDOWN_DOUBLINGS doublings (measured: 1.24x at 512, 1.39x at 768, 1.46x at
+# 1024, 1.3-1.7x for a whole 2048x2048 image, per pixel, vs 384 tiles); each forward also costs as
+# much as CPU_CALL_PIXELS pixels (set-up, small kernels: 256 tiles 1.08x).
+CPU_FAST_PIXELS = 384 * 384
+CPU_SLOWDOWN = 0.2
+CPU_SLOWDOWN_DOUBLINGS = 2.5
+CPU_CALL_PIXELS = 8192
+Preference = Literal["auto", "largest", "fastest"]
 
 
 class MemoryBudgetError(IrframeError, MemoryError):
@@ -358,6 +393,8 @@ class TileChoice:
         measured_probe: the probe measurements the estimate comes from.
         device: where the model runs.
         image_shape: ``(N, C, H, W)`` planned for.
+        rule: how it was chosen among the tilings that fit: ``"largest"`` or ``"fastest"``.
+        tiles: the number of tiles (1 for the whole image).
     """
 
     tile: int | None
@@ -367,6 +404,8 @@ class TileChoice:
     measured_probe: tuple[ProbePoint, ...]
     device: str
     image_shape: tuple[int, int, int, int]
+    rule: str = "largest"
+    tiles: int = 1
 
     def restore_kwargs(self) -> dict[str, int | None]:
         """``tile`` and ``tile_overlap`` for :func:`~irframe.nn.inference.restore`."""
@@ -375,10 +414,11 @@ class TileChoice:
     def message(self) -> str:
         """One line: the choice, the estimated peak and the budget."""
         _, _, h, w = self.image_shape
-        what = "whole image" if self.tile is None else f"tile {self.tile} (overlap {self.overlap})"
+        what = "whole image" if self.tile is None else f"tile {self.tile} (overlap {self.overlap}, {self.tiles} tiles)"
+        why = "the fastest that fits on the CPU" if self.rule == "fastest" else "the largest that fits"
         probes = ", ".join(f"{p.height}x{p.width}: {format_bytes(p.peak_bytes)}" for p in self.measured_probe)
         return (
-            f"auto tile for {h}x{w} on {self.device}: {what}; estimated peak "
+            f"auto tile for {h}x{w} on {self.device}: {what}, {why}; estimated peak "
             f"{format_bytes(self.estimated_peak_bytes)} of a {format_bytes(self.budget_bytes)} budget "
             f"(probe {probes})"
         )
@@ -395,6 +435,102 @@ def _image_shape(shape: Sequence[int], spec: ModelSpec) -> tuple[int, int, int, 
     return dims
 
 
+def cpu_pixel_cost(pixels: int) -> float:
+    """Relative CPU time per pixel of one forward on a tile of ``pixels`` pixels (1.0 at the fastest
+    sizes): ``CPU_CALL_PIXELS / pixels`` for the per-forward overhead, plus ``CPU_SLOWDOWN`` per
+    doubling of the area beyond ``CPU_FAST_PIXELS``, up to ``CPU_SLOWDOWN_DOUBLINGS`` doublings
+    (see ``benchmarks/RESULTS.md``, the tile sweep)."""
+    if pixels <= 0:
+        raise ValueError(f"pixels must be positive, got {pixels}")
+    doublings = min(max(math.log2(pixels / CPU_FAST_PIXELS), 0.0), CPU_SLOWDOWN_DOUBLINGS)
+    return 1.0 + CPU_SLOWDOWN * doublings + CPU_CALL_PIXELS / pixels
+
+
+def _tile_count(size: int, tile: int, overlap: int) -> int:
+    """How many tiles :func:`~irframe.nn.inference.tile_starts` places along ``size`` pixels."""
+    return 1 if size <= tile else math.ceil((size - tile) / (tile - overlap)) + 1
+
+
+def cpu_work(height: int, width: int, tile: int | None, overlap: int) -> float:
+    """Estimated CPU work of restoring a (padded) ``height`` x ``width`` image in ``tile`` tiles
+    (``None``: at once), in pixel-forwards: the pixels every tile processes, overlaps included,
+    times :func:`cpu_pixel_cost` of the tile's size. Lower is faster."""
+    if tile is None:
+        return height * width * cpu_pixel_cost(height * width)
+    th, tw = min(tile, height), min(tile, width)
+    tiles = _tile_count(height, tile, overlap) * _tile_count(width, tile, overlap)
+    return tiles * th * tw * cpu_pixel_cost(th * tw)
+
+
+@dataclass(frozen=True)
+class _Estimates:
+    """The peak-memory estimates of one image on one profile (see :func:`plan_tile`)."""
+
+    profile: MemoryProfile
+    shape: tuple[int, int, int, int]
+    padded: tuple[int, int]
+    overlap: int
+    self_ensemble: bool
+    same_device: bool
+    margin: float
+
+    def _tile_out(self, pixels: int) -> int:
+        n, s = self.shape[0], self.profile.spec.scale
+        return n * self.profile.spec.out_channels * pixels * s * s * _FLOAT_BYTES
+
+    def _forward(self, pixels: int) -> float:
+        extra = 2 * self._tile_out(pixels) if self.self_ensemble else 0  # the running sum and one output
+        return self.margin * self.profile.forward_peak(pixels, self.shape[0]) + extra
+
+    def peak(self, tile: int | None) -> float:
+        """Estimated peak of restoring the image in ``tile`` tiles (``None``: whole)."""
+        n, c, h, w = self.shape
+        hp, wp = self.padded
+        pad_copy = n * c * hp * wp * _FLOAT_BYTES if (hp, wp) != (h, w) else 0
+        if tile is None:
+            moved = 0 if self.same_device else n * c * h * w * _FLOAT_BYTES  # x copied to the model's device
+            return pad_copy + moved + self._forward(hp * wp)
+        pixels = min(tile, hp) * min(tile, wp)
+        if not self.same_device:  # only the tile travels; accumulators stay with the image
+            return n * c * pixels * _FLOAT_BYTES + self._forward(pixels)
+        s = self.profile.spec.scale
+        accumulators = self._tile_out(hp * wp) + hp * wp * s * s * _FLOAT_BYTES  # output and weight map
+        return pad_copy + accumulators + 2 * self._tile_out(pixels) + self._forward(pixels)  # y*mask, mask
+
+
+def _estimates(
+    profile: MemoryProfile, image_shape: Sequence[int], overlap: int | None, self_ensemble: bool,
+    image_device: torch.device | str | None, margin: float | None,
+) -> _Estimates:
+    spec = profile.spec
+    n, c, h, w = _image_shape(image_shape, spec)
+    m = spec.size_multiple
+    hp, wp = m * math.ceil(h / m), m * math.ceil(w / m)
+    if spec.fixed_size is not None:
+        hp, wp = max(hp, spec.fixed_size), max(wp, spec.fixed_size)
+    overlap = spec.tile_overlap if overlap is None else overlap
+    if overlap < 0:
+        raise ValueError(f"tile overlap must be >= 0, got {overlap}")
+    margin = DEFAULT_MARGIN if margin is None else margin
+    same_device = torch.device(image_device or profile.device) == profile.device
+    return _Estimates(profile, (n, c, h, w), (hp, wp), overlap, self_ensemble, same_device, margin)
+
+
+def estimate_peak(
+    profile: MemoryProfile,
+    image_shape: Sequence[int],
+    tile: int | None,
+    *,
+    overlap: int | None = None,
+    self_ensemble: bool = False,
+    image_device: torch.device | str | None = None,
+    margin: float | None = None,
+) -> int:
+    """Estimated peak memory (bytes) of restoring ``image_shape`` in ``tile`` tiles (``None``: the
+    whole image at once): what :func:`plan_tile` compares with the budget (arguments as there)."""
+    return int(_estimates(profile, image_shape, overlap, self_ensemble, image_device, margin).peak(tile))
+
+
 def plan_tile(
     profile: MemoryProfile,
     image_shape: Sequence[int],
@@ -403,9 +539,11 @@ def plan_tile(
     overlap: int | None = None,
     self_ensemble: bool = False,
     image_device: torch.device | str | None = None,
-    margin: float = DEFAULT_MARGIN,
+    margin: float | None = None,
+    prefer: Preference = "auto",
 ) -> TileChoice:
-    """The largest legal tile (or the whole image) whose estimated peak fits ``budget_bytes``.
+    """A legal tile (or the whole image) whose estimated peak fits ``budget_bytes``: the largest,
+    or on a CPU the fastest (see the module docstring).
 
     Legal tiles are multiples of ``spec.size_multiple`` of at least twice the overlap (so tiles
     advance by at least the overlap), or exactly ``spec.fixed_size``.
@@ -418,66 +556,58 @@ def plan_tile(
         self_ensemble: plan for the x8 self-ensemble (two more tile outputs alive).
         image_device: where the input and the output accumulator live (default: the model's
             device); buffers elsewhere do not count against the budget.
-        margin: factor on the extrapolated forward peak.
+        margin: factor on the extrapolated forward peak (default ``DEFAULT_MARGIN``).
+        prefer: ``"largest"`` tile that fits, the ``"fastest"`` (least :func:`cpu_work`) that fits,
+            or ``"auto"``: fastest on a CPU, largest elsewhere.
     Raises:
         MemoryBudgetError: even the smallest legal tile does not fit.
     """
     spec = profile.spec
-    n, c, h, w = _image_shape(image_shape, spec)
+    est = _estimates(profile, image_shape, overlap, self_ensemble, image_device, margin)
+    n, c, h, w = est.shape
+    hp, wp = est.padded
+    overlap = est.overlap
     if budget_bytes <= 0:
         raise ValueError(f"memory budget must be positive, got {budget_bytes}")
-    m, s = spec.size_multiple, spec.scale
-    hp, wp = m * math.ceil(h / m), m * math.ceil(w / m)
-    if spec.fixed_size is not None:
-        hp, wp = max(hp, spec.fixed_size), max(wp, spec.fixed_size)
-    overlap = spec.tile_overlap if overlap is None else overlap
-    if overlap < 0:
-        raise ValueError(f"tile overlap must be >= 0, got {overlap}")
-    same_device = torch.device(image_device or profile.device) == profile.device
-    c_out = spec.out_channels
-    pad_copy = n * c * hp * wp * _FLOAT_BYTES if (hp, wp) != (h, w) else 0
+    if prefer not in ("auto", "largest", "fastest"):
+        raise ValueError(f"prefer must be 'auto', 'largest' or 'fastest', got {prefer!r}")
+    rule = ("fastest" if profile.device.type == "cpu" else "largest") if prefer == "auto" else prefer
 
-    def tile_out(pixels: int) -> int:
-        return n * c_out * pixels * s * s * _FLOAT_BYTES
-
-    def forward(pixels: int) -> float:
-        extra = 2 * tile_out(pixels) if self_ensemble else 0  # the running sum and one output
-        return margin * profile.forward_peak(pixels, n) + extra
-
-    def whole() -> float:
-        moved = 0 if same_device else n * c * h * w * _FLOAT_BYTES  # x copied to the model's device
-        return pad_copy + moved + forward(hp * wp)
-
-    def tiled(t: int) -> float:
-        pixels = min(t, hp) * min(t, wp)
-        if not same_device:  # only the tile travels; accumulators stay with the image
-            return n * c * pixels * _FLOAT_BYTES + forward(pixels)
-        accumulators = tile_out(hp * wp) + hp * wp * s * s * _FLOAT_BYTES  # output and weight map
-        return pad_copy + accumulators + 2 * tile_out(pixels) + forward(pixels)  # y*mask, mask
-
-    def choice(tile: int | None, ov: int | None, estimate: float) -> TileChoice:
-        return TileChoice(tile, ov, int(estimate), int(budget_bytes), profile.probes, str(profile.device), (n, c, h, w))
+    def choice(tile: int | None, ov: int | None) -> TileChoice:
+        tiles = 1 if tile is None or ov is None else _tile_count(hp, tile, ov) * _tile_count(wp, tile, ov)
+        return TileChoice(
+            tile, ov, int(est.peak(tile)), int(budget_bytes), profile.probes, str(profile.device), (n, c, h, w),
+            rule, tiles,
+        )
 
     if spec.fixed_size is not None:
         t = spec.fixed_size
-        ov = overlap if overlap < t else t // 2
-        estimate = tiled(t)
-        if estimate > budget_bytes:
+        if est.peak(t) > budget_bytes:
             raise MemoryBudgetError(
-                f"the model's fixed tile {t}x{t} needs an estimated {format_bytes(estimate)} for a {h}x{w} image, "
-                f"more than the {format_bytes(budget_bytes)} budget; raise the budget (--max-memory) or free memory"
+                f"the model's fixed tile {t}x{t} needs an estimated {format_bytes(est.peak(t))} for a {h}x{w} "
+                f"image, more than the {format_bytes(budget_bytes)} budget; raise the budget (--max-memory) or "
+                "free memory"
             )
-        return choice(t, ov, estimate)
-    if whole() <= budget_bytes:
-        return choice(None, None, whole())
+        return choice(t, overlap if overlap < t else t // 2)
+    m = spec.size_multiple
     smallest = m * max(1, math.ceil(2 * overlap / m))
-    for t in range(m * ((max(hp, wp) - 1) // m), smallest - 1, -m):
-        if tiled(t) <= budget_bytes:
-            return choice(t, overlap, tiled(t))
+    sides = range(m * ((max(hp, wp) - 1) // m), smallest - 1, -m)  # largest first
+    if rule == "largest":
+        if est.peak(None) <= budget_bytes:
+            return choice(None, None)
+        for t in sides:
+            if est.peak(t) <= budget_bytes:
+                return choice(t, overlap)
+    else:
+        fitting: list[int | None] = [None] if est.peak(None) <= budget_bytes else []
+        fitting += [t for t in sides if est.peak(t) <= budget_bytes]
+        if fitting:  # the least work; among equals the first listed, i.e. the largest tile
+            best = min(fitting, key=lambda t: cpu_work(hp, wp, t, overlap))
+            return choice(best, None if best is None else overlap)
     raise MemoryBudgetError(
         f"no tile fits the {format_bytes(budget_bytes)} budget for a {h}x{w} image: the smallest legal tile "
         f"{smallest} (2 x overlap {overlap}, multiple of {m}) needs an estimated "
-        f"{format_bytes(tiled(smallest))}; raise the budget (--max-memory), free memory or lower the overlap"
+        f"{format_bytes(est.peak(smallest))}; raise the budget (--max-memory), free memory or lower the overlap"
     )
 
 
@@ -493,10 +623,12 @@ def choose_tile(
     self_ensemble: bool = False,
     probe_sides: Sequence[int] | None = None,
     image_device: torch.device | str | None = None,
-    margin: float = DEFAULT_MARGIN,
+    margin: float | None = None,
+    prefer: Preference = "auto",
     log: Callable[[str], object] | None = print,
 ) -> TileChoice:
-    """Probe ``model`` and choose the largest tile for ``image_shape`` that fits the memory budget.
+    """Probe ``model`` and choose a tile for ``image_shape`` that fits the memory budget (the
+    largest, or on a CPU the fastest: see :func:`plan_tile`).
 
     Args:
         model: the model, already on the device it will run on.
@@ -504,7 +636,7 @@ def choose_tile(
         max_memory_bytes: the budget; default: the free memory of ``device`` times a safety factor
             (see the module docstring).
         device: the device the budget is about; must be the model's (default).
-        overlap, self_ensemble, image_device, margin: see :func:`plan_tile`.
+        overlap, self_ensemble, image_device, margin, prefer: see :func:`plan_tile`.
         task, precision, probe_sides: see :func:`probe_memory`.
         log: receives the one-line summary (default ``print``; ``None`` for silence).
     Returns:
@@ -521,7 +653,7 @@ def choose_tile(
     profile = probe_memory(model, task=task, precision=precision, probe_sides=probe_sides)
     choice = plan_tile(
         profile, image_shape, budget, overlap=overlap, self_ensemble=self_ensemble,
-        image_device=image_device, margin=margin,
+        image_device=image_device, margin=margin, prefer=prefer,
     )
     if log is not None:
         log(choice.message())
@@ -548,14 +680,15 @@ def tile_arg(value: str) -> int | Literal["auto"]:
 class AutoTiler:
     """``--tile auto`` for tools that restore many images: probe once (per task), plan per image.
 
-    ``tiler(x)`` returns the :class:`TileChoice` for tensor ``x`` (or a shape); the memory probe
+    ``tiler(x)`` returns the :class:`TileChoice` for tensor ``x`` (or a shape; on a CPU the fastest
+    tiling that fits, elsewhere the largest: :func:`plan_tile`); the memory probe
     runs on the first call for each task and is reused, and the default budget is re-read at
     every call (free memory changes). A choice is logged when it differs from the previous one.
 
     Args:
         model: the model, on the device it runs on.
         max_memory_bytes: the budget (default: free memory times the safety factor).
-        overlap, self_ensemble, margin: see :func:`plan_tile`.
+        overlap, self_ensemble, margin, prefer: see :func:`plan_tile`.
         precision, probe_sides: see :func:`probe_memory`.
         log: receives the one-line choices (``None``: silent).
     """
@@ -569,7 +702,8 @@ class AutoTiler:
         precision: Precision = "fp32",
         self_ensemble: bool = False,
         probe_sides: Sequence[int] | None = None,
-        margin: float = DEFAULT_MARGIN,
+        margin: float | None = None,
+        prefer: Preference = "auto",
         log: Callable[[str], object] | None = print,
     ) -> None:
         if max_memory_bytes is not None and max_memory_bytes <= 0:
@@ -581,6 +715,7 @@ class AutoTiler:
         self.self_ensemble = self_ensemble
         self.probe_sides = probe_sides
         self.margin = margin
+        self.prefer: Preference = prefer
         self.log = log
         self._profiles: dict[str | int | None, MemoryProfile] = {}
         self._last: tuple[int | None, int | None] | None = None
@@ -597,7 +732,7 @@ class AutoTiler:
         budget = self.max_memory_bytes if self.max_memory_bytes is not None else _default_budget(profile.device)
         choice = plan_tile(
             profile, shape, budget, overlap=self.overlap, self_ensemble=self.self_ensemble,
-            image_device=image_device, margin=self.margin,
+            image_device=image_device, margin=self.margin, prefer=self.prefer,
         )
         if self.log is not None and (choice.tile, choice.overlap) != self._last:
             self.log(choice.message())

@@ -39,7 +39,11 @@ __all__ = [
     "FOLDER_FILES",
     "ZOO_PREFIX",
     "LoadResult",
+    "WeightsMismatchError",
+    "mismatch_summary",
+    "a_or_an",
     "resolve_weights_file",
+    "weights_path_problem",
     "resolve_zoo",
     "is_zoo_name",
     "zoo_dir",
@@ -62,12 +66,26 @@ PARAM_KEYS = ("auto", "params", "params_ema")  # the choices of --param-key
 # Prefixes removed when *every* key carries them: DDP, torch.compile, Lightning's ``self.net``.
 STRIP_PREFIXES = ("module.", "_orig_mod.", "net.")
 _MAX_LISTED = 10
+_EXAMPLES = 2  # keys quoted as examples in a mismatch message (the counts say how many there are)
+_EXAMPLE_CHARS = 80
 
 
 def _listing(items: Iterable[str], limit: int = _MAX_LISTED) -> str:
     items = list(items)
     shown = ", ".join(items[:limit])
     return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+
+
+def a_or_an(name: str) -> str:
+    """``an IPT``, ``a Restormer``: the arch name with its article, as messages use it."""
+    return f"{'an' if name[:1].upper() in 'AEIOU' else 'a'} {name}"
+
+
+def _examples(items: list[str], count: int = _EXAMPLES) -> str:
+    """`` (e.g. a, b)`` of the first ``count`` items, each clipped (a count says the rest); ``""`` for 0."""
+    from irframe.text import clip
+
+    return f" (e.g. {', '.join(clip(item, _EXAMPLE_CHARS) for item in items[:count])})" if count > 0 else ""
 
 
 # -- where the weights are: a file, a checkpoint folder, or zoo:NAME ------------------------------
@@ -93,6 +111,20 @@ def resolve_weights_file(path: str | os.PathLike[str], prefer_ema: bool = True) 
     if not p.is_file():
         raise CheckpointError(f"checkpoint file not found: {p}")
     return p
+
+
+def weights_path_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` names no weights file (``None`` when it does), for option checks that run before
+    anything is read: a missing file or folder, a folder without weights, an unknown ``zoo:NAME``.
+
+    Accepts what :func:`resolve_weights_file` accepts (a file, one of our checkpoint folders,
+    ``zoo:NAME``), so every place that reads a checkpoint path can check it the same way.
+    """
+    try:
+        resolve_weights_file(path)
+    except CheckpointError as exc:
+        return str(exc)
+    return None
 
 
 def zoo_dir() -> Path:
@@ -342,6 +374,50 @@ def unwrap_model(model: nn.Module) -> nn.Module:
     return model
 
 
+class WeightsMismatchError(CheckpointError):
+    """Weights that do not fit a model: the message counts what differs (a few examples, never
+    every key), and the fields let a caller that knows more (the options, the file's arch) say why.
+
+    Attributes:
+        source: the file, as named in the message.
+        model_name: the class of the model the weights were loaded into.
+        missing, unexpected, mismatched: as :func:`compare_state` returns them.
+        holds: the arch the file was saved from, when its metadata records it.
+    """
+
+    def __init__(
+        self, message: str, *, source: str, model_name: str, missing: list[str], unexpected: list[str],
+        mismatched: list[str], holds: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.source, self.model_name, self.holds = source, model_name, holds
+        self.missing, self.unexpected, self.mismatched = missing, unexpected, mismatched
+
+    def differences(self, brief: bool = False) -> str:
+        """What differs, as counts with two examples each (one line, bounded); ``brief``: the shape
+        count with one example, else the key counts alone (for a message that already says the fix)."""
+        return mismatch_summary(self.missing, self.unexpected, self.mismatched, self.model_name, brief=brief)
+
+
+def mismatch_summary(
+    missing: list[str], unexpected: list[str], mismatched: list[str], model_name: str, *, brief: bool = False
+) -> str:
+    """``74 tensor shape(s) differ (e.g. ...); 3 key(s) of Net missing from the file (e.g. ...)``:
+    counts and two examples of each kind of difference (``brief``: the shape count with one
+    example, else the key counts alone), so the line stays short for any model size."""
+    if brief and mismatched:
+        return f"{len(mismatched)} tensor shape(s) differ{_examples(mismatched, 1)}"
+    shapes, keys = (1, 0) if brief else (_EXAMPLES, _EXAMPLES)
+    parts = []
+    if mismatched:
+        parts.append(f"{len(mismatched)} tensor shape(s) differ{_examples(mismatched, shapes)}")
+    if missing:
+        parts.append(f"{len(missing)} key(s) of {model_name} missing from the file{_examples(missing, keys)}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected key(s) in the file{_examples(unexpected, keys)}")
+    return "; ".join(parts)
+
+
 @dataclass
 class LoadResult:
     """What :func:`load_weights` did: keys the model has but the file lacks, and the reverse."""
@@ -367,7 +443,8 @@ def load_weights(
     ``params`` and ``params_ema`` (see :func:`unwrap_state_dict`).
     """
     state, metadata = read_state_for(model, path, key, log=log)
-    result = load_state(model, state, strict=strict, source=str(path))
+    holds = metadata.get("arch") if isinstance(metadata.get("arch"), str) else None
+    result = load_state(model, state, strict=strict, source=str(path), holds=holds)
     result.metadata = metadata
     return result
 
@@ -377,13 +454,15 @@ def read_state_for(
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read ``path`` and unwrap it into a state dict for ``model`` (and the file's metadata).
 
-    A prefix every model key carries (a top-level submodule named ``net``) is part of the names, so
-    it is not stripped from the file's keys.
+    ``path`` is anything :func:`resolve_weights_file` takes: a file, one of our checkpoint folders
+    or ``zoo:NAME``. A prefix every model key carries (a top-level submodule named ``net``) is part
+    of the names, so it is not stripped from the file's keys.
     """
     own = unwrap_model(model).state_dict()
     prefixes = [p for p in STRIP_PREFIXES if not (own and all(k.startswith(p) for k in own))]
-    raw, metadata = read_checkpoint(path)
-    return unwrap_state_dict(raw, key=key, prefixes=prefixes, source=str(path), log=log), metadata
+    file = resolve_weights_file(path)
+    raw, metadata = read_checkpoint(file)
+    return unwrap_state_dict(raw, key=key, prefixes=prefixes, source=str(file), log=log), metadata
 
 
 def compare_state(
@@ -402,26 +481,39 @@ def compare_state(
 
 
 def load_state(
-    model: nn.Module, state: Mapping[str, torch.Tensor], strict: bool = True, source: str = "checkpoint"
+    model: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    strict: bool = True,
+    source: str = "checkpoint",
+    holds: str | None = None,
 ) -> LoadResult:
-    """Load an unwrapped state dict into ``model`` with the checks and messages of :func:`load_weights`."""
+    """Load an unwrapped state dict into ``model`` with the checks and messages of :func:`load_weights`.
+
+    ``holds``: the arch the file was saved from, when known (our metadata); a file of another arch
+    is named as such first, rather than as a list of keys.
+
+    Raises:
+        WeightsMismatchError: shapes differ, or (``strict``) keys are missing or unexpected; one
+            line with counts and two examples of each, whatever the model's size.
+    """
     target = unwrap_model(model)
     missing, unexpected, mismatched = compare_state(target.state_dict(), state, label="checkpoint")
     name = type(target).__name__
-    if mismatched:
-        raise CheckpointError(
-            f"{source}: {len(mismatched)} tensor shape(s) do not match {name} (built with other options?): "
-            f"{_listing(mismatched)}"
-        )
-    if strict and (missing or unexpected):
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} key(s) of {name} missing from the file: {_listing(missing)}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s) in the file: {_listing(unexpected)}")
-        raise CheckpointError(f"{source}: does not match {name}: " + "; ".join(parts) + " (strict=True)")
-    target.load_state_dict(state, strict=False)  # everything was checked above, with better messages
-    return LoadResult(source, missing, unexpected)
+    if not mismatched and not (strict and (missing or unexpected)):
+        target.load_state_dict(state, strict=False)  # everything was checked above, with better messages
+        return LoadResult(source, missing, unexpected)
+    summary = mismatch_summary(missing if strict else [], unexpected if strict else [], mismatched, name)
+    if holds is not None and holds != name:
+        held, built = a_or_an(holds), a_or_an(name)
+        message = f"{source}: holds {held} checkpoint, not {built}: load it as {held} ({summary})"
+    elif mismatched:
+        message = f"{source}: does not fit {name} (built with other options?): {summary}"
+    else:
+        message = f"{source}: does not match {name}: {summary} (strict=True)"
+    raise WeightsMismatchError(
+        message, source=source, model_name=name, missing=missing, unexpected=unexpected, mismatched=mismatched,
+        holds=holds,
+    )
 
 
 def save_weights(

@@ -6,4 +6,6 @@ its command line is a thin script under ``tools/``. Importing this package impor
 
 * :mod:`irframe.recipes.dirty_documents`: Kaggle's "Denoising Dirty Documents" (honest split,
   training, held-out RMSE); ``tools/dirty_documents.py``.
+* :mod:`irframe.recipes.realesrgan_demo`: Real-ESRGAN's two stages (PSNR-first, then GAN) shrunk
+  to a CPU, scored on held-out photos; ``tools/realesrgan_demo.py``.
 """

@@ -1,7 +1,7 @@
 """The registries, the plugin API, and lazy entry-point plugin loading.
 
 Components (archs, losses, datasets, degradations, metrics, optimizers, schedulers, checkpoint
-detectors) register with a decorator::
+detectors, training steps) register with a decorator::
 
     from irframe.registry import ARCHS
 
@@ -69,9 +69,12 @@ LOSSES = Registry("loss")
 DATASETS = Registry("dataset")
 DEGRADATIONS = Registry("degradation")
 METRICS = Registry("metric")
-OPTIMIZERS = Registry("optimizer")
-SCHEDULERS = Registry("scheduler")
+OPTIMIZERS = Registry("optimizer", supplied=("params",))
+SCHEDULERS = Registry("scheduler", supplied=("optimizer", "warmup_iter"))
 DETECTORS = Registry("detector")  # fn(unwrapped state_dict) -> build config {type: Arch, ...} or None
+# The trainer's step (``train.step``): one optimizer step and the networks/optimizers it owns
+# (irframe.train.step.TrainStep); built with the engine's ``context``.
+TRAIN_STEPS = Registry("step", supplied=("context",))
 
 __all__ = [
     # the registries
@@ -83,6 +86,7 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULERS",
     "DETECTORS",
+    "TRAIN_STEPS",
     "Registry",
     "Entry",
     "registry_of",

@@ -49,10 +49,13 @@ class Registry:
 
     Args:
         kind: what the registry holds (``"arch"``, ``"loss"``, ...), used in messages.
+        supplied: constructor arguments the engine always supplies, never an option file (an
+            optimizer's ``params``): :meth:`problems` does not ask an option mapping for them.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, supplied: Sequence[str] = ()) -> None:
         self.kind = kind
+        self.supplied = frozenset(supplied)
         self._entries: dict[str, Entry] = {}
         # name -> the entries of two or more plugins that both registered it (lookups then fail)
         self._conflicts: dict[str, list[Entry]] = {}
@@ -278,7 +281,7 @@ class Registry:
         Checks the name, every key and value, the components nested in it (:class:`Nested`
         arguments, ``option_children``) and, with ``paths``, that :class:`PathArg` files and
         folders exist. Each problem is one line starting with its full dotted path (``where`` +
-        keys). ``skip`` are arguments the engine supplies.
+        keys). ``skip`` are arguments the engine supplies (besides the registry's ``supplied``).
         """
         if not isinstance(cfg, Mapping):
             return [f"{where}: expected a mapping with a 'type' key, got {type(cfg).__name__} {short(cfg)}"]
@@ -289,6 +292,7 @@ class Registry:
         except RegistryError as exc:
             return [f"{where}.type: {exc}"]
         kwargs = {str(k): v for k, v in cfg.items() if k != "type"}
+        skip = frozenset(skip) | self.supplied
         _, found = kwarg_problems(entry.obj, kwargs, where=where, skip=skip, extra_keys=entry.extra_keys)
         info = signature_info(entry.obj)
         if info is not None and paths:

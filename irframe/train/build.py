@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from irframe.errors import CheckpointError, DistributedError, IrframeError, OptionsError
+from irframe.nn.checkpoint import unwrap_model
 from irframe.nn.spec import get_spec
 from irframe.options import TRAIN_PATHS, Options, check_components, dump_options, save_options
 from irframe.registry import ARCHS, METRICS
@@ -33,14 +34,13 @@ from irframe.train.data import (
     train_batches,
     validation_options,
 )
-from irframe.train.ema import ModelEMA
 from irframe.train.experiment import Experiment, claim_experiment, discard_unused, release
 from irframe.train.finetune import PretrainReport, load_pretrained
 from irframe.train.logger import LOGGER_NAME, TrainLogger
-from irframe.train.loss import WeightedLoss
 from irframe.train.mixing import MixingAugment
-from irframe.train.optim import build_optimizer, build_scheduler
-from irframe.train.resume import Change, apply_changes, check_changes, diff_options, saved_options
+from irframe.train.resume import Change, check_changes, diff_options, saved_options
+from irframe.train.step import TrainStep, build_step
+from irframe.train.trackers import accelerator_kwargs, start_trackers, tracker_names
 from irframe.train.trainer import LoopSettings, Trainer, TrainingInterrupted
 from irframe.train.validation import Validator, ValResult
 from irframe.utils import seed_everything
@@ -79,17 +79,20 @@ def _model_options(opts: Options) -> dict[str, Any]:
     return opts.model
 
 
-def needs_unused_parameters(model: nn.Module, opts: Options) -> bool:
+def needs_unused_parameters(model: nn.Module, opts: Options, step: TrainStep | None = None) -> bool:
     """Whether DDP must allow parameters that get no gradient in a step.
 
     The option ``train.find_unused_parameters`` decides when set; otherwise the model does: a true
     ``has_unused_parameters`` attribute or a non-empty ``unused_parameter_prefixes`` (PromptIR keeps
     layers its forward never uses), or several ``spec.tasks`` (IPT: the other tasks' heads and
-    tails are idle in a one-task batch).
+    tails are idle in a one-task batch); and the training step does (``has_unused_parameters``:
+    one of its other networks has such parameters).
     """
     assert opts.train is not None
     if opts.train.find_unused_parameters is not None:
         return opts.train.find_unused_parameters
+    if step is not None and step.has_unused_parameters:
+        return True
     declared = bool(getattr(model, "has_unused_parameters", False)) or bool(
         getattr(model, "unused_parameter_prefixes", ())
     )
@@ -121,6 +124,7 @@ def make_accelerator(opts: Options, find_unused: bool) -> Any:
         ],
         # The trainer steps the scheduler itself, once per optimizer step.
         step_scheduler_with_optimizer=False,
+        **accelerator_kwargs(opts),  # the experiment trackers (logger.tensorboard, logger.trackers)
         **extra,
     )
 
@@ -282,24 +286,23 @@ def build_validator(
         max_images=opts.val.max_images,
         num_workers=workers,
         device=accelerator.device,
+        # a few images for the experiment trackers (the main process sends them)
+        keep_samples=opts.logger.val_images if accelerator.is_main_process and tracker_names(opts.logger) else 0,
     )
 
 
-def loop_settings(opts: Options, multitask: bool) -> LoopSettings:
+def loop_settings(opts: Options) -> LoopSettings:
     """The loop's numbers from the ``train``, ``val`` and ``logger`` sections."""
     train, val = opts.train, opts.val
     assert train is not None
     return LoopSettings(
         total_iter=train.total_iter,
         grad_accum=train.grad_accum,
-        grad_clip=train.grad_clip,
-        nan_policy=train.nan_policy,
         print_freq=opts.logger.print_freq,
         val_freq=val.freq if val is not None else None,
         checkpoint_freq=opts.logger.checkpoint_freq,
         best_metric=val.best_metric if val is not None else None,
         val_use_ema=val.use_ema if val is not None else True,
-        multitask=multitask,
     )
 
 
@@ -310,18 +313,19 @@ def build_trainer(
     exp: Experiment,
     data: RunData | None = None,
     pretrained: PretrainReport | None = None,
+    step: TrainStep | None = None,
 ) -> Trainer:
     """Build every collaborator and the trainer (resuming from ``exp.resume_from`` if set).
 
     ``data``: the already built datasets (built here when ``None``). ``pretrained``: the report of
-    ``train.pretrain`` already loaded into ``model`` (loaded here when ``None``).
+    ``train.pretrain`` already loaded into ``model`` (loaded here when ``None``). ``step``: the
+    training step of ``train.step`` over ``model`` (:func:`~.step.build_step`; built here when
+    ``None``), not yet prepared.
     """
     train = opts.train
     assert train is not None
-    losses = WeightedLoss.from_options(train.losses).to(accelerator.device)
-    ema = ModelEMA(model, train.ema_decay) if train.ema_decay > 0 else None  # before prepare() wraps it
-    optimizer = build_optimizer(model, train.optim)
-    scheduler = build_scheduler(optimizer, train.scheduler, train.warmup_iter, train.warmup_schedule)
+    step = step if step is not None else build_step(opts, model)
+    ema = step.ema
     checkpointer = Checkpointer(
         exp.checkpoints,
         opts.logger.keep_checkpoints,
@@ -339,8 +343,8 @@ def build_trainer(
         def check(state: dict[str, Any], folder: Path) -> None:  # before any weights are loaded
             changes[:] = _check_resume_options(opts, exp, state, folder, notes)
 
-        state = _restore_newest_intact(exp, checkpointer, model, ema, optimizer, scheduler, notes, check)
-        scheduler = _apply_resume_changes(opts, exp, state, changes, optimizer, scheduler, ema, notes)
+        state = _restore_newest_intact(exp, checkpointer, model, step, notes, check)
+        _apply_resume_changes(opts, exp, state, changes, step, notes)
         if state.get("world_size") != accelerator.num_processes:
             notes.append(
                 f"the checkpoint was written by {state.get('world_size')} processes, this run has "
@@ -350,13 +354,13 @@ def build_trainer(
         notes.append((pretrained or load_pretrained(model, train.pretrain)).summary())
         if ema is not None:
             ema.model.load_state_dict(model.state_dict())
-    model, optimizer = accelerator.prepare(model, optimizer)
-    if ema is not None:
-        ema.model.to(accelerator.device)
+    notes.extend(step.notes)
+    step.prepare(accelerator)  # the networks and optimizers go to accelerate (DDP, mixed precision)
+    model = step.model
     if state is not None and state.get("scaler") is not None and getattr(accelerator, "scaler", None) is not None:
         accelerator.scaler.load_state_dict(state["scaler"])
 
-    multitask = len(get_spec(model).tasks) > 1
+    multitask = len(get_spec(unwrap_model(model)).tasks) > 1
     shard = Shard(accelerator.process_index, accelerator.num_processes)
     if state is not None and int(state["iteration"]) >= train.total_iter:
         batches: Iterator[Mapping[str, Any]] = iter(())  # nothing to train (the trainer says so): no sampler
@@ -368,14 +372,14 @@ def build_trainer(
     validator = build_validator(
         opts, accelerator, exp, data.val if data is not None else None, data.metrics if data is not None else None
     )
-    settings = loop_settings(opts, multitask)
+    settings = loop_settings(opts)
     if validator is not None and settings.best_metric is not None:
         validator.higher_is_better(settings.best_metric)  # an unknown name fails now, not at the first validation
     if validator is not None and state is not None and state.get("best"):
         _check_best_metric(opts, exp, state["best"], settings.best_metric or validator.keys[0])
     logger = TrainLogger(
         exp.root / "train.log",
-        exp.tensorboard if opts.logger.tensorboard else None,
+        start_trackers(accelerator, opts, exp, int(state["iteration"]) if state else 0),
         train.total_iter,
         int(state["iteration"]) if state else 0,
         accelerator.is_main_process,
@@ -384,8 +388,7 @@ def build_trainer(
     for note in [*notes, _batch_note(opts, accelerator)]:
         logger.info(note)
     trainer = Trainer(
-        accelerator, model, optimizer, scheduler, losses, batches, settings, checkpointer, logger,
-        validator=validator, ema=ema, state=state,
+        accelerator, step, batches, settings, checkpointer, logger, validator=validator, state=state,
         mixing=MixingAugment.from_options(train.mixing_augs, opts.seed, accelerator.process_index),
     )
     # Last, so that nothing built above consumes random numbers of the restored streams.
@@ -398,12 +401,12 @@ def build_trainer(
 
 
 def _restore_newest_intact(
-    exp: Experiment, checkpointer: Checkpointer, model: nn.Module, ema: ModelEMA | None,
-    optimizer: Any, scheduler: Any, notes: list[str],
+    exp: Experiment, checkpointer: Checkpointer, model: nn.Module, step: TrainStep, notes: list[str],
     check: Callable[[dict[str, Any], Path], None] | None = None,
 ) -> dict[str, Any]:
-    """Restore ``exp.resume_from``; one that cannot be read (or lacks its EMA weights) falls back
-    to the next older complete checkpoint in ``exp.fallbacks``, with a note naming both.
+    """Restore ``exp.resume_from`` into ``model``, the EMA and the step's further networks,
+    optimizers and schedules; one that cannot be read (or lacks its EMA weights) falls back to
+    the next older complete checkpoint in ``exp.fallbacks``, with a note naming both.
     ``check(state, folder)`` sees each state before its weights are loaded; its
     :class:`OptionsError` (options a resume may not change) ends the resume at once."""
     assert exp.resume_from is not None  # called only when resuming
@@ -411,9 +414,8 @@ def _restore_newest_intact(
     for i, folder in enumerate(candidates):
         try:
             # Order matters: the scheduler was built (it set the initial rate); now both get their state.
-            state = checkpointer.restore(folder, model, ema, check=check)
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
+            state = checkpointer.restore(folder, model, step.ema, check=check, networks=step.networks())
+            step.load_state_dict(state)
             return state
         except OptionsError:
             raise  # the options, not the checkpoint: an older one would be refused alike
@@ -443,13 +445,13 @@ def _check_resume_options(
 
 
 def _apply_resume_changes(
-    opts: Options, exp: Experiment, state: dict[str, Any], changes: list[Change], optimizer: Any, scheduler: Any,
-    ema: ModelEMA | None, notes: list[str],
-) -> Any:
-    """Apply the accepted option changes to the restored optimizer and scheduler (the scheduler is
+    opts: Options, exp: Experiment, state: dict[str, Any], changes: list[Change], step: TrainStep, notes: list[str]
+) -> None:
+    """Apply the accepted option changes to the restored optimizers and schedules (a schedule is
     rebuilt at the resumed iteration) and note them; also say how EMA weights were restored."""
     assert opts.train is not None and exp.resume_from is not None
-    scheduler, line = apply_changes(changes, optimizer, scheduler, opts.train, opts.source)
+    ema = step.ema
+    line = step.apply_resume_changes(changes)
     if line is not None:
         notes.append(line)
     if ema is not None and state.get("ema") is None:
@@ -459,7 +461,6 @@ def _apply_resume_changes(
         )
     elif ema is None and state.get("ema") is not None:
         notes.append("train.ema_decay 0: the EMA weights of the resumed checkpoint are not used by this run")
-    return scheduler
 
 
 def _check_best_metric(opts: Options, exp: Experiment, best: dict[str, Any], key: str) -> None:
@@ -524,7 +525,10 @@ def run_training(opts: Options, resume: str | None = None) -> TrainResult:
         # folder exists (and before the model is seeded, so this draws nothing from its streams).
         data = RunData(build_train_dataset(opts), build_val_datasets(opts))
         model = build_model(opts)
-        accelerator = make_accelerator(opts, needs_unused_parameters(model, opts))
+        # The step's own parts (a discriminator, the losses, the optimizers) are built and checked
+        # now, before the experiment folder exists.
+        step = build_step(opts, model)
+        accelerator = make_accelerator(opts, needs_unused_parameters(model, opts, step))
         trainer = None
         exp: Experiment | None = None
         started = False
@@ -536,7 +540,7 @@ def run_training(opts: Options, resume: str | None = None) -> TrainResult:
             # A pretrain file that exists but is refused fails here, before the folder is made.
             pretrained = load_pretrained(model, pretrain) if pretrain is not None else None
             exp = prepare_experiment(opts, resume, accelerator)
-            trainer = build_trainer(opts, accelerator, model, exp, data, pretrained)
+            trainer = build_trainer(opts, accelerator, model, exp, data, pretrained, step)
             if accelerator.is_main_process:
                 record_options(opts, exp)  # a resumed run with changed options: after it could resume
             started = True

@@ -2,6 +2,9 @@
 
 Every process calls :meth:`Checkpointer.save` / :meth:`Checkpointer.restore` at the same
 iteration: RNG states are gathered from all processes, the main process writes, the others wait.
+A training step with more than one network (an adversarial step's discriminator) hands the others
+in as ``networks``: each is saved as ``<name>.safetensors`` beside the model's, with its own arch
+metadata, and restored strictly.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from irframe.train.checkpoint import (
 )
 from irframe.train.ema import ModelEMA
 from irframe.utils import get_rng_state, set_rng_state
+
+Networks = Mapping[str, Any]
+"""Further networks of a checkpoint: name -> ``(module, build config)`` (``irframe.train.step.CheckpointedNetwork``)."""
 
 
 class Checkpointer:
@@ -74,16 +80,31 @@ class Checkpointer:
             check_finite(state, f"checkpoint {name}")  # every rank checks: all raise together
         return out
 
-    def save(self, iteration: int, model: nn.Module, ema: ModelEMA | None, state: dict[str, Any]) -> Path:
-        """Write ``iter_<iteration>`` (weights, EMA, ``state`` + every process's RNG states)."""
+    @staticmethod
+    def network_file(name: str) -> str:
+        """The file of the further network ``name`` in a checkpoint folder."""
+        return f"{name}.safetensors"
+
+    def save(
+        self, iteration: int, model: nn.Module, ema: ModelEMA | None, state: dict[str, Any],
+        networks: Networks | None = None,
+    ) -> Path:
+        """Write ``iter_<iteration>`` (weights, EMA, further ``networks``, ``state`` + every
+        process's RNG states)."""
         weights = self._weights(model, ema)
+        metadata = dict.fromkeys(weights, self.metadata)
+        for name, (module, config) in (networks or {}).items():
+            file = self.network_file(name)
+            weights[file] = unwrap_model(module).state_dict()
+            check_finite(weights[file], f"checkpoint {file}")
+            metadata[file] = {"arch": str(config["type"]), "config": json.dumps(dict(config), sort_keys=True)}
         rng = self.gather(get_rng_state())
         folder = self.root / iter_dirname(iteration)
         if self.is_main:
 
             def write(tmp: Path) -> None:
                 for name, tensors in weights.items():
-                    save_weights(tensors, tmp / name, self.metadata)
+                    save_weights(tensors, tmp / name, metadata[name])
                 extra = {"options": self.options} if self.options is not None else {}
                 save_state(tmp / STATE_FILE, {**state, "rng": rng, **extra})
 
@@ -115,9 +136,11 @@ class Checkpointer:
         model: nn.Module,
         ema: ModelEMA | None,
         check: Callable[[dict[str, Any], Path], None] | None = None,
+        networks: Networks | None = None,
     ) -> dict[str, Any]:
-        """Load weights (and EMA) from ``folder``; return the trainer state (RNG not yet applied).
-        ``check(state, folder)`` runs on the state before any weights are loaded.
+        """Load weights (and EMA, and the further ``networks``) from ``folder``; return the trainer
+        state (RNG not yet applied). ``check(state, folder)`` runs on the state before any weights
+        are loaded.
 
         Raises:
             CheckpointError: also when the checkpoint was saved with EMA but its ``ema.safetensors``
@@ -134,7 +157,15 @@ class Checkpointer:
                 f"{folder}: {EMA_FILE} is missing although this checkpoint was saved with EMA weights "
                 "(the raw weights are not substituted for them)"
             )
+        for name in networks or {}:
+            if not (folder / self.network_file(name)).is_file():
+                raise CheckpointError(
+                    f"{folder}: {self.network_file(name)} is missing (the training step has a network {name!r}; "
+                    "was this checkpoint written by another train.step?)"
+                )
         load_weights(model, folder / MODEL_FILE, strict=True)
+        for name, (module, _) in (networks or {}).items():
+            load_weights(module, folder / self.network_file(name), strict=True)
         if ema is not None:
             load_weights(ema.model, ema_path if state.get("ema") is not None else folder / MODEL_FILE, strict=True)
             if state.get("ema") is not None:

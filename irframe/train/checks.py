@@ -33,8 +33,10 @@ def check_options(opts: Any, resume: str | None = None) -> None:
     """Checks on the option values alone: ``seed``, ``name``, ``path.experiments_root`` (writable
     unless the run resumes an existing experiment), and the optimizer and scheduler built once on a
     dummy parameter (their own range checks, e.g. Adam's ``betas`` in [0, 1) and ``weight_decay``
-    >= 0, as one line naming ``train.optim``)."""
+    >= 0, as one line naming ``train.optim``), and the experiment trackers (each known to accelerate
+    and installed: :func:`~.trackers.check_trackers`)."""
     from irframe.train.experiment import check_experiments_root, check_name
+    from irframe.train.trackers import check_trackers
 
     source = opts.source
     if not 0 <= opts.seed <= SEED_MAX:
@@ -45,6 +47,7 @@ def check_options(opts: Any, resume: str | None = None) -> None:
     check_experiments_root(root, source, writable=not resumes_in_place)
     if opts.train is not None:
         check_optimizer(opts.train, source)
+    check_trackers(opts)
 
 
 def check_optimizer(train: Any, source: str) -> None:

@@ -212,18 +212,18 @@ def release(exp: Experiment) -> None:
 
 def discard_unused(exp: Experiment) -> bool:
     """Remove the folder of a run that failed before training, when this run created it and it
-    holds nothing but what the run wrote on the way (``options.yml``, the log, the lock, empty
-    sub-folders); otherwise keep it. Returns whether it was removed."""
+    holds nothing but what the run wrote on the way (``options.yml``, the log, the lock, the
+    trackers' start-up files, empty sub-folders); otherwise keep it. Returns whether it was removed."""
     if not exp.created or not exp.root.is_dir():
         return False
-    ours = {"options.yml", "train.log", LOCK_FILE}
+    ours = {"options.yml", "train.log", LOCK_FILE, "trackers.json"}
     for path in exp.root.rglob("*"):
         rel = path.relative_to(exp.root)
         if path.is_dir() and not path.is_symlink():
             continue
         if len(rel.parts) == 1 and rel.name in ours:
             continue
-        if rel.parts[0] == exp.tensorboard.name:  # event files of a TensorBoard writer that logged nothing
+        if rel.parts[0] in (exp.tensorboard.name, "wandb"):  # a tracker's files, nothing logged yet
             continue
         if exp.source is not None and exp.resume_from is not None and rel.parts[:2] == (
             "checkpoints", exp.resume_from.name,

@@ -7,14 +7,18 @@ only the body: ``drop: ["head.*", "tail.*", "body.query_embed.*"]`` leaves the n
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from torch import nn
 
 from irframe.errors import CheckpointError, OptionsError
-from irframe.nn.checkpoint import compare_state, read_state_for, unwrap_model
+from irframe.nn.checkpoint import compare_state, read_state_for, resolve_weights_file, unwrap_model
 from irframe.options import PretrainOptions
+
+#: A BasicSR wrapper key given for one of our checkpoint folders: whether it means the EMA file.
+FOLDER_FILES = {"params_ema": True, "params": False}
 
 
 @dataclass
@@ -41,13 +45,23 @@ class PretrainReport:
 def load_pretrained(model: nn.Module, opts: PretrainOptions) -> PretrainReport:
     """Load ``opts.path`` into ``model`` except the keys matching ``opts.drop``.
 
+    ``opts.key`` ``params_ema`` / ``params`` on one of irframe's checkpoint folders picks its
+    ``ema.safetensors`` / ``model.safetensors`` (BasicSR's ``param_key_g`` names a wrapper of a
+    ``.pth``; in a folder the same choice is a file).
+
     With ``strict`` every model key must be loaded or match a drop pattern, and every file key
     must exist in the model or be dropped; a drop pattern that matches nothing is an error (a
     typo would otherwise silently load everything).
     """
     target = unwrap_model(model)
     own = target.state_dict()
-    state, _ = read_state_for(target, opts.path, opts.key)
+    path: str | os.PathLike[str] = opts.path
+    key = opts.key
+    if key in FOLDER_FILES and os.path.isdir(path):
+        # BasicSR's param_key_g names a wrapper inside a .pth; in one of our checkpoint folders the
+        # same choice is a file (a Real-ESRGAN stage started from the previous stage's folder)
+        path, key = resolve_weights_file(path, prefer_ema=FOLDER_FILES[key]), "auto"
+    state, _ = read_state_for(target, path, key)
 
     def dropped(key: str) -> bool:
         return any(fnmatchcase(key, pattern) for pattern in opts.drop)

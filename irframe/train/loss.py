@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from irframe.errors import OptionsError
-from irframe.losses import LossSignature, loss_signature
+from irframe.losses import LossSignature, adversarial_in_losses, loss_signature
 from irframe.options import LossOptions
 from irframe.registry import LOSSES
 
@@ -45,6 +45,8 @@ class WeightedLoss(nn.Module):
         terms = []
         seen: dict[str, int] = {}
         for i, opt in enumerate(options):
+            if opt.type in LOSSES and getattr(LOSSES.get(opt.type), "adversarial", False):
+                raise OptionsError(adversarial_in_losses(f"train.losses.{i}", opt.type))
             loss = LOSSES.build(opt.loss_cfg(), path=f"train.losses.{i}")
             weight = opt.weight if opt.weight is not None else float(getattr(loss, "default_weight", 1.0))
             count = seen.get(opt.type, 0)

@@ -79,12 +79,12 @@ class SGD(torch.optim.SGD):
         )
 
 
-def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
-    """Build ``train.optim`` over the model's trainable parameters."""
+def build_optimizer(model: nn.Module, cfg: Mapping[str, Any], path: str = "train.optim") -> torch.optim.Optimizer:
+    """Build ``cfg`` (the option key ``path``: ``train.optim``) over the model's trainable parameters."""
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
-        raise OptionsError("train.optim: the model has no trainable parameters")
-    return OPTIMIZERS.build(cfg, path="train.optim", params=params)
+        raise OptionsError(f"{path}: the model has no trainable parameters")
+    return OPTIMIZERS.build(cfg, path=path, params=params)
 
 
 def build_scheduler(

@@ -16,7 +16,8 @@ and decides per key (:data:`RULES`, the most specific prefix wins):
   from the checkpoint);
 * **refused**, with one line naming the key: the architecture (``model.*``), the training data
   (``datasets.train.*`` but its loader settings), ``seed``, the optimizer type (its saved state
-  belongs to it), the losses, ``grad_accum``, progressive stages and batch mixing. A key no rule
+  belongs to it), the losses, ``grad_accum``, progressive stages, batch mixing and the training
+  step (``train.step``: a discriminator, its optimizer and loss). A key no rule
   knows is refused too (unless one of the two lacks it: a setting added or dropped since). Such a
   change is a new experiment: start one from the checkpoint's weights with ``train.pretrain``.
 
@@ -74,6 +75,7 @@ RULES: tuple[tuple[str, Verdict, str], ...] = (
     ("train.grad_accum", "refuse", "the global batch and the saved data position count in it"),
     ("train.progressive", "refuse", "its stages set the data the run sees at each iteration"),
     ("train.mixing_augs", "refuse", "it changes the training data"),
+    ("train.step", "refuse", "the training step (its networks, losses and optimizers) defines what the run optimises"),
 )
 
 

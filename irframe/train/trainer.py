@@ -1,20 +1,20 @@
 """The training loop: thin, on top of accelerate, with small collaborators doing the rest.
 
-The :class:`Trainer` owns only the loop: fetch ``grad_accum`` micro-batches, forward, weighted
-loss, backward, clip, step, schedule, EMA. Validation (:class:`~.validation.Validator`),
-checkpoints (:class:`~.checkpointer.Checkpointer`) and output (:class:`~.logger.TrainLogger`)
-are handed in ready-made; :func:`irframe.train.build.build_trainer` builds them from options.
+The :class:`Trainer` owns only the loop: fetch ``grad_accum`` micro-batches, hand them to the step
+(:class:`~.step.TrainStep`: forward, losses, backward, clipping, optimizer steps, schedules, EMA;
+:class:`~.step.SupervisedStep` or :class:`~.adversarial.AdversarialStep` or a plugin's), count,
+report, validate, checkpoint. Validation (:class:`~.validation.Validator`), checkpoints
+(:class:`~.checkpointer.Checkpointer`) and output (:class:`~.logger.TrainLogger`) are handed in
+ready-made; :func:`irframe.train.build.build_trainer` builds them from options.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import functools
-import inspect
 import math
-import re
 import time
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +23,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from irframe.errors import IrframeError, OptionsError
+from irframe.errors import IrframeError
 from irframe.nn.checkpoint import unwrap_model
 from irframe.train.checkpointer import Checkpointer
-from irframe.train.ema import ModelEMA
 from irframe.train.logger import TrainLogger
-from irframe.train.loss import WeightedLoss
+from irframe.train.step import StepOutput, TrainStep
 from irframe.train.validation import Validator, ValResult
 
 
@@ -46,14 +45,11 @@ class LoopSettings:
 
     total_iter: int
     grad_accum: int = 1
-    grad_clip: float | None = None
-    nan_policy: str = "stop"
     print_freq: int = 100
     val_freq: int | None = None
     checkpoint_freq: int = 1000
     best_metric: str | None = None
     val_use_ema: bool = True  # validate the EMA weights when there are some
-    multitask: bool = False  # pass each batch's task to the model
 
 
 @dataclass
@@ -71,46 +67,54 @@ class BestScore:
         return value > self.value if self.higher_is_better else value < self.value
 
 
-@dataclass
-class StepOutput:
-    """What one optimizer step produced, as device tensors (read them only when reporting)."""
-
-    loss: torch.Tensor  # the weighted total, averaged over the micro-batches
-    parts: dict[str, torch.Tensor]  # unweighted terms, averaged likewise
-    lr: float  # the rate this step used
-    skipped: bool = False
-
-
 class LossMeter:
     """Sums step losses on the device between two reports, so a step never waits for the device.
 
-    It also keeps the earliest iteration whose loss was not finite: policy ``stop`` raises at the
-    next report, validation or checkpoint, before anything is written.
+    Each value (the headline ``loss`` and every part in ``names``) is averaged over the steps that
+    computed it: an adversarial step's generator terms are missing in the iterations that only
+    update the discriminator. It also keeps the earliest iteration with a value that was not
+    finite: policy ``stop`` raises at the next report, validation or checkpoint, before anything
+    is written.
     """
 
     def __init__(self, names: list[str]) -> None:
         self.names = names
         self.lr = float("nan")  # the rate of the last step
-        self._sums: torch.Tensor | None = None  # [loss, *terms, finite steps] since the last report
+        width = len(names) + 1
+        self._sums: torch.Tensor | None = None  # [loss, *parts, then a count for each] since the last report
+        self._width = width
         self._first_bad: torch.Tensor | None = None  # earliest non-finite iteration, -1: none
+        self._index: dict[tuple[Any, ...], torch.Tensor] = {}
 
     def add(self, out: StepOutput, iteration: int) -> None:
         """Account one step (iteration numbers start at 1)."""
         self.lr = out.lr
         if out.skipped:
             return
-        values = torch.stack([out.loss.float(), *(out.parts[n].float() for n in self.names)])
-        finite = torch.isfinite(values[0])
-        row = torch.cat([torch.where(finite, values, torch.zeros_like(values)), finite.float().reshape(1)])
+        named = [("", out.loss)] if out.loss is not None else []
+        named += [(n, out.parts[n]) for n in self.names if n in out.parts]
+        if not named:
+            return
+        values = torch.stack([v.detach().float().reshape(()) for _, v in named])
+        key = (values.device, *(n for n, _ in named))
+        where = self._index.get(key)
+        if where is None:  # where each present value goes in the row (once per combination)
+            slots = [0 if n == "" else 1 + self.names.index(n) for n, _ in named]
+            where = self._index[key] = torch.tensor(slots, device=values.device)
+        finite = torch.isfinite(values).all()
+        kept = torch.where(finite, values, torch.zeros_like(values))
+        row = values.new_zeros(2 * self._width)
+        row[where] = kept
+        row[where + self._width] = finite.float()
         self._sums = row if self._sums is None else self._sums + row
         flag = torch.where(finite, -1, iteration)
         self._first_bad = flag if self._first_bad is None else torch.where(self._first_bad >= 0, self._first_bad, flag)
 
     def sync(self, combine: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[int, torch.Tensor]:
-        """Host copies of (earliest non-finite iteration or -1, the window's sums); ``combine``
-        merges the numbers of all processes."""
+        """Host copies of (earliest non-finite iteration or -1, the window's sums and counts);
+        ``combine`` merges the numbers of all processes."""
         first = self._first_bad if self._first_bad is not None else torch.tensor(-1)
-        sums = self._sums if self._sums is not None else torch.zeros(len(self.names) + 2, device=first.device)
+        sums = self._sums if self._sums is not None else torch.zeros(2 * self._width, device=first.device)
         packed = torch.cat([first.reshape(1).double(), sums.double()])
         if combine is not None:
             packed = combine(packed)
@@ -120,14 +124,15 @@ class LossMeter:
     def report(
         self, combine: Callable[[torch.Tensor], torch.Tensor] | None = None
     ) -> tuple[int, float, dict[str, float], float]:
-        """(earliest non-finite iteration, mean loss, mean terms, last rate) of the window; starts a new one."""
-        first_bad, sums = self.sync(combine)
+        """(earliest non-finite iteration, mean loss, mean parts, last rate) of the window; starts a
+        new one. The loss is NaN, and a part left out, when no step of the window computed it."""
+        first_bad, packed = self.sync(combine)
         self._sums = None
-        count = float(sums[-1])
-        if count == 0:
-            return first_bad, float("nan"), {}, self.lr
-        values = (sums[:-1] / count).tolist()
-        return first_bad, values[0], dict(zip(self.names, values[1:])), self.lr
+        sums, counts = packed[: self._width], packed[self._width :]
+        means = [float(s / c) if c > 0 else None for s, c in zip(sums.tolist(), counts.tolist())]
+        loss = means[0] if means[0] is not None else float("nan")
+        parts = {n: m for n, m in zip(self.names, means[1:]) if m is not None}
+        return first_bad, loss, parts, self.lr
 
 
 class Trainer:
@@ -135,48 +140,41 @@ class Trainer:
 
     Args:
         accelerator: the :class:`accelerate.Accelerator` (device, DDP, mixed precision).
-        model, optimizer: already passed through ``accelerator.prepare``.
-        scheduler: steps once per optimizer step (not prepared: accelerate would step it once per
-            process).
-        losses: the weighted loss.
+        step: the training step, already prepared (:meth:`~.step.TrainStep.prepare`): it owns the
+            networks (``step.model`` is the one validated and delivered), the EMA, the losses, the
+            optimizers and their schedules.
         batches: endless iterator of training micro-batches (this process's share), positioned at
             ``micro_step``.
         settings: loop numbers.
-        checkpointer, logger: collaborators; ``validator`` and ``ema`` are optional.
+        checkpointer, logger: collaborators; ``validator`` is optional.
         mixing: batch augmentation ``mixing(batch, iteration, micro_index)`` applied on the device
-            before the forward pass (:class:`~.mixing.MixingAugment`, ``train.mixing_augs``).
+            before the step (:class:`~.mixing.MixingAugment`, ``train.mixing_augs``).
         state: the restored trainer state when resuming (``iteration``, ``micro_step``, ``best``).
     """
 
     def __init__(
         self,
         accelerator: Any,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        scheduler: torch.optim.lr_scheduler.LRScheduler,
-        losses: WeightedLoss,
+        step: TrainStep,
         batches: Iterator[Mapping[str, Any]],
         settings: LoopSettings,
         checkpointer: Checkpointer,
         logger: TrainLogger,
         *,
         validator: Validator | None = None,
-        ema: ModelEMA | None = None,
         state: Mapping[str, Any] | None = None,
         mixing: Callable[[Mapping[str, Any], int, int], Mapping[str, Any]] | None = None,
     ) -> None:
         self.accelerator = accelerator
         self.mixing = mixing
-        self.model = model
-        self.optimizer = optimizer
-        self.scheduler = scheduler
-        self.losses = losses
+        self.step = step
+        self.model: nn.Module = step.model
+        self.ema = step.ema
         self.batches = batches
         self.settings = settings
         self.checkpointer = checkpointer
         self.logger = logger
         self.validator = validator
-        self.ema = ema
         state = state or {}
         self.iteration = int(state.get("iteration", 0))
         self.micro_step = int(state.get("micro_step", 0))
@@ -185,10 +183,9 @@ class Trainer:
         self.skipped_steps = int(state.get("skipped_steps", 0))
         self.last_checkpoint: Path | None = None
         self.last_val: ValResult | None = None
-        self.meter = LossMeter(losses.log_names)
+        self.meter = LossMeter(list(step.log_names))
         # Under DDP and torch.compile (train.compile): EMA, validation and checkpoints use the plain module.
-        self._raw_model = unwrap_model(model)
-        self._forward_kwargs = forward_kwargs(self._raw_model, losses.needs_features)
+        self._raw_model = unwrap_model(self.model)
         self._window_start = time.perf_counter()
         self._window_iters = 0
         self.phase = "during training"  # what the loop is doing (for the message of an interruption)
@@ -276,70 +273,23 @@ class Trainer:
         return out
 
     def train_step(self, micro_batches: list[Mapping[str, Any]]) -> StepOutput:
-        """One optimizer step over ``grad_accum`` micro-batches."""
-        acc = self.accelerator
-        n = len(micro_batches)
-        total: torch.Tensor | None = None
-        parts: dict[str, torch.Tensor] = {}
+        """One optimizer step (of the step) over ``grad_accum`` micro-batches, moved to the device
+        and mixed (``train.mixing_augs``) first."""
+        batches = []
         for k, batch in enumerate(micro_batches):
-            # Gradients are all-reduced once, on the last micro-batch.
-            sync = contextlib.nullcontext() if k == n - 1 else acc.no_sync(self.model)
-            with sync:
-                batch = self._to_device(batch)
-                if self.mixing is not None:
-                    batch = self.mixing(batch, self.iteration, k)
-                loss, terms = self._loss(batch)
-                # Policy "skip" must decide before the step (a host sync); "stop" checks lazily.
-                if self.settings.nan_policy == "skip" and not self._all_finite(loss):
-                    return self._skip(terms)
-                acc.backward(loss / n)
-            value = loss.detach() / n
-            total = value if total is None else total + value
-            for name, term in terms.items():
-                parts[name] = parts[name] + term / n if name in parts else term / n
-        if self.settings.grad_clip is not None:
-            acc.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
-        lr = self.optimizer.param_groups[0]["lr"]
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.ema is not None:
-            self.ema.update(self._raw_model)
-        assert total is not None
-        return StepOutput(total, parts, lr)
+            batch = self._to_device(batch)
+            batches.append(self.mixing(batch, self.iteration, k) if self.mixing is not None else batch)
+        out = self.step.step(batches, self.iteration)
+        if out.skipped:
+            self.skipped_steps += 1
+        if out.note:
+            self.logger.warning(out.note)
+        return out
 
     # -- pieces of a step -------------------------------------------------------------------------
     def _to_device(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         device = self.accelerator.device
         return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
-    def _loss(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        kwargs = dict(self._forward_kwargs)
-        if self.settings.multitask:
-            kwargs["task"] = batch_task(batch)
-        with self.accelerator.autocast():
-            out = self.model(batch["lq"], **kwargs)
-            pred, features = out if self.losses.needs_features else (out, None)
-            return self.losses(pred, batch.get("gt"), batch, features)
-
-    def _all_finite(self, loss: torch.Tensor) -> bool:
-        bad = (~torch.isfinite(loss.detach())).float().reshape(1)
-        if self.accelerator.num_processes > 1:  # every rank must take the same branch
-            bad = self.accelerator.reduce(bad, reduction="sum")
-        return not bool(bad.item())
-
-    def _skip(self, terms: Mapping[str, torch.Tensor]) -> StepOutput:
-        it = self.iteration + 1
-        shown = ", ".join(f"{k} {float(v):.4g}" for k, v in terms.items())
-        self.optimizer.zero_grad(set_to_none=True)
-        lr = self.optimizer.param_groups[0]["lr"]
-        self.skipped_steps += 1
-        self.logger.warning(f"iteration {it}: non-finite loss ({shown}); step skipped (train.nan_policy: skip)")
-        with warnings.catch_warnings():  # torch warns when the first step of a run is skipped
-            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
-            self.scheduler.step()  # the schedule follows iterations, skipped or not
-        nan = torch.tensor(float("nan"))
-        return StepOutput(nan, {}, lr, skipped=True)
 
     def _combine(self) -> Any:
         """How the meter's numbers are combined over processes (``None`` on a single process)."""
@@ -376,6 +326,7 @@ class Trainer:
             self.iteration,
             {f"val/{ds}/{k}": v for ds, scores in result.scores.items() for k, v in scores.items()},
         )
+        self.logger.images(self.iteration, result.samples)  # a few (input, output, target) to the trackers
         self._track_best(result)
         return result
 
@@ -400,8 +351,7 @@ class Trainer:
         state = {
             "iteration": self.iteration,
             "micro_step": self.micro_step,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
+            **self.step.state_dict(),  # the optimizers and schedules ("optimizer", "scheduler", ...)
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "best": vars(self.best) if self.best is not None else None,
             "skipped_steps": self.skipped_steps,
@@ -409,7 +359,9 @@ class Trainer:
             "scaler": scaler.state_dict() if scaler is not None else None,
         }
         self.phase = f"while saving iter_{self.iteration:06d} (left unsaved)"
-        self.last_checkpoint = self.checkpointer.save(self.iteration, self.model, self.ema, state)
+        self.last_checkpoint = self.checkpointer.save(
+            self.iteration, self.model, self.ema, state, networks=self.step.networks()
+        )
         self.phase = "during training"
         self.logger.info(f"checkpoint saved: {self.last_checkpoint}")
         return self.last_checkpoint
@@ -419,17 +371,28 @@ class Trainer:
         self._check_diverged(first_bad)
         elapsed = time.perf_counter() - self._window_start
         # training steps only: validation, checkpoints and the first (start-up) iteration are left out
-        speed = f" | {self._window_iters / elapsed:.2f} it/s" if self._window_iters and elapsed > 0 else ""
+        timed = self._window_iters > 0 and elapsed > 0
+        iter_time = elapsed / self._window_iters if timed else None
+        speed = f" | {1 / iter_time:.2f} it/s" if iter_time else ""
+        left = self.settings.total_iter - self.iteration
+        if iter_time and left > 0:  # the log's ETA (a file or a pipe shows no bar)
+            speed += f" | eta {datetime.timedelta(seconds=round(left * iter_time))}"
         self._window_start, self._window_iters = time.perf_counter(), 0
         terms = ", ".join(f"{k} {v:.4g}" for k, v in parts.items())
+        # a window without the headline loss (an adversarial step updating only its discriminator)
+        # shows its parts alone
+        shown = f"loss {loss:.4g} ({terms})" if math.isfinite(loss) or not parts else terms
         self.logger.info(
-            f"iter {self.iteration}/{self.settings.total_iter} | lr {lr:.3e} | loss {loss:.4g} ({terms}){speed}"
+            f"iter {self.iteration}/{self.settings.total_iter} | lr {lr:.3e} | {shown}{speed}"
             + (f" | {self.skipped_steps} skipped" if self.skipped_steps else "")
         )
-        self.logger.set_loss(loss)
-        self.logger.scalars(
-            self.iteration, {"train/loss": loss, "train/lr": lr, **{f"train/{k}": v for k, v in parts.items()}}
-        )
+        scalars = {f"train/{k}": v for k, v in parts.items()}
+        if math.isfinite(loss) or not parts:
+            self.logger.set_loss(loss)
+            scalars["train/loss"] = loss
+        if iter_time:
+            scalars["train/iter_time"] = iter_time  # seconds per training iteration
+        self.logger.scalars(self.iteration, {**scalars, "train/lr": lr})
 
 
 def _reduce_packed(device: torch.device, packed: torch.Tensor) -> torch.Tensor:
@@ -445,40 +408,3 @@ def _reduce_packed(device: torch.device, packed: torch.Tensor) -> torch.Tensor:
     first = torch.where(torch.isfinite(first), -first, torch.full_like(first, -1.0))
     return torch.cat([first, sums]).cpu()
 
-
-def forward_kwargs(model: nn.Module, needs_features: bool) -> dict[str, Any]:
-    """Keyword arguments of every training forward: ask for features exactly when a loss needs them.
-
-    A model whose forward takes ``return_features`` is always told explicitly (IPT returns features
-    in training by default when built with ``con_loss``).
-    """
-    accepts = "return_features" in inspect.signature(model.forward).parameters
-    if needs_features and not accepts:
-        raise OptionsError(
-            f"train.losses: a loss needs the model's features, but {type(model).__name__}.forward has no "
-            "return_features parameter"
-        )
-    return {"return_features": needs_features} if accepts else {}
-
-
-def batch_task(batch: Mapping[str, Any]) -> str | int:
-    """The one task of a multi-task batch (samples carry ``task``; a batch must not mix them)."""
-    if "task" not in batch:
-        raise OptionsError(
-            "the model is multi-task (spec.tasks) but the training samples carry no 'task'; "
-            "use a dataset that labels its samples with their task"
-        )
-    tasks = batch["task"]
-    if isinstance(tasks, (list, tuple)):
-        distinct = sorted(set(tasks), key=str)
-        if len(distinct) != 1:
-            raise OptionsError(
-                f"a training batch mixes tasks {distinct}; multi-task training needs one task per batch "
-                "(the task batch sampler)"
-            )
-        return distinct[0]
-    if isinstance(tasks, torch.Tensor):
-        if tasks.numel() and bool((tasks != tasks.flatten()[0]).any()):
-            raise OptionsError(f"a training batch mixes tasks {tasks.unique().tolist()}; one task per batch is needed")
-        return int(tasks.flatten()[0])
-    return tasks

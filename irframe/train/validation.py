@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from irframe.data.datasets.base import EvalSamples, collate_good
 from irframe.errors import OptionsError
+from irframe.train.trackers import preview
 
 # (per-process list of records) -> records of all processes
 Gather = Callable[[list[Any]], list[Any]]
@@ -36,11 +37,15 @@ class ValResult:
         scores: ``{dataset: {metric: score}}`` of the restored images.
         baseline: the same metrics for the degraded inputs (when LQ and GT have the same size).
         images: number of images scored per dataset.
+        samples: a few images of this process per dataset for the experiment trackers,
+            ``[(name, {"input": ..., "output": ..., "target": ...})]`` as ``HWC`` ``uint8`` RGB
+            (``Validator(keep_samples=...)``; empty by default).
     """
 
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
     baseline: dict[str, dict[str, float]] = field(default_factory=dict)
     images: dict[str, int] = field(default_factory=dict)
+    samples: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
 
     def mean(self, metric: str) -> float:
         """The metric averaged over the validation sets (what the best checkpoint tracks)."""
@@ -93,6 +98,8 @@ class Validator:
         save_dir: where restored images are written (``None``: not saved).
         max_images: save at most this many images per dataset and round.
         num_workers: DataLoader workers.
+        keep_samples: keep this many of this process's images per dataset (input, output, target)
+            in :attr:`ValResult.samples`, for the experiment trackers.
     """
 
     def __init__(
@@ -108,6 +115,7 @@ class Validator:
         max_images: int | None = None,
         num_workers: int = 0,
         device: torch.device | str = "cpu",
+        keep_samples: int = 0,
     ) -> None:
         if not metrics:
             raise OptionsError("val.metrics: validation needs at least one metric (e.g. {type: PSNR})")
@@ -122,6 +130,8 @@ class Validator:
         self.max_images = max_images
         self.num_workers = num_workers
         self.device = torch.device(device)
+        self.keep_samples = keep_samples
+        self._samples: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         self._baseline: dict[str, dict[str, float]] = {}
 
     def higher_is_better(self, key: str) -> bool:
@@ -154,6 +164,8 @@ class Validator:
                 records = sorted(self.gather(records), key=lambda r: r["index"])
                 result.images[name] = len(records)
                 result.scores[name] = self._reduce(records, "pred")
+                if name in self._samples:
+                    result.samples[name] = self._samples.pop(name)
                 if name not in self._baseline and records and all("input" in r for r in records):
                     self._baseline[name] = self._reduce(records, "input")
                 if name in self._baseline:
@@ -175,6 +187,7 @@ class Validator:
             generator=torch.Generator().manual_seed(0), collate_fn=collate_good,
         )
         records = []
+        kept = self._samples[name] = []  # images for the trackers
         need_baseline = name not in self._baseline
         bar = progress(len(indices), f"val {name}") if progress is not None else tqdm(disable=True)
         with bar:  # closed (and removed from the screen) even when a sample fails
@@ -193,6 +206,10 @@ class Validator:
                 if need_baseline and lq.shape == gt.shape:
                     record["input"] = [float(m(lq, gt)[0]) for m in self.metrics]
                 records.append(record)
+                if len(kept) < self.keep_samples:
+                    kept.append(
+                        (str(sample["name"][0]), {"input": preview(lq), "output": preview(pred), "target": preview(gt)})
+                    )
                 if self.save_dir is not None and (self.max_images is None or index < self.max_images):
                     self._save(pred, name, str(sample["name"][0]), iteration)
                 bar.update(1)

@@ -14,7 +14,8 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "basicsr_options"
 @pytest.fixture
 def data_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Path]:
     """``data_tree(name)``: make every (relative) ``dataroot_*`` folder of fixture ``name`` under a
-    temporary folder, and an (empty) file for its ``path.pretrain_network_g``, and work from there,
+    temporary folder, and an (empty) file for its ``path.pretrain_network_g`` / ``pretrain_network_d``
+    and each dataset's ``meta_info`` list, and work from there,
     so the path checks find them; returns the fixture path."""
     from irframe.options import load_with_bases
 
@@ -27,10 +28,12 @@ def data_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str]
             for key, value in cfg.items():
                 if key.startswith("dataroot") and isinstance(value, str) and value.lower() != "none":
                     (tmp_path / value).mkdir(parents=True, exist_ok=True)
-        weights = (raw.get("path") or {}).get("pretrain_network_g")
-        if isinstance(weights, str):
-            (tmp_path / weights).parent.mkdir(parents=True, exist_ok=True)
-            (tmp_path / weights).touch()
+        files = [(raw.get("path") or {}).get(k) for k in ("pretrain_network_g", "pretrain_network_d")]
+        files += [cfg.get("meta_info") for cfg in raw.get("datasets", {}).values()]  # Real-ESRGAN's image lists
+        for name in files:
+            if isinstance(name, str):
+                (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+                (tmp_path / name).touch()
         return path
 
     return make

@@ -134,7 +134,7 @@ def test_test_py_takes_the_model_from_the_checkpoint_with_set_model_null(
     opt = tmp_path / "train_and_test.yml"
     opt.write_text(yaml.safe_dump(data))
     assert bench(tmp_path / "bad", "-opt", str(opt), "--checkpoint", str(ckpt)) == 2
-    assert "do not match Restormer" in capsys.readouterr().err
+    assert "does not fit the model of" in capsys.readouterr().err
     assert bench(tmp_path / "r", "-opt", str(opt), "--checkpoint", str(ckpt), "--set", "model=null") == 0
     assert score(tmp_path / "r") == ("Restormer", pytest.approx(expected_psnr(ema, paired_set), abs=1e-9))
     from irframe.options import TRAIN_PATHS, load_options

@@ -42,3 +42,13 @@ def test_readme_top_level_keys_match_the_schema():
     line = next(line for line in README.splitlines() if line.startswith("- Top-level keys:"))
     keys = re.findall(r"`([^`]*)`", line)[0].split(", ")
     assert keys == list(Options.model_fields)
+
+
+def test_the_demos_times_say_the_load_they_were_measured_at():
+    paragraph = README.split("The demo generates synthetic textured images", 1)[1].split("Its experiment", 1)[0]
+    times = re.findall(r"(\d+) s\b", paragraph)
+    assert len(times) >= 3
+    for seconds in times:  # each time with the load it was measured at (or "with both cores free")
+        after = paragraph.split(f"{seconds} s", 1)[1][:60]
+        assert re.search(r"\bload\b|cores free", after), (seconds, after)
+    assert "quiet, 109 s" not in README

@@ -125,3 +125,27 @@ def test_cuda_two_process_nccl_training(toys, tmp_path):
     assert "device cuda:0" in proc.stdout and "finished at iteration 4" in proc.stdout
     state = load_state(tmp_path / "experiments" / "nccl" / "checkpoints" / "iter_000004")
     assert state["world_size"] == 2
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_cuda_adversarial_step_with_two_optimizers_resumes_bit_identical(toys, make_options, precision):
+    # Two optimizers under one GradScaler (fp16): each optimizer step unscales, steps and updates the
+    # scale on its own; the scaler's state is saved and restored with both optimizers' states.
+    step = {
+        "type": "AdversarialStep",
+        "network_d": {"type": "UNetDiscriminatorSN", "num_in_ch": 3, "num_feat": 8},
+        "optim_d": {"type": "Adam", "lr": 1e-3},
+        "gan": {"type": "GANLoss", "gan_type": "vanilla", "loss_weight": 0.1},
+        "grad_clip_d": 1.0,
+    }
+    train = {"mixed_precision": precision, "grad_clip": 1.0, "step": step}
+    full = run_training(make_options(name="gan_full", train={**train}))
+    run_training(make_options(name="gan_part", train={**train, "total_iter": 4}))
+    resumed = run_training(make_options(name="gan_part", train={**train}), resume="auto")
+    for name in ("model.safetensors", "net_d.safetensors"):
+        a, b = _weights(full.last_checkpoint, name), _weights(resumed.last_checkpoint, name)
+        assert all(torch.isfinite(t).all() for t in a.values())
+        for k in a:
+            assert torch.equal(a[k], b[k]), (name, k)
+    state = load_state(full.last_checkpoint)
+    assert (state["scaler"] is not None) == (precision == "fp16") and "optimizer_d" in state

@@ -125,3 +125,45 @@ def test_sigkill_anywhere_then_resume_auto_equals_uninterrupted_run(tmp_path, im
     assert (ref_ckpts / "best" / "best.json").read_text() == (ckpts / "best" / "best.json").read_text()
     # the debris of every killed save is gone: only the kept checkpoints and best/ remain
     assert sorted(p.name for p in ckpts.iterdir()) == ["best", f"iter_{TOTAL_ITER - 1:06d}", last], f"seed {seed}"
+
+
+GAN_FILES = {*CHECKPOINT_FILES, "net_d.safetensors"}
+
+
+def test_sigkill_in_an_adversarial_save_then_resume_auto_equals_uninterrupted_run(tmp_path, images, write_yaml, tools):
+    """The adversarial step's checkpoints hold both networks, both optimizers and both schedules: a run
+    killed inside a save resumes to the weights of an uninterrupted run (random kills: the test above)."""
+    step = {
+        "type": "AdversarialStep",
+        "network_d": {"type": "UNetDiscriminatorSN", "num_in_ch": 3, "num_feat": 4},
+        "optim_d": {"type": "Adam", "lr": 1e-3},
+        "gan": {"type": "GANLoss", "gan_type": "vanilla", "loss_weight": 0.1},
+        "net_d_init_iters": 2,
+    }
+    exp = tmp_path / "experiments"
+    changes = {"train": {"total_iter": 8, "step": step}}
+    ref_opt = write_yaml("ref.yml", tools.train_options(images, exp, "ref", **changes))
+    run_opt = write_yaml("run.yml", tools.train_options(images, exp, "run", **changes))
+    args = ["-opt", str(run_opt), "--resume", "auto"]
+    reference = tools.start(tools.HARNESS, ["-opt", str(ref_opt)], tmp_path)
+    ckpts = exp / "run" / "checkpoints"
+
+    proc = tools.run(tools.HARNESS, args, tmp_path, IRFRAME_RELIABILITY_FAULT="save_state:3")
+    assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
+    assert {p.name for p in next(ckpts.glob(".tmp_iter_000003_*")).iterdir()} == GAN_FILES - {"trainer_state.pt"}
+    latest = latest_checkpoint(ckpts)
+    assert latest is not None and latest.name == "iter_000002"
+    assert {p.name for p in latest.iterdir()} == GAN_FILES
+
+    proc = tools.run(tools.HARNESS, args, tmp_path)
+    assert proc.returncode == 0 and "finished at iteration 8" in proc.stdout, proc.stdout + proc.stderr
+    reference.communicate(timeout=tools.TIMEOUT)
+    assert reference.returncode == 0
+    last = "iter_000008"
+    for name in ("model.safetensors", "ema.safetensors", "net_d.safetensors"):
+        assert_same_weights(exp / "ref" / "checkpoints" / last / name, ckpts / last / name)
+    a, b = load_state(exp / "ref" / "checkpoints" / last), load_state(ckpts / last)
+    for key in ("optimizer", "optimizer_d"):
+        for sa, sb in zip(a[key]["state"].values(), b[key]["state"].values(), strict=True):
+            assert torch.equal(sa["exp_avg_sq"], sb["exp_avg_sq"]), key
+    assert a["scheduler_d"] == b["scheduler_d"]

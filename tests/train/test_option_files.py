@@ -173,3 +173,28 @@ def test_ipt_pretrain_then_finetune(images, tmp_path):
     ])
     log = (result.experiment / "train.log").read_text()
     assert f"pre-trained weights {pretrained}:" in log and "dropped by train.pretrain.drop" in log
+
+
+TINY_RRDB = ["model.num_feat=8", "model.num_block=1", "model.num_grow_ch=4"]
+
+
+def test_realesrgan_two_stages(images, tmp_path):
+    """options/realesrnet_x4.yml, then options/realesrgan_x4.yml from its checkpoint folder (the EMA)."""
+    write_degraded_copies(images / "val_gt", tmp_path / "val_x4", scale=4)
+    data = [
+        *loader("train"), f"datasets.train.dataroot_gt={images / 'gt'}", "datasets.train.meta_info=null",
+        "datasets.train.gt_size=32", "datasets.train.crop_pad_size=48",
+        f"datasets.Set5.dataroot_gt={images / 'val_gt'}", f"datasets.Set5.dataroot_lq={tmp_path / 'val_x4'}",
+        "train.scheduler.milestones=[3]",
+    ]
+    net_opts, net = train("realesrnet_x4", tmp_path, [*TINY_RRDB, *data, "train.pretrain=null"])
+    assert net_opts.train.step == {"type": "SupervisedStep", "target": "gt_usm"}
+    gan_opts, gan = train("realesrgan_x4", tmp_path, [
+        *TINY_RRDB, *data, f"train.pretrain.path={net.experiment / 'checkpoints' / 'iter_000003'}",
+        "train.step.network_d.num_feat=4", "train.losses.1.random_backbone=true",
+        "train.losses.1.layer_weights={conv1_2: 0.1, conv2_2: 0.1}",
+    ])
+    assert gan_opts.train.step["gan"]["loss_weight"] == 0.1 and gan_opts.train.step["gan_target"] == "gt"
+    log = (gan.experiment / "train.log").read_text()
+    assert "pre-trained weights" in log and "l_g_percep" in log and "out_d_fake" in log
+    assert (latest_checkpoint(gan.experiment / "checkpoints") / "net_d.safetensors").is_file()

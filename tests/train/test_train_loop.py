@@ -31,7 +31,7 @@ def test_run_writes_experiment_folder(toys, make_options):
     assert result.iteration == 8
     assert (root / "options.yml").is_file() and "ToyNet" in (root / "options.yml").read_text()
     assert "global batch" in (root / "train.log").read_text()
-    assert list((root / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((root / "tensorboard" / "irframe").glob("events.out.tfevents.*"))  # <logger.project>
     assert [i for i, _ in list_checkpoints(root / "checkpoints")] == [4, 8]
     last = latest_checkpoint(root / "checkpoints")
     assert last is not None and last.name == "iter_000008"

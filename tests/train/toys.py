@@ -35,6 +35,22 @@ class ToyNet(nn.Module):
         return x + self.body(x)
 
 
+class ToyDisc(nn.Module):
+    """A discriminator without normalisation (one logit per pixel): its gradients over a batch equal
+    the mean of its micro-batches' (no batch statistics, no power iteration)."""
+
+    role = "discriminator"
+
+    def __init__(self, num_in_ch: int = 3, num_feat: int = 4) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(num_in_ch, num_feat, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(num_feat, 1, 3, padding=1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
 class ToyMultiTaskNet(nn.Module):
     """Per-task heads and a shared body; ``forward(x, task, return_features)`` like IPT."""
 
@@ -65,13 +81,15 @@ class ToyPairs(Dataset):
         tasks: if set, sample ``i`` carries task ``tasks[i % len(tasks)]``.
         seed: base seed of the content.
         nan_at: indices whose LQ is NaN (for the NaN-handling tests).
+        gt_size: the image side under the name training patches have (``size`` otherwise), for the
+            checks that read ``datasets.train.gt_size``.
     """
 
     def __init__(
         self, length: int = 16, size: int = 16, sigma: float = 25.0, tasks: list[str] | None = None,
-        seed: int = 0, nan_at: list[int] | None = None,
+        seed: int = 0, nan_at: list[int] | None = None, gt_size: int | None = None,
     ) -> None:
-        self.length, self.size, self.sigma = length, size, sigma
+        self.length, self.size, self.sigma = length, gt_size or size, sigma
         self.tasks = tasks
         self.seed = seed
         self.nan_at = set(nan_at or [])
@@ -138,6 +156,7 @@ def register_toys() -> None:
     for registry, name, obj in (
         (ARCHS, "ToyNet", ToyNet),
         (ARCHS, "ToyMultiTaskNet", ToyMultiTaskNet),
+        (ARCHS, "ToyDisc", ToyDisc),
         (DATASETS, "ToyPairs", ToyPairs),
     ):
         if name not in registry:

@@ -19,6 +19,9 @@ from typing import Any
 from irframe.options_schema import Options
 from irframe.text import suggest
 
+#: BasicSR / Real-ESRGAN ``model_type`` values that train a discriminator beside ``network_g``.
+GAN_MODEL_TYPES = ("SRGANModel", "ESRGANModel", "RealESRGANModel")
+
 #: irframe's loader keys -> BasicSR's names (for a native key written into a BasicSR-style file).
 NATIVE_LOADER_KEYS: dict[str, str] = {
     "batch_size": "batch_size_per_gpu",
@@ -103,6 +106,13 @@ class TranslatorBase:
         self.scale = 1
         self.model_type: str | None = None
         self.dst = ""  # the native path of the dataset being translated
+        self.network_d: dict[str, Any] | None = None  # BasicSR's network_d (train.step.network_d)
+        self.realesrgan: dict[str, Any] = {}  # Real-ESRGAN's top-level keys (degradation, USM targets, ...)
+
+    @property
+    def adversarial(self) -> bool:
+        """Whether the file's ``model_type`` trains a discriminator (``train.step: AdversarialStep``)."""
+        return self.model_type in GAN_MODEL_TYPES
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def map(self, src: str, dst: str) -> None:

@@ -15,7 +15,15 @@ DATASET_ALIASES: dict[str, str] = {
     "SingleImageDataset": "SingleImageDataset",
     "Dataset_GaussianDenoising": "OnlineDegradationDataset",
     "Dataset_DefocusDeblur_DualPixel_16bit": "DualPixelDataset",
+    "RealESRGANDataset": "RealESRGANDataset",
 }
+
+#: Real-ESRGAN's top-level keys other than its degradation keys (which
+#: ``irframe.data.degradations.realesrgan.REALESRGAN_MODEL_KEYS`` lists): read by its models.
+REALESRGAN_TOP_KEYS = (
+    "l1_gt_usm", "percep_gt_usm", "gan_gt_usm", "gt_usm", "gt_size", "queue_size", "high_order_degradation",
+)
+REALESRGAN_MODEL_TYPES = ("RealESRGANModel", "RealESRNetModel")
 
 BASICSR_LOADER_KEYS = (
     "batch_size_per_gpu", "num_worker_per_gpu", "use_shuffle", "dataset_enlarge_ratio", "prefetch_mode",
@@ -28,12 +36,53 @@ DATASET_KEYS = (
     *BASICSR_LOADER_KEYS, "name", "type", "phase", "dataroot_gt", "dataroot_lq", "dataroot_lqL", "dataroot_lqR",
     "filename_tmpl", "io_backend", "meta_info_file", "gt_size", "use_flip", "use_hflip", "use_rot",
     "geometric_augs", "num_prefetch_queue", "pin_memory", "persistent_workers", "iters", "scale", "mean", "std",
-    "in_ch", "sigma_type", "sigma_range", "sigma_test",
+    "in_ch", "sigma_type", "sigma_range", "sigma_test", "meta_info",
 )
 
 
 class DatasetSection(TranslatorBase):
     """``datasets.<phase>``: train, val* and test* sets, their loaders and their dataset types."""
+
+    def realesrgan_top(self, rest: dict[str, Any]) -> None:
+        """Real-ESRGAN's top-level keys (a ``RealESRGANModel`` / ``RealESRNetModel`` file, or one
+        training on ``RealESRGANDataset``): the second half of the degradation (read by its model's
+        ``feed_data``), the USM targets, the patch size, the pair pool. They are kept in
+        ``self.realesrgan`` for the training set's ``degradation`` and the training step."""
+        datasets = rest.get("datasets")
+        train = datasets.get("train") if isinstance(datasets, Mapping) else None
+        uses = isinstance(train, Mapping) and train.get("type") == "RealESRGANDataset"
+        if self.model_type not in REALESRGAN_MODEL_TYPES and not uses:
+            return
+        from irframe.data.degradations.realesrgan import REALESRGAN_MODEL_KEYS  # torch: only for such a file
+
+        for key in (*REALESRGAN_MODEL_KEYS, *REALESRGAN_TOP_KEYS):
+            if key in rest:
+                self.realesrgan[key] = rest.pop(key)
+        if self.realesrgan.get("queue_size") is not None:
+            self.note(
+                "queue_size", f"{self.realesrgan['queue_size']}: Real-ESRGAN degrades a whole batch at once on the "
+                "GPU (one resize, noise and JPEG draw per batch) and mixes batches through a pool of this many pairs; "
+                "irframe degrades every sample on its own in the data workers with its own draws, so each batch is "
+                "as diverse without a pool",
+            )
+        order = self.realesrgan.get("high_order_degradation")
+        if order is False:
+            self.problem(
+                "high_order_degradation", "false (training on given LQ/GT pairs, RealESRGANPairedDataset) is not "
+                "translated; train on pairs with a PairedImageDataset in a native file",
+            )
+        elif order is not None:
+            self.note("high_order_degradation", f"{order}: the training set's degradation (RealESRGANDataset)")
+        if "gt_usm" in self.realesrgan and self.model_type != "RealESRNetModel":
+            self.note("gt_usm", "dropped: RealESRGANModel always sharpens the GT; l1_gt_usm, percep_gt_usm and "
+                      "gan_gt_usm say where the sharpened one is used")
+        if not uses:
+            for key in [k for k in self.realesrgan if k in (*REALESRGAN_MODEL_KEYS, "gt_size")]:
+                self.note(key, "dropped: it drives RealESRGANDataset's degradation, and the training set is not one")
+        if self.model_type != "RealESRGANModel":
+            for key in ("l1_gt_usm", "percep_gt_usm", "gan_gt_usm"):
+                if key in self.realesrgan:
+                    self.note(key, f"dropped: read by RealESRGANModel only, the file's model_type is {self.model_type}")
 
     def datasets(self, datasets: Any, native: dict[str, Any]) -> dict[str, Any] | None:
         """Translate ``datasets``; return the progressive schedule (for ``train.progressive``)."""
@@ -152,6 +201,7 @@ class DatasetSection(TranslatorBase):
             "SingleImageDataset": self.single,
             "OnlineDegradationDataset": self.gaussian,
             "DualPixelDataset": self.dual_pixel,
+            "RealESRGANDataset": self.realesrgan_dataset,
         }[target]
         handler(cfg, where, out, train)
         self.unknown(f"{where}.", cfg, DATASET_KEYS)
@@ -238,7 +288,7 @@ class DatasetSection(TranslatorBase):
     def scale_of(self, scale: Any, where: str, out: dict[str, Any], target: str) -> None:
         if scale in (None, 1):
             return
-        if target == "PairedImageDataset":
+        if target in ("PairedImageDataset", "RealESRGANDataset"):
             out["scale"] = scale
             self.map(f"{where}.scale", f"{self.dst}.scale")
         else:
@@ -258,6 +308,43 @@ class DatasetSection(TranslatorBase):
         if "filename_tmpl" in cfg:
             cfg.pop("filename_tmpl")
             self.note(f"{where}.filename_tmpl", "dropped: a single-folder dataset pairs nothing")
+
+    def realesrgan_dataset(self, cfg: dict[str, Any], where: str, out: dict[str, Any], train: bool) -> None:
+        """Real-ESRGAN's ``RealESRGANDataset``: clean GT images (``meta_info`` lists them) degraded on the
+        fly. Its kernel keys (here) and the file's top-level degradation keys become one
+        ``RealESRGANDegradation`` mapping (``realesrgan_degradation_options``)."""
+        from irframe.data.degradations.realesrgan import (  # torch: only for such a file
+            REALESRGAN_DATASET_KEYS,
+            REALESRGAN_MODEL_KEYS,
+            realesrgan_degradation_options,
+        )
+
+        self.roots(cfg, where, out, ("dataroot_gt", "meta_info"))
+        kernels = {k: cfg.pop(k) for k in REALESRGAN_DATASET_KEYS if k in cfg}
+        top = {k: v for k, v in self.realesrgan.items() if k in REALESRGAN_MODEL_KEYS}
+        out["degradation"] = realesrgan_degradation_options(kernels, top, scale=out.get("scale", self.scale))
+        for key in kernels:
+            self.map(f"{where}.{key}", f"{self.dst}.degradation.{key}")
+        for key in top:
+            self.map(key, f"{self.dst}.degradation.{key}")
+        # Real-ESRNet degrades the sharpened GT when gt_usm is true, Real-ESRGAN always
+        sharpen = self.model_type != "RealESRNetModel" or self.realesrgan.get("gt_usm") is not False
+        out["gt_usm"] = sharpen
+        if self.model_type == "RealESRNetModel" and "gt_usm" in self.realesrgan:
+            self.map("gt_usm", f"{self.dst}.gt_usm")
+        size = self.realesrgan.get("gt_size")
+        if train and size is not None:
+            given = out.get("gt_size")
+            if given is not None and given != size:
+                self.note(
+                    f"{where}.gt_size", f"{given}: Real-ESRGAN's dataset does not read it (it hands 400x400 crops to "
+                    f"the model, which cuts the top-level gt_size {size}); datasets.train.gt_size is {size}",
+                )
+            out["gt_size"] = size
+            self.map("gt_size", f"{self.dst}.gt_size")
+        if not train:  # a fixed degradation per image for a validation/test set
+            out["seed"] = 0
+            out.pop("gt_size", None)
 
     def dual_pixel(self, cfg: dict[str, Any], where: str, out: dict[str, Any], train: bool) -> None:
         self.roots(cfg, where, out, ("dataroot_gt", "dataroot_lqL", "dataroot_lqR", "filename_tmpl"))

@@ -25,6 +25,23 @@ MODEL_TYPE_NOTES: dict[str, str] = {
 #: ``model_type`` values whose job (one generator, pixel/perceptual losses) irframe's trainer does.
 SUPERVISED_MODEL_TYPES = tuple(MODEL_TYPE_NOTES)
 
+#: ``model_type`` -> how irframe's training steps do that model's job.
+REAL_WORLD_MODEL_TYPES: dict[str, str] = {
+    "RealESRNetModel": "Real-ESRNet: one generator with its pixel losses on Real-ESRGAN's high-order degradations "
+    "(RealESRGANDataset degrades each sample in the data workers; train.step SupervisedStep, its target the "
+    "USM-sharpened GT when gt_usm is true)",
+}
+#: ``model_type`` values that train a discriminator too (:data:`~.base.GAN_MODEL_TYPES`), and how
+#: (train.step: AdversarialStep).
+ADVERSARIAL_MODEL_TYPES: dict[str, str] = {
+    "SRGANModel": "SRGAN: generator and network_d trained against each other, plain GAN loss (train.step: "
+    "AdversarialStep)",
+    "ESRGANModel": "ESRGAN: generator and network_d with the relativistic average GAN (train.step: AdversarialStep, "
+    "relativistic: true)",
+    "RealESRGANModel": "Real-ESRGAN: generator and network_d on the high-order degradations, plain GAN loss, the "
+    "USM-sharpened GT where l1_gt_usm / percep_gt_usm / gan_gt_usm say (train.step: AdversarialStep)",
+}
+
 #: BasicSR's top-level keys (for "did you mean").
 TOP_KEYS = (
     "name", "model_type", "scale", "num_gpu", "manual_seed", "dist_params", "is_train", "dist", "rank",
@@ -62,16 +79,20 @@ class NetworkSection(TranslatorBase):
                 self.map("manual_seed", "seed")
         if "model_type" in rest:
             kind = rest.pop("model_type")
+            known = {**REAL_WORLD_MODEL_TYPES, **ADVERSARIAL_MODEL_TYPES}
             if kind in SUPERVISED_MODEL_TYPES:
                 self.model_type = kind
                 self.note(
                     "model_type", f"{kind}: one generator trained with its pixel/perceptual losses, which is "
                     "irframe's one trainer (no model classes)" + MODEL_TYPE_NOTES[kind],
                 )
+            elif kind in known:
+                self.model_type = kind
+                self.note("model_type", f"{kind}: {known[kind]}")
             else:
                 self.problem(
-                    "model_type", f"{kind!r} has no irframe equivalent; supported: {', '.join(SUPERVISED_MODEL_TYPES)} "
-                    "(adversarial and video models are not)",
+                    "model_type", f"{kind!r} has no irframe equivalent; supported: "
+                    f"{', '.join([*SUPERVISED_MODEL_TYPES, *known])} (video models are not)",
                 )
         if "scale" in rest:
             scale = rest.pop("scale")
@@ -144,11 +165,19 @@ class NetworkSection(TranslatorBase):
 
     def network(self, rest: dict[str, Any], native: dict[str, Any]) -> None:
         if "network_d" in rest:
-            rest.pop("network_d")
-            self.problem(
-                "network_d", "adversarial (GAN) training is not supported by irframe: remove network_d and the "
-                "train.optim_d/gan_opt/net_d_* keys (the generator then trains with its pixel/perceptual losses)",
-            )
+            network_d = rest.pop("network_d")
+            if not self.adversarial:
+                self.note(
+                    "network_d", f"dropped: model_type {self.model_type or '(not a supported one)'} trains no "
+                    f"discriminator (BasicSR does not build it either); {', '.join(ADVERSARIAL_MODEL_TYPES)} do",
+                )
+            elif isinstance(network_d, Mapping) and "type" in network_d:
+                self.network_d = dict(network_d)  # the train section puts it in train.step.network_d
+                self.map("network_d", "train.step.network_d")
+            else:
+                self.problem(
+                    "network_d", f"expected a mapping with a 'type' key naming the discriminator, got {network_d!r}"
+                )
         network = rest.pop("network_g", None)
         if isinstance(network, Mapping) and "type" in network:
             native["model"] = dict(network)
@@ -212,11 +241,7 @@ class NetworkSection(TranslatorBase):
                 f"{resume!r}: BasicSR training states cannot be resumed by irframe; start from its "
                 "weights with pretrain_network_g, or resume an irframe run with --resume",
             )
-        for key_d in ("pretrain_network_d", "param_key_d", "strict_load_d"):
-            if key_d in rest:
-                value = rest.pop(key_d)
-                if value is not None and key_d == "pretrain_network_d":
-                    self.problem(f"path.{key_d}", "adversarial (GAN) training is not supported by irframe")
+        self.pretrain_d(rest, native)
         if "experiments_root" in rest:
             native.setdefault("path", {})["experiments_root"] = rest.pop("experiments_root")
             self.map("path.experiments_root", "path.experiments_root")
@@ -228,3 +253,28 @@ class NetworkSection(TranslatorBase):
                 rest.pop(key_x)
                 self.note(f"path.{key_x}", "dropped: irframe lays out experiments/<name>/ itself")
         self.unknown("path.", rest, PATH_KEYS)
+
+    def pretrain_d(self, rest: dict[str, Any], native: dict[str, Any]) -> None:
+        """``pretrain_network_d`` / ``param_key_d`` / ``strict_load_d``: the discriminator's starting
+        weights (``train.step.pretrain_d``)."""
+        given = {k: rest.pop(k) for k in ("pretrain_network_d", "param_key_d", "strict_load_d") if k in rest}
+        weights = given.get("pretrain_network_d")
+        step = native.get("train", {}).get("step")
+        if weights is None or not isinstance(step, dict) or "network_d" not in step:
+            for key, value in given.items():
+                if value is not None:
+                    why = "no pretrain_network_d" if weights is None else "the file trains no discriminator"
+                    self.note(f"path.{key}", f"dropped: {why}")
+            return
+        pre: dict[str, Any] = {"path": weights}
+        self.map("path.pretrain_network_d", "train.step.pretrain_d.path")
+        param_key = given.get("param_key_d")
+        # BasicSR reads 'params' when param_key_d is not set (irframe's auto would prefer 'params_ema')
+        pre["key"] = param_key if param_key is not None else "params"
+        if param_key is not None:
+            self.map("path.param_key_d", "train.step.pretrain_d.key")
+        strict = given.get("strict_load_d")
+        if strict is not None:
+            pre["strict"] = bool(strict)
+            self.map("path.strict_load_d", "train.step.pretrain_d.strict")
+        step["pretrain_d"] = pre

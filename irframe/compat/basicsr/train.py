@@ -79,11 +79,7 @@ class TrainSection(TranslatorBase):
                 self.map("train.mixing_augs", "train.mixing_augs")
             elif mix is not None:
                 self.problem("train.mixing_augs", f"expected {{mixup, mixup_beta, use_identity}}, got {mix!r}")
-        for key in _TRAIN_GAN_KEYS:
-            if key in rest:
-                value = rest.pop(key)
-                if value is not None:
-                    self.problem(f"train.{key}", "adversarial (GAN) training is not supported by irframe")
+        self.step(rest, out)
         losses = []
         refused = False
         for key in [k for k in rest if k.endswith("_opt")]:
@@ -101,6 +97,67 @@ class TrainSection(TranslatorBase):
         elif refused:
             self.omitted.append("train.losses")
         self.unknown("train.", rest, TRAIN_KEYS)
+
+    def step(self, rest: dict[str, Any], out: dict[str, Any]) -> None:
+        """The training step of ``model_type``: BasicSR's ``network_d``, ``optim_d``, ``gan_opt``,
+        ``net_d_iters``, ``net_d_init_iters`` (``train.step: AdversarialStep``), and Real-ESRGAN's USM
+        targets (``l1_gt_usm``, ``percep_gt_usm``, ``gan_gt_usm``; Real-ESRNet's ``gt_usm``)."""
+        gan = {k: rest.pop(k) for k in _TRAIN_GAN_KEYS if k in rest}
+        usm = self.realesrgan
+        if not self.adversarial:
+            for key, value in gan.items():
+                if value is not None:
+                    kind = self.model_type or "(not a supported one)"
+                    self.note(f"train.{key}", f"dropped: model_type {kind} trains no discriminator")
+            if self.model_type == "RealESRNetModel" and usm.get("gt_usm", True) is not False:
+                out["step"] = {"type": "SupervisedStep", "target": "gt_usm"}
+                self.map("gt_usm", "train.step.target")
+            return
+        step: dict[str, Any] = {"type": "AdversarialStep"}
+        complete = True
+        if self.network_d is not None:
+            step["network_d"] = self.network_d
+        else:
+            complete = False
+            self.problem(
+                "network_d", f"missing: {self.model_type} trains a discriminator beside network_g; add network_d "
+                "(e.g. {type: VGGStyleDiscriminator, num_in_ch: 3, num_feat: 64})",
+            )
+        for key in ("optim_d", "gan_opt"):
+            value = gan.get(key)
+            if value is None:
+                complete = False
+                self.problem(
+                    f"train.{key}", f"missing: {self.model_type} trains network_d with "
+                    + ("its own optimizer (optim_d)" if key == "optim_d" else "an adversarial loss (gan_opt: {type: "
+                       "GANLoss, gan_type: vanilla, loss_weight: 0.1})"),
+                )
+                continue
+            native_key = "optim_d" if key == "optim_d" else "gan"
+            step[native_key] = dict(value) if isinstance(value, Mapping) else value
+            self.map(f"train.{key}", f"train.step.{native_key}")
+        for key in ("net_d_iters", "net_d_init_iters"):
+            if gan.get(key) is not None:
+                step[key] = as_int(gan[key])
+                self.map(f"train.{key}", f"train.step.{key}")
+        if gan.get("net_d_reg_every") is not None:
+            self.problem(
+                "train.net_d_reg_every", "StyleGAN2's lazy R1 regularisation of the discriminator is not supported by "
+                "irframe's AdversarialStep",
+            )
+        if self.model_type == "ESRGANModel":
+            step["relativistic"] = True
+        if self.model_type == "RealESRGANModel":
+            for src, dst in (("l1_gt_usm", "pixel_target"), ("percep_gt_usm", "perceptual_target"),
+                             ("gan_gt_usm", "gan_target")):
+                # RealESRGANModel reads each as `opt[key] is False`: anything else is the sharpened GT
+                step[dst] = "gt" if usm.get(src) is False else "gt_usm"
+                if src in usm:
+                    self.map(src, f"train.step.{dst}")
+        if complete:  # a step without its discriminator or loss would only repeat the problems above
+            out["step"] = step
+        else:
+            self.omitted.append("train.step")
 
     def grad_clip(self, rest: dict[str, Any], out: dict[str, Any]) -> None:
         """``use_grad_clip``: Restormer's ImageCleanModel clips the gradient norm at 0.01 when it is true;

@@ -64,8 +64,8 @@ def translate_basicsr(raw: Mapping[str, Any], source: str) -> tuple[dict[str, An
         mapping needs a word.
 
     Raises:
-        OptionsError: listing every key that has no translation (unknown keys, adversarial training,
-            BasicSR training states), each by its dotted path, with ``source``.
+        OptionsError: listing every key that has no translation (unknown keys, unsupported model
+            types, BasicSR training states), each by its dotted path, with ``source``.
     """
     t = translate(raw, source)
     return t.native, t.notes
@@ -135,6 +135,7 @@ class Translator(NetworkSection, DatasetSection, TrainSection, ValLoggerSection)
         self.is_train = isinstance(rest.get("train"), Mapping)
         self.top(rest, native)
         self.network(rest, native)
+        self.realesrgan_top(rest)
         datasets = rest.pop("datasets", None)
         train = rest.pop("train", None)
         val = rest.pop("val", None)

@@ -29,10 +29,12 @@ VAL_KEYS = (
 )
 METRIC_KEYS = ("type", "crop_border", "test_y_channel", "better")
 LOGGER_KEYS = ("print_freq", "save_checkpoint_freq", "use_tb_logger", "wandb")
+WANDB_KEYS = ("project", "resume_id")
 
 
 class ValLoggerSection(TranslatorBase):
-    """``val.*`` (frequency, metrics, saved images) and ``logger.*`` (print/checkpoint frequency)."""
+    """``val.*`` (frequency, metrics, saved images) and ``logger.*`` (print/checkpoint frequency,
+    TensorBoard, wandb)."""
 
     def val(self, val: Any, native: dict[str, Any]) -> None:
         if val is None:
@@ -196,17 +198,31 @@ class ValLoggerSection(TranslatorBase):
                     out[dst] = value
                     self.map(f"logger.{src}", f"logger.{dst}")
         if "wandb" in rest:
-            wandb = rest.pop("wandb")
-            project = wandb.get("project") if isinstance(wandb, Mapping) else None
-            installed = importlib.util.find_spec("wandb") is not None
-            if project is None:
-                self.note("logger.wandb", "dropped: no project set")
-            else:
-                self.note(
-                    "logger.wandb", f"project {project!r} dropped: irframe logs to train.log and TensorBoard only"
-                    + ("" if installed else " (and wandb is not installed)"),
-                )
+            self.wandb(rest.pop("wandb"), out)
         if out:
             native["logger"] = out
         self.unknown("logger.", rest, LOGGER_KEYS)
 
+    def wandb(self, wandb: Any, out: dict[str, Any]) -> None:
+        """``logger.wandb.{project, resume_id}``: BasicSR logs to wandb when a project is set; here
+        that is ``logger.trackers: [wandb]`` with ``logger.project`` (and ``logger.wandb.resume_id``)."""
+        if wandb is None:
+            return
+        if not isinstance(wandb, Mapping):
+            self.problem("logger.wandb", f"expected a mapping with project and resume_id, got {wandb!r}")
+            return
+        rest = dict(wandb)
+        project, resume_id = rest.pop("project", None), rest.pop("resume_id", None)
+        self.unknown("logger.wandb.", rest, WANDB_KEYS)
+        if project is None:
+            self.note("logger.wandb", "dropped: no project set (BasicSR logs to wandb only with one)")
+            return
+        out["trackers"] = ["wandb"]
+        out["project"] = str(project)
+        self.map("logger.wandb.project", "logger.project")
+        self.note("logger.wandb.project", f"{project!r}: logger.trackers: [wandb] with logger.project {project!r}"
+                  + ("" if importlib.util.find_spec("wandb") is not None
+                     else "; wandb is not installed: pip install 'irframe[wandb]' before training"))
+        if resume_id is not None:
+            out["wandb"] = {"resume_id": str(resume_id)}
+            self.map("logger.wandb.resume_id", "logger.wandb.resume_id")
