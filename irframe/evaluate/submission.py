@@ -111,7 +111,10 @@ def pair_pages(pred_dir: str | os.PathLike[str], input_dir: str | os.PathLike[st
 
 def _page_values(page: Page) -> np.ndarray:
     """The prediction as an ``H x W`` float array in [0, 1], checked against its input's size."""
-    pred = imread(page.pred, channels=1)[:, :, 0]
+    try:
+        pred = imread(page.pred, channels=1)[:, :, 0]
+    except DataError as exc:  # the reader's own checks (e.g. float values far outside [0, 1]): say which page
+        raise DataError(f"image {page.id}: {exc}") from None
     in_h, in_w = _image_size(page.input)
     if pred.shape != (in_h, in_w):
         raise DataError(

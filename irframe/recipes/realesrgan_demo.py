@@ -103,8 +103,8 @@ def run(
         common += [f"train.total_iter={iters}", f"train.scheduler.T_max={iters}", f"val.freq={iters}",
                    f"logger.checkpoint_freq={iters}"]
     stage1 = run_training(load_options(OPTIONS / "realesrgan_demo_psnr.yml", common), resume="auto")
-    assert stage1.last_checkpoint is not None
-    extra = [f"train.pretrain.path={stage1.last_checkpoint}"]
+    first = _last_checkpoint(stage1)
+    extra = [f"train.pretrain.path={first}"]
     percep = _perceptual_available()
     if percep:
         extra.append("train.losses=[{type: L1Loss, weight: 1.0}, {type: PerceptualLoss, layer_weights: "
@@ -113,9 +113,8 @@ def run(
                 " (no VGG19 ImageNet weights in the torch hub cache: no perceptual loss)"))
     gan_opts = load_options(OPTIONS / "realesrgan_demo_gan.yml", [*common, *extra])
     stage2 = run_training(gan_opts, resume="auto")
-    assert stage2.last_checkpoint is not None
     out.mkdir(parents=True, exist_ok=True)
-    stages = [("stage 1 (PSNR)", stage1.last_checkpoint), ("stage 2 (GAN)", stage2.last_checkpoint)]
+    stages = [("stage 1 (PSNR)", first), ("stage 2 (GAN)", _last_checkpoint(stage2))]
     result = compare(gan_opts, stages, used, figure=out / "compare.png")
     _logit_curve(stage2.experiment / "train.log", out / "d_logits.png")
     result.report = _write_report(result, out, stage1.experiment, stage2.experiment)
@@ -192,6 +191,16 @@ def summary(result: DemoResult) -> list[str]:
 
 
 # -- pieces ---------------------------------------------------------------------------------------
+def _last_checkpoint(result: Any) -> Path:
+    """The run's newest checkpoint (a finished run that was run again trained nothing and saved none)."""
+    from irframe.train.checkpoint import latest_checkpoint
+
+    found = result.last_checkpoint or latest_checkpoint(result.experiment / "checkpoints")
+    if found is None:
+        raise IrframeError(f"{result.experiment}: no checkpoint")
+    return Path(found)
+
+
 def _default(shared: Path, generated: Path, count: int, size: int, seed: int) -> Path:
     """``shared`` when it holds images, else ``count`` generated textures of ``size`` px."""
     if shared.is_dir() and any(shared.glob("*.png")):

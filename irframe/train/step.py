@@ -31,7 +31,7 @@ import inspect
 import re
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 import torch
@@ -45,6 +45,7 @@ from irframe.registry import TRAIN_STEPS
 from irframe.train.ema import ModelEMA
 from irframe.train.loss import WeightedLoss
 from irframe.train.optim import build_optimizer, build_scheduler
+from irframe.train.resume import apply_changes, rebuild_scheduler
 
 Target = Literal["gt", "gt_usm"]
 """The batch entry a loss compares with: ``gt``, or ``gt_usm`` (Real-ESRGAN's USM-sharpened GT)."""
@@ -102,7 +103,6 @@ class _Optimized:
     optimizer: Any
     scheduler: Any
     state_key: str  # "optimizer" -> state["optimizer"], state["scheduler"]; "_d" suffix for others
-    notes: list[str] = field(default_factory=list)
 
 
 class TrainStep:
@@ -170,8 +170,6 @@ class TrainStep:
         ``train.optim`` changes apply to ``model``'s optimizer; a changed schedule is rebuilt for
         every optimizer at the resumed iteration.
         """
-        from irframe.train.resume import apply_changes, rebuild_scheduler
-
         if not self.optimized:
             return None
         first = self.optimized[0]

@@ -1,9 +1,11 @@
-"""The README's first hour, shortened: demo -> tools/test.py on its checkpoint -> tools/infer.py."""
+"""The README's first hour, shortened: demo -> tools/test.py on its checkpoint -> tools/degrade.py ->
+tools/infer.py on the noisy images (tests/first_hour/test_readme_commands.py runs the commands as written)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from irframe.data.cli import degrade_main
 from irframe.evaluate.cli import benchmark_main, infer_main
 from irframe.evaluate.leaderboard import BASELINE_ROW, Leaderboard
 from irframe.train import demo
@@ -36,8 +38,10 @@ def test_demo_then_test_then_infer_as_the_readme_says(tmp_path, monkeypatch, cap
     assert board.baseline_score(set_name, psnr_id) is not None
     assert f"| *{BASELINE_ROW}* |" in captured.out  # the table printed at the end
 
+    # python tools/degrade.py experiments/demo_data/val experiments/demo_data/val_noisy --noise 25
+    assert degrade_main(["experiments/demo_data/val", "experiments/demo_data/val_noisy", "--noise", "25"]) == 0
     # python tools/infer.py --checkpoint experiments/demo/checkpoints/best --input ... --output ...
-    assert infer_main(["--checkpoint", str(best), "--input", "experiments/demo_data/val", "--output",
+    assert infer_main(["--checkpoint", str(best), "--input", "experiments/demo_data/val_noisy", "--output",
                        "results/demo_restored", "--device", "cpu", "--no-progress"]) == 0
     assert len(list(Path("results/demo_restored").glob("*.png"))) == demo.VAL_IMAGES
 
