@@ -17,7 +17,9 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def _models_row(arch_prefix: str) -> str:
-    return next(line for line in README.splitlines() if line.startswith(f"| {arch_prefix}"))
+    """The arch's row of the README's "## Models" table (the "## Architectures" table has rows too)."""
+    models = README.split("\n## Models\n", 1)[1]
+    return next(line for line in models.splitlines() if line.startswith(f"| {arch_prefix}"))
 
 
 def test_ipt_parameter_counts_are_the_ones_model_stats_prints():

@@ -31,6 +31,8 @@ def scratch() -> Iterator[Path]:
     """A folder user ``nobody`` can reach (pytest's own tmp_path is private to root)."""
     if os.geteuid() == 0 and shutil.which("setpriv") is None:
         pytest.skip("root without setpriv: permissions cannot be tested")
+    if os.geteuid() == 0 and not _nobody_can_run_the_harness():
+        pytest.skip("user nobody cannot read this checkout or its Python (a private folder): cannot test permissions")
     path = Path(tempfile.mkdtemp(prefix="irframe-ro-"))
     path.chmod(0o755)
     try:
@@ -40,6 +42,17 @@ def scratch() -> Iterator[Path]:
             if p.is_dir() and not p.is_symlink():
                 p.chmod(0o755)
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _nobody_can_run_the_harness() -> bool:
+    """Whether user ``nobody`` can start this Python and read the harness (a checkout inside a
+    private temporary folder, as a fresh CI clone may be, is out of its reach)."""
+    harness = Path(__file__).with_name("train_harness.py")
+    probe = [
+        "setpriv", "--reuid", str(NOBODY), "--regid", str(NOBODY), "--clear-groups",
+        sys.executable, "-c", f"open({str(harness)!r}).close(); import irframe",
+    ]
+    return subprocess.run(probe, capture_output=True, timeout=120, check=False).returncode == 0
 
 
 def unprivileged(tools, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
