@@ -294,6 +294,34 @@ class ImageDataset(Dataset):
         return sample
 
 
+def degrade_to_scale(
+    owner: str,
+    degradation: Callable[[np.ndarray, np.random.Generator], np.ndarray],
+    image: np.ndarray,
+    scale: int,
+    rng: np.random.Generator,
+    src: str,
+) -> np.ndarray:
+    """``degradation(image, rng)``, checked to be ``image`` shrunk by ``scale``.
+
+    Both failures are configuration errors, not bad data (the file was read fine), so they raise
+    :class:`OptionsError`, which ``skip_bad`` never swallows: e.g. a ``BicubicDownsample`` scale that
+    differs from the dataset's ``scale``.
+    """
+    try:
+        lq = degradation(image, rng)
+    except DataError as exc:
+        raise OptionsError(f"{owner}.degradation failed on {src}: {exc}") from None
+    expected = (image.shape[0] // scale, image.shape[1] // scale, image.shape[2])
+    if lq.shape != expected:
+        raise OptionsError(
+            f"{owner}: the degradation turned {src} ({image.shape[0]}x{image.shape[1]}) into "
+            f"{lq.shape[0]}x{lq.shape[1]}x{lq.shape[2]}, expected {expected[0]}x{expected[1]}x{expected[2]} "
+            f"for scale {scale}"
+        )
+    return lq
+
+
 def build_pipeline(cfg: Any, owner: str) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
     """Build a dataset's ``degradation`` option (a mapping, or a list meaning ``Compose``)."""
     from irframe.data.degradations.compose import build_degradation

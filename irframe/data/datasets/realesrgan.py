@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 
 from irframe.data.backends import Backend
-from irframe.data.datasets.base import ImageDataset, build_pipeline, check_dataroot, open_backend
+from irframe.data.datasets.base import ImageDataset, build_pipeline, check_dataroot, degrade_to_scale, open_backend
 from irframe.data.io import Channels, img2tensor, imread
 from irframe.data.transforms import augment, mod_crop, paired_random_crop, random_crop
 from irframe.errors import DataError, OptionsError
@@ -165,18 +165,7 @@ class RealESRGANDataset(ImageDataset):
                 gt = random_crop(gt, patch_size, rng, src)
         gt = np.ascontiguousarray(mod_crop(gt, self.scale))
         sharp = self.usm(gt, rng) if self.gt_usm else gt
-        try:
-            lq = self.degradation(sharp, rng)
-        except DataError as exc:
-            # The file was read fine: a pipeline that rejects it is misconfigured (skip_bad must not hide it).
-            raise OptionsError(f"{type(self).__name__}.degradation failed on {src}: {exc}") from None
-        expected = (gt.shape[0] // self.scale, gt.shape[1] // self.scale, gt.shape[2])
-        if lq.shape != expected:
-            raise OptionsError(
-                f"{type(self).__name__}: the degradation turned {src} ({gt.shape[0]}x{gt.shape[1]}) into "
-                f"{lq.shape[0]}x{lq.shape[1]}x{lq.shape[2]}, expected {expected[0]}x{expected[1]}x{expected[2]} "
-                f"for scale {self.scale}"
-            )
+        lq = degrade_to_scale(type(self).__name__, self.degradation, sharp, self.scale, rng, src)
         if patch_size is not None and gt.shape[:2] != (patch_size, patch_size):
             both = np.concatenate([gt, sharp], axis=2)  # one crop for the GT and its sharpened copy
             both, lq = paired_random_crop(both, lq, patch_size // self.scale, self.scale, rng, src, f"LQ of {src}")

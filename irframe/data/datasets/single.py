@@ -6,9 +6,8 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 
-from irframe.data.datasets.base import ImageDataset, build_pipeline, check_dataroot, open_backend
+from irframe.data.datasets.base import ImageDataset, build_pipeline, check_dataroot, degrade_to_scale, open_backend
 from irframe.data.transforms import augment, mod_crop, random_crop
-from irframe.errors import DataError, OptionsError
 from irframe.registry import DATASETS, ExistingFolder, Nested
 
 
@@ -115,18 +114,5 @@ class OnlineDegradationDataset(ImageDataset):
         if self.use_flip or self.use_rot:
             gt = augment([gt], rng, self.use_flip, self.use_rot)[0]
         gt = np.ascontiguousarray(mod_crop(gt, self.scale))
-        try:
-            lq = self.degradation(gt, rng)
-        except DataError as exc:
-            # The file was read fine: a pipeline that rejects it is misconfigured (skip_bad must not
-            # hide that), e.g. a BicubicDownsample scale that differs from the dataset's `scale`.
-            raise OptionsError(f"{type(self).__name__}.degradation failed on {src}: {exc}") from None
-        expected = (gt.shape[0] // self.scale, gt.shape[1] // self.scale, gt.shape[2])
-        if lq.shape != expected:
-            # A configuration error (wrong scale), not bad data: skip_bad must not swallow it.
-            raise OptionsError(
-                f"{type(self).__name__}: the degradation turned {src} ({gt.shape[0]}x{gt.shape[1]}) into "
-                f"{lq.shape[0]}x{lq.shape[1]}x{lq.shape[2]}, expected {expected[0]}x{expected[1]}x{expected[2]} "
-                f"for scale {self.scale}"
-            )
+        lq = degrade_to_scale(type(self).__name__, self.degradation, gt, self.scale, rng, src)
         return self.to_sample(gt, lq, src, src, key.rsplit("/", 1)[-1])
