@@ -115,6 +115,9 @@ def test_torchrun_on_a_folder_in_use_stops_every_process_with_the_error(images, 
     out = proc.stdout + proc.stderr
     errors = [line for line in out.splitlines() if line.startswith("error: ")]
     assert proc.returncode != 0
-    assert len(errors) == 2 and all(f"pid {holder.pid}" in e and "in use by another run" in e for e in errors), out
+    # Each rank raises the error; torchrun then stops the other worker, which may be killed before it prints
+    # its own copy, so one or two lines come back, never zero and never another message.
+    assert 1 <= len(errors) <= 2, out
+    assert all(f"pid {holder.pid}" in e and "in use by another run" in e for e in errors), out
     assert took < 200, f"the processes waited for each other ({took:.0f} s)"
     assert not list((experiments / "run").glob("checkpoints/iter_*"))
