@@ -58,11 +58,11 @@ def make_trainer(
     from accelerate.utils import TorchDynamoPlugin
 
     from irframe.options import TrainOptions
-    from irframe.train.checkpointer import Checkpointer
     from irframe.train.ema import ModelEMA
     from irframe.train.logger import TrainLogger
     from irframe.train.step import StepContext, SupervisedStep
     from irframe.train.trainer import LoopSettings, Trainer
+    from irframe.train.training_state import Checkpointer
 
     extra = {"dynamo_plugin": TorchDynamoPlugin(backend=compile_backend)} if compile_backend else {}
     accelerator = Accelerator(

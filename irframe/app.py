@@ -164,7 +164,7 @@ class ModelCache:
 def default_models(checkpoints: Sequence[str] = (), *, zoo: bool = True) -> list[str]:
     """The app's model list: the given checkpoints, then every zoo model as ``zoo:NAME`` (unless ``zoo``
     is false); duplicates dropped, order kept."""
-    from irframe.nn.checkpoint import ZOO_PREFIX, zoo_dir, zoo_names
+    from irframe.nn.weights import ZOO_PREFIX, zoo_dir, zoo_names
 
     refs = [str(c) for c in checkpoints]
     if zoo:

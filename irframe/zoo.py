@@ -12,7 +12,7 @@ checkpoint is accepted (``irframe.load_model``, ``tools/infer.py --checkpoint``,
 
 The zoo folder is ``zoo/`` at the repository root, or ``$IRFRAME_ZOO`` when set. This module is
 the catalog (listing, publishing) beside its command (``irframe zoo``, :mod:`irframe.cli`); what
-``zoo:NAME`` resolves to is part of finding a weights file (:mod:`irframe.nn.checkpoint`), so
+``zoo:NAME`` resolves to is part of finding a weights file (:mod:`irframe.nn.weights`), so
 loading a model needs nothing from here.
 """
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from irframe.errors import CheckpointError
-from irframe.nn.checkpoint import (
+from irframe.nn.weights import (
     ZOO_ENV,
     ZOO_PREFIX,
     ZOO_SUFFIX,
@@ -43,7 +43,7 @@ from irframe.nn.checkpoint import (
     zoo_names,
 )
 
-# ZOO_ENV, ZOO_PREFIX, is_zoo_name, resolve_zoo, zoo_dir: defined in irframe.nn.checkpoint (kept importable here)
+# ZOO_ENV, ZOO_PREFIX, is_zoo_name, resolve_zoo, zoo_dir: defined in irframe.nn.weights (kept importable here)
 __all__ = [
     "ZOO_ENV", "ZOO_PREFIX", "ZooEntry", "check_zoo_name", "is_zoo_name", "list_zoo", "publish", "resolve_zoo",
     "zoo_dir",

@@ -79,7 +79,7 @@ def _memory_value(text: str) -> int:
 
 
 def _add_param_key(parser: argparse.ArgumentParser, default_note: str) -> None:
-    from irframe.nn.checkpoint import PARAM_KEYS
+    from irframe.nn.weights import PARAM_KEYS
 
     parser.add_argument(
         "--param-key", choices=PARAM_KEYS, default=None,

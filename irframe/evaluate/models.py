@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 
 from irframe.errors import CheckpointError, OptionsError
-from irframe.nn.checkpoint import WeightsMismatchError, config_from_metadata
+from irframe.nn.weights import WeightsMismatchError, config_from_metadata
 
 __all__ = ["LoadedModel", "load_for_eval", "slugify"]
 
@@ -84,7 +84,7 @@ def _metadata_config(file: Path) -> dict[str, Any] | None:
     """The build config stored in one of our safetensors files, or ``None`` (other files)."""
     if file.suffix.lower() != ".safetensors":
         return None
-    from irframe.nn.checkpoint import read_safetensors_header
+    from irframe.nn.weights import read_safetensors_header
 
     meta, _shapes = read_safetensors_header(file)
     return config_from_metadata(meta, str(file))
@@ -149,7 +149,7 @@ def _mismatch_message(
     ``None``: no better message than ``exc``'s."""
     if recorded is None:
         from irframe.nn.autoload import other_arch, recognised_config
-        from irframe.nn.checkpoint import read_state_for
+        from irframe.nn.weights import read_state_for
 
         state, metadata = read_state_for(model, file, key)
         note = other_arch(model, state, metadata)
@@ -206,7 +206,7 @@ def load_for_eval(
         CheckpointError: unreadable checkpoint, or weights that do not fit the model.
     """
     from irframe.nn.autoload import load_model
-    from irframe.nn.checkpoint import load_weights, resolve_weights_file
+    from irframe.nn.weights import load_weights, resolve_weights_file
     from irframe.registry import ARCHS
 
     if model_cfg is None and checkpoint is None:

@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 
 from irframe.errors import CheckpointError, IrframeError
-from irframe.nn.checkpoint import (
+from irframe.nn.weights import (
     FOLDER_FILES,
     WRAPPER_KEYS,
     a_or_an,
@@ -57,7 +57,7 @@ __all__ = [
     "load_model",
     "most_specific",
     "run_detector",
-    # where the weights are and what they record: irframe.nn.checkpoint (importable from here too)
+    # where the weights are and what they record: irframe.nn.weights (importable from here too)
     "FOLDER_FILES",
     "config_from_metadata",
     "resolve_weights_file",
@@ -77,7 +77,7 @@ def check_config_against(
         CheckpointError: the config cannot be built, or the shapes (or, when ``strict``, the key
             sets) disagree; the message names ``source``.
     """
-    from irframe.nn.checkpoint import compare_state
+    from irframe.nn.weights import compare_state
 
     arch = config.get("type")
     try:
@@ -311,7 +311,7 @@ def other_arch(
     """``holds an IPT checkpoint, not a Restormer`` when the checkpoint (:func:`checkpoint_arch`)
     is of another arch than ``model`` (a module or an arch name); ``None`` when it is the same arch
     or cannot be told. Callers put the file name before it and their fix after it."""
-    from irframe.nn.checkpoint import unwrap_model
+    from irframe.nn.weights import unwrap_model
 
     name = model if isinstance(model, str) else type(unwrap_model(model)).__name__
     holds = checkpoint_arch(state_dict, metadata)

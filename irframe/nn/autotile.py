@@ -74,9 +74,9 @@ import torch
 import torch.nn as nn
 
 from irframe.errors import IrframeError
-from irframe.nn.checkpoint import unwrap_model
 from irframe.nn.inference import Precision, _model_device, autocast_context
 from irframe.nn.spec import ModelSpec, spec_for_task
+from irframe.nn.weights import unwrap_model
 
 __all__ = [
     "MemoryBudgetError",

@@ -275,13 +275,13 @@ def autocast_context(device: torch.device | str, precision: Precision = "fp32") 
 def compile_model(model: nn.Module) -> nn.Module:
     """``torch.compile(model)`` (inductor) for inference (``inference.compile``, ``--compile``).
 
-    The compiled wrapper shares the weights; :func:`irframe.nn.checkpoint.unwrap_model` and
+    The compiled wrapper shares the weights; :func:`irframe.nn.weights.unwrap_model` and
     :func:`~irframe.nn.spec.get_spec` look through it, so checkpoints saved from it keep the plain
     parameter names. The first call at each input size compiles (torch marks height and width
     dynamic after a second size), which takes seconds to minutes: worth it for many images of one
     size, not for one image.
     """
-    from irframe.nn.checkpoint import unwrap_model
+    from irframe.nn.weights import unwrap_model
 
     return torch.compile(unwrap_model(model))  # type: ignore[return-value]  # an OptimizedModule
 

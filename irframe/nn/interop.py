@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 
 from irframe.errors import CheckpointError, OptionsError
-from irframe.nn.checkpoint import TORCH_SUFFIXES, save_weights, unwrap_model
+from irframe.nn.weights import TORCH_SUFFIXES, save_weights, unwrap_model
 
 __all__ = [
     "EXPORT_SUFFIXES",

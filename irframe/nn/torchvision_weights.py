@@ -66,7 +66,7 @@ def load_torchvision_tensors(module: nn.Module, path: Path, source_key: Callable
     ``source_key`` maps an own key (e.g. ``"conv1_1.weight"``) to the file's (``"features.0.weight"``).
     Every own entry must be found with its shape, else one :class:`CheckpointError` lists the problems.
     """
-    from irframe.nn.checkpoint import read_checkpoint, unwrap_state_dict
+    from irframe.nn.weights import read_checkpoint, unwrap_state_dict
 
     raw, _ = read_checkpoint(path)
     source = unwrap_state_dict(raw, source=str(path))

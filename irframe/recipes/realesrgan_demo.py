@@ -128,8 +128,8 @@ def compare(opts: Any, stages: Sequence[tuple[str, Path]], used: list[str], figu
     import torch
 
     from irframe.evaluate.models import load_for_eval
-    from irframe.nn.checkpoint import load_weights
     from irframe.nn.inference import restore
+    from irframe.nn.weights import load_weights
     from irframe.registry import ARCHS, DATASETS, METRICS
 
     heldout = DATASETS.build(opts.datasets["heldout"].dataset_cfg(), path="datasets.heldout")
@@ -193,7 +193,7 @@ def summary(result: DemoResult) -> list[str]:
 # -- pieces ---------------------------------------------------------------------------------------
 def _last_checkpoint(result: Any) -> Path:
     """The run's newest checkpoint (a finished run that was run again trained nothing and saved none)."""
-    from irframe.train.checkpoint import latest_checkpoint
+    from irframe.train.checkpoint_folders import latest_checkpoint
 
     found = result.last_checkpoint or latest_checkpoint(result.experiment / "checkpoints")
     if found is None:

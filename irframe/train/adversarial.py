@@ -31,8 +31,8 @@ from pydantic import ValidationError
 from torch import nn
 
 from irframe.errors import OptionsError, RegistryError
-from irframe.nn.checkpoint import unwrap_model
 from irframe.nn.spec import get_spec
+from irframe.nn.weights import unwrap_model
 from irframe.options import PretrainOptions
 from irframe.registry import ARCHS, LOSSES, TRAIN_STEPS
 from irframe.train.loss import WeightedLoss

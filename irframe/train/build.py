@@ -21,11 +21,10 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from irframe.errors import CheckpointError, DistributedError, IrframeError, OptionsError
-from irframe.nn.checkpoint import unwrap_model
 from irframe.nn.spec import get_spec
+from irframe.nn.weights import unwrap_model
 from irframe.options import TRAIN_PATHS, Options, check_components, dump_options, save_options
 from irframe.registry import ARCHS, METRICS
-from irframe.train.checkpointer import Checkpointer
 from irframe.train.checks import check_model_and_data, check_options
 from irframe.train.data import (
     Shard,
@@ -42,6 +41,7 @@ from irframe.train.resume import Change, check_changes, diff_options, saved_opti
 from irframe.train.step import TrainStep, build_step
 from irframe.train.trackers import accelerator_kwargs, start_trackers, tracker_names
 from irframe.train.trainer import LoopSettings, Trainer, TrainingInterrupted
+from irframe.train.training_state import Checkpointer
 from irframe.train.validation import Validator, ValResult
 from irframe.utils import seed_everything
 

@@ -60,7 +60,7 @@ def reusable(folder: Path) -> str | None:
     checkpoint), and that no run is using right now."""
     import json
 
-    from irframe.train.checkpoint import list_checkpoints
+    from irframe.train.checkpoint_folders import list_checkpoints
     from irframe.train.lock import in_use
 
     marker = folder / DEMO_MARKER

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from irframe.errors import CheckpointError, OptionsError
-from irframe.train.checkpoint import (
+from irframe.train.checkpoint_folders import (
     BEST_DIR,
     is_complete,
     iteration_of,

@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 from torch import nn
 
 from irframe.errors import CheckpointError, OptionsError
-from irframe.nn.checkpoint import compare_state, read_state_for, resolve_weights_file, unwrap_model
+from irframe.nn.weights import compare_state, read_state_for, resolve_weights_file, unwrap_model
 from irframe.options import PretrainOptions
 
 #: A BasicSR wrapper key given for one of our checkpoint folders: whether it means the EMA file.

@@ -38,8 +38,8 @@ import torch
 from torch import nn
 
 from irframe.errors import OptionsError
-from irframe.nn.checkpoint import unwrap_model
 from irframe.nn.spec import get_spec
+from irframe.nn.weights import unwrap_model
 from irframe.options import TrainOptions
 from irframe.registry import TRAIN_STEPS
 from irframe.train.ema import ModelEMA

@@ -4,7 +4,7 @@ The :class:`Trainer` owns only the loop: fetch ``grad_accum`` micro-batches, han
 (:class:`~.step.TrainStep`: forward, losses, backward, clipping, optimizer steps, schedules, EMA;
 :class:`~.step.SupervisedStep` or :class:`~.adversarial.AdversarialStep` or a plugin's), count,
 report, validate, checkpoint. Validation (:class:`~.validation.Validator`), checkpoints
-(:class:`~.checkpointer.Checkpointer`) and output (:class:`~.logger.TrainLogger`) are handed in
+(:class:`~.training_state.Checkpointer`) and output (:class:`~.logger.TrainLogger`) are handed in
 ready-made; :func:`irframe.train.build.build_trainer` builds them from options.
 """
 
@@ -24,10 +24,10 @@ import torch
 from torch import nn
 
 from irframe.errors import IrframeError
-from irframe.nn.checkpoint import unwrap_model
-from irframe.train.checkpointer import Checkpointer
+from irframe.nn.weights import unwrap_model
 from irframe.train.logger import TrainLogger
 from irframe.train.step import StepOutput, TrainStep
+from irframe.train.training_state import Checkpointer
 from irframe.train.validation import Validator, ValResult
 
 
@@ -239,7 +239,7 @@ class Trainer:
 
     def interruption(self) -> str:
         """The line for a run stopped by Ctrl-C: when, and which checkpoint continues it."""
-        from irframe.train.checkpoint import latest_checkpoint
+        from irframe.train.checkpoint_folders import latest_checkpoint
 
         root = self.checkpointer.root
         latest = latest_checkpoint(root)

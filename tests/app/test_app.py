@@ -18,8 +18,8 @@ from irframe.app import ModelCache, compare_html, default_models, prune_results,
 from irframe.cli import main as cli_main
 from irframe.data.io import img2tensor, imread, quantize
 from irframe.errors import DataError, OptionsError
-from irframe.nn.checkpoint import save_weights
 from irframe.nn.inference import restore
+from irframe.nn.weights import save_weights
 from irframe.registry import ARCHS
 
 TINY_SR = {"type": "SRVGGNetCompact", "num_feat": 8, "num_conv": 2, "upscale": 2}

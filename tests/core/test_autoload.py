@@ -10,7 +10,7 @@ import torch
 import irframe
 from irframe.errors import CheckpointError, RegistryError
 from irframe.nn.autoload import detect_config
-from irframe.nn.checkpoint import save_weights
+from irframe.nn.weights import save_weights
 from irframe.registry import ARCHS, DETECTORS
 from tests.helpers import official_state_dict
 

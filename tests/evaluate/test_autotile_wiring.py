@@ -15,9 +15,9 @@ from torch import nn
 from irframe.errors import OptionsError
 from irframe.evaluate.cli import benchmark_main, infer_main
 from irframe.nn.autotile import MemoryProbeError, measure_peak
-from irframe.nn.checkpoint import save_weights
 from irframe.nn.inference import restore
 from irframe.nn.spec import ModelSpec
+from irframe.nn.weights import save_weights
 from irframe.options import validate_options
 
 

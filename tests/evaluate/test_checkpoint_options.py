@@ -180,7 +180,7 @@ def test_basicsr_param_key_picks_the_file_of_a_checkpoint_folder(tmp_path):
     import torch
 
     from irframe.evaluate.models import load_for_eval
-    from irframe.nn.checkpoint import save_weights
+    from irframe.nn.weights import save_weights
     from irframe.registry import ARCHS
 
     cfg = {"type": "Restormer", "dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1}

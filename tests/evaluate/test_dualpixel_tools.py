@@ -14,8 +14,8 @@ import yaml
 
 from irframe.data.io import img2tensor, imread
 from irframe.evaluate.cli import benchmark_main, infer_main
-from irframe.nn.checkpoint import save_weights
 from irframe.nn.inference import restore
+from irframe.nn.weights import save_weights
 from irframe.registry import ARCHS, METRICS
 
 DP_RESTORMER = {

@@ -10,8 +10,8 @@ import torch
 
 from irframe.errors import CheckpointError, OptionsError
 from irframe.evaluate.models import load_for_eval, slugify
-from irframe.nn.checkpoint import save_weights
 from irframe.nn.spec import spec_for_task
+from irframe.nn.weights import save_weights
 
 
 def test_options_with_and_without_checkpoint(toy_arch, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import pytest
 from irframe.errors import DataError
 from irframe.evaluate.cli import infer_main
 from irframe.evaluate.infer import plan_outputs
-from irframe.nn.checkpoint import save_weights
+from irframe.nn.weights import save_weights
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_RESTORMER = {

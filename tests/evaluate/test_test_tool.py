@@ -16,7 +16,7 @@ from irframe.data.io import img2tensor, imread
 from irframe.evaluate.cli import benchmark_main
 from irframe.evaluate.leaderboard import Leaderboard
 from irframe.metrics import calculate_psnr
-from irframe.nn.checkpoint import save_weights
+from irframe.nn.weights import save_weights
 from irframe.registry import METRICS
 
 PSNR_ID = "PSNR-RGB crop0 8bit"

@@ -15,7 +15,7 @@ import torch
 from irframe.errors import CheckpointError
 from irframe.evaluate.models import load_for_eval
 from irframe.nn.autoload import checkpoint_arch, other_arch
-from irframe.nn.checkpoint import (
+from irframe.nn.weights import (
     WeightsMismatchError,
     load_weights,
     read_state_for,
@@ -101,7 +101,7 @@ def _tiny_config(name: str) -> dict:
 
 
 def _zoo_config(ref: str) -> dict:
-    from irframe.nn.checkpoint import config_from_metadata, read_safetensors_header, resolve_weights_file
+    from irframe.nn.weights import config_from_metadata, read_safetensors_header, resolve_weights_file
 
     meta, _ = read_safetensors_header(resolve_weights_file(ref))
     config = config_from_metadata(meta)

@@ -103,7 +103,7 @@ def test_cuda_auto_tile_reads_free_memory_and_measures_peaks() -> None:
 def test_cuda_load_for_eval_and_load_model_place_on_device(tmp_path) -> None:
     from irframe.evaluate.models import load_for_eval
     from irframe.nn.autoload import load_model
-    from irframe.nn.checkpoint import save_weights
+    from irframe.nn.weights import save_weights
 
     model = _build("Restormer")
     path = save_weights(
@@ -133,7 +133,7 @@ def test_cuda_compile_inference_with_inductor(tmp_path) -> None:
     compiled = compile_model(model)
     torch.testing.assert_close(restore(compiled, x), ref, rtol=1e-3, atol=2e-3)
     assert set(compiled.state_dict()) == {f"_orig_mod.{k}" for k in model.state_dict()}
-    from irframe.nn.checkpoint import save_weights, unwrap_model
+    from irframe.nn.weights import save_weights, unwrap_model
 
     save_weights(compiled, tmp_path / "c.safetensors")
     from safetensors.torch import load_file

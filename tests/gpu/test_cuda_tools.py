@@ -22,7 +22,7 @@ TINY = {"type": "Restormer", "dim": 8, "num_blocks": [1, 1, 1, 1], "num_refineme
 
 
 def _checkpoint(tmp_path: Path) -> Path:
-    from irframe.nn.checkpoint import save_weights
+    from irframe.nn.weights import save_weights
 
     torch.manual_seed(0)
     model = ARCHS.build(TINY, path="test")

@@ -25,7 +25,7 @@ import torch
 from safetensors.torch import load_file
 
 from irframe.train.build import run_training
-from irframe.train.checkpoint import load_state
+from irframe.train.checkpoint_folders import load_state
 
 pytestmark = pytest.mark.cuda
 ROOT = Path(__file__).resolve().parents[2]

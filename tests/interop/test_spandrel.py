@@ -20,7 +20,6 @@ import torch
 import irframe
 from irframe.cli import main as cli_main
 from irframe.errors import CheckpointError, OptionsError
-from irframe.nn.checkpoint import save_weights
 from irframe.nn.inference import restore
 from irframe.nn.interop import (
     NOT_IN_SPANDREL,
@@ -31,6 +30,7 @@ from irframe.nn.interop import (
     spandrel_notes,
     spandrel_problems,
 )
+from irframe.nn.weights import save_weights
 from irframe.registry import ARCHS
 
 spandrel = pytest.importorskip("spandrel", reason='spandrel is not installed (pip install "irframe[interop]")')

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from irframe.errors import CheckpointError
-from irframe.nn.checkpoint import load_weights, read_checkpoint, save_weights, strip_prefixes, unwrap_state_dict
+from irframe.nn.weights import load_weights, read_checkpoint, save_weights, strip_prefixes, unwrap_state_dict
 
 
 class Net(nn.Module):

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from irframe.nn.checkpoint import save_weights
 from irframe.nn.inference import restore, tiled_forward
+from irframe.nn.weights import save_weights
 from irframe.registry import ARCHS
 
 pytest.importorskip("onnxruntime", reason="the [export] extra is not installed")

@@ -19,7 +19,7 @@ from irframe.data.io import imwrite
 from irframe.errors import CheckpointError
 from irframe.evaluate.cli import infer_main
 from irframe.nn.autoload import detect_config, detector_metadata
-from irframe.nn.checkpoint import save_weights
+from irframe.nn.weights import save_weights
 from irframe.registry import ARCHS
 from tests.core.test_registry import make_plugin
 

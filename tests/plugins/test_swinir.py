@@ -353,7 +353,7 @@ def test_training_step_with_checkpointing_and_drop_path() -> None:
 def test_trains_sr_x2_through_the_trainer(tmp_path: Path) -> None:
     from irframe.options import load_options
     from irframe.train.build import run_training
-    from irframe.train.checkpoint import latest_checkpoint
+    from irframe.train.checkpoint_folders import latest_checkpoint
     from irframe.train.synthetic import write_degraded_copies, write_textured_images
 
     data = tmp_path / "data"

@@ -25,8 +25,8 @@ from irframe.errors import DataError
 from irframe.evaluate.cli import infer_main, submission_main
 from irframe.evaluate.images import ImageFormat, save_restored
 from irframe.evaluate.submission import write_submission
-from irframe.nn.checkpoint import save_weights
 from irframe.nn.spec import ModelSpec
+from irframe.nn.weights import save_weights
 from tests.recipes.documents import TINY_OPTIONS, clean_page, fast_overrides, write_gray
 
 FAR_OUTSIDE = r"outside \[0, 1\]; they are clipped"

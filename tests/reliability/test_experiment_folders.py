@@ -22,7 +22,7 @@ from irframe.errors import CheckpointError, OptionsError
 from irframe.options import validate_options
 from irframe.train import experiment
 from irframe.train.build import run_training
-from irframe.train.checkpoint import load_state
+from irframe.train.checkpoint_folders import load_state
 
 
 class Payload:
@@ -129,7 +129,7 @@ def test_refused_or_empty_trainer_state_is_one_clear_message(tmp_path) -> None:
 
 
 def test_trainer_state_and_best_json_are_fsynced(relnet, tmp_path, monkeypatch) -> None:
-    from irframe.train.checkpointer import Checkpointer
+    from irframe.train.training_state import Checkpointer
 
     synced: list[str] = []
     real_fsync = os.fsync

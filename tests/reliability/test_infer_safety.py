@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from irframe.evaluate.cli import infer_main
-from irframe.nn.checkpoint import save_weights
+from irframe.nn.weights import save_weights
 
 
 def snapshot(folder: Path) -> dict[str, str]:

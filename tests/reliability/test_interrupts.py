@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from safetensors.torch import load_file
 
-from irframe.train.checkpoint import is_complete
+from irframe.train.checkpoint_folders import is_complete
 
 
 def test_ctrl_c_during_validation_is_one_line_and_the_checkpoints_stay_complete(

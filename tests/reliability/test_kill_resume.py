@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from irframe.train.checkpoint import latest_checkpoint, load_state
+from irframe.train.checkpoint_folders import latest_checkpoint, load_state
 
 CHECKPOINT_FILES = {"model.safetensors", "ema.safetensors", "trainer_state.pt"}
 TOTAL_ITER = 16

@@ -12,7 +12,7 @@ import re
 import torch
 from safetensors.torch import load_file
 
-from irframe.train.checkpoint import list_checkpoints, load_state
+from irframe.train.checkpoint_folders import list_checkpoints, load_state
 
 
 def test_nan_stops_with_one_line_keeps_good_checkpoints_and_resumes_with_skip(tmp_path, images, write_yaml, tools):

@@ -20,9 +20,9 @@ import pytest
 import torch
 
 from irframe.evaluate.cli import infer_main
-from irframe.nn.checkpoint import save_weights
 from irframe.nn.inference import restore
 from irframe.nn.spec import get_spec
+from irframe.nn.weights import save_weights
 from irframe.registry import ARCHS
 
 REAL = {

@@ -25,9 +25,9 @@ from irframe.evaluate.leaderboard import (
     ModelRun,
     update_leaderboard,
 )
-from irframe.train import checkpoint as train_checkpoint
-from irframe.train.checkpoint import list_checkpoints
-from irframe.train.checkpointer import Checkpointer
+from irframe.train import checkpoint_folders as train_checkpoint
+from irframe.train.checkpoint_folders import list_checkpoints
+from irframe.train.training_state import Checkpointer
 
 PSNR = MetricInfo("PSNR", "PSNR-Y crop4 8bit", True)
 BOARD_FILES = ("leaderboard.json", "leaderboard.md", "leaderboard.csv", "per_image.csv", "report.html")

@@ -157,7 +157,7 @@ def test_verify_decodes_records_within_the_budget(tmp_path: Path, monkeypatch) -
 
 def test_infer_tool_refuses_both_bombs_with_a_clear_error(relnet, tmp_path: Path, capsys) -> None:
     from irframe.evaluate.cli import infer_main
-    from irframe.nn.checkpoint import save_weights
+    from irframe.nn.weights import save_weights
 
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()

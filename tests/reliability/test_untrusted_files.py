@@ -19,7 +19,7 @@ import torch
 
 from irframe.errors import CheckpointError
 from irframe.evaluate.cli import infer_main
-from irframe.nn.checkpoint import save_weights
+from irframe.nn.weights import save_weights
 from irframe.options import validate_options
 from irframe.train.build import run_training
 from irframe.train.cli import main as train_main

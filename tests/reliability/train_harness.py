@@ -77,7 +77,7 @@ def die() -> None:
 
 def install_fault(fault: str) -> None:
     """Patch the checkpoint code so that ``fault`` (see the module doc) kills the process."""
-    from irframe.train import checkpointer
+    from irframe.train import training_state as checkpointer
 
     if fault.startswith("save_state:"):
         target = int(fault.split(":", 1)[1])

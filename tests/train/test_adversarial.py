@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from irframe.errors import OptionsError
 from irframe.train.build import build_model, run_training
-from irframe.train.checkpoint import load_state
+from irframe.train.checkpoint_folders import load_state
 
 UNET_D = {"type": "UNetDiscriminatorSN", "num_in_ch": 3, "num_feat": 4}
 VGG_D = {"type": "VGGStyleDiscriminator", "num_in_ch": 3, "num_feat": 2, "input_size": 128}

@@ -11,7 +11,7 @@ import torch
 
 from irframe.errors import CheckpointError, OptionsError
 from irframe.options import PretrainOptions
-from irframe.train.checkpoint import (
+from irframe.train.checkpoint_folders import (
     latest_checkpoint,
     list_checkpoints,
     prune,

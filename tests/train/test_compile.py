@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from irframe.train.build import run_training
-from irframe.train.checkpoint import latest_checkpoint
+from irframe.train.checkpoint_folders import latest_checkpoint
 
 
 @pytest.fixture
@@ -68,8 +68,8 @@ def test_compiled_checkpoint_loads_and_resumes(toys, make_options, compile_calls
 
 def test_inference_compile_wraps_and_matches(toys, make_options, compile_calls, tmp_path):
     from irframe.evaluate.models import load_for_eval
-    from irframe.nn.checkpoint import unwrap_model
     from irframe.nn.inference import restore
+    from irframe.nn.weights import unwrap_model
 
     run = run_training(make_options(name="inf", train={"total_iter": 1}, val=None))
     plain = load_for_eval(None, run.last_checkpoint)

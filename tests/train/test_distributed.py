@@ -13,7 +13,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from irframe.train.checkpoint import load_state
+from irframe.train.checkpoint_folders import load_state
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

@@ -10,7 +10,7 @@ import torch
 
 from irframe.options import load_options
 from irframe.train.build import run_training
-from irframe.train.checkpoint import latest_checkpoint
+from irframe.train.checkpoint_folders import latest_checkpoint
 from irframe.train.synthetic import write_degraded_copies, write_textured_images
 
 OPTIONS = Path(__file__).resolve().parents[2] / "options"

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from irframe.errors import CheckpointError
 from irframe.train.build import run_training
-from irframe.train.checkpoint import latest_checkpoint, list_checkpoints, load_state
+from irframe.train.checkpoint_folders import latest_checkpoint, list_checkpoints, load_state
 from irframe.train.trainer import TrainingDiverged
 
 
@@ -119,7 +119,7 @@ def test_nan_policy_skip_skips_steps(toys, make_options):
 
 
 def test_nan_weights_are_never_checkpointed(toys, make_options):
-    from irframe.train.checkpointer import Checkpointer
+    from irframe.train.training_state import Checkpointer
 
     net = toys.ToyNet()
     with torch.no_grad():

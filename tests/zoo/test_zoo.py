@@ -15,7 +15,7 @@ import torch
 
 import irframe
 from irframe.errors import CheckpointError, OptionsError
-from irframe.nn.checkpoint import save_weights
+from irframe.nn.weights import save_weights
 from irframe.registry import ARCHS, DEGRADATIONS
 
 ROOT = Path(__file__).resolve().parents[2]

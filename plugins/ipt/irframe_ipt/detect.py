@@ -1,7 +1,7 @@
 """Checkpoint detector for IPT: infer the build config from a state_dict's names and shapes.
 
 Registered in ``DETECTORS`` as ``detect_ipt``. The state_dict must already be unwrapped (no
-``module.``/``net.`` prefixes; see ``irframe.nn.checkpoint``).
+``module.``/``net.`` prefixes; see ``irframe.nn.weights``).
 
 What shapes tell: ``n_feats`` and ``n_colors`` (first head conv), the number of tasks (heads), each
 task's scale (its tail's upsampling convs: none -> 1, one conv to 9*C -> 3, k convs to 4*C -> 2**k),

@@ -1,4 +1,4 @@
-"""Saving and restoring the whole training state across processes (see :mod:`.checkpoint`).
+"""Saving and restoring the whole training state across processes (see :mod:`.checkpoint_folders`).
 
 Every process calls :meth:`Checkpointer.save` / :meth:`Checkpointer.restore` at the same
 iteration: RNG states are gathered from all processes, the main process writes, the others wait.
@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from irframe.errors import CheckpointError
-from irframe.nn.checkpoint import load_weights, save_weights, unwrap_model
-from irframe.train.checkpoint import (
+from irframe.nn.weights import load_weights, save_weights, unwrap_model
+from irframe.train.checkpoint_folders import (
     BEST_DIR,
     EMA_FILE,
     MODEL_FILE,

@@ -9,7 +9,7 @@ Layout of an experiment's ``checkpoints/`` folder::
 A checkpoint is written under a hidden temporary name in the same folder and renamed with
 ``os.replace`` once every file is complete, so a crash during a save leaves the previous
 checkpoints untouched and never a half-written one that ``--resume auto`` would pick.
-Weights go through :func:`irframe.nn.checkpoint.save_weights` (safetensors with ``arch`` and
+Weights go through :func:`irframe.nn.weights.save_weights` (safetensors with ``arch`` and
 ``config`` metadata); the trainer state (optimizer, scheduler, EMA counters, RNG states, data
 position, iteration, best metric) through ``torch.save``, read back with ``weights_only=True``.
 """
@@ -156,7 +156,7 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
 
 def load_state(folder: Path) -> dict[str, Any]:
     """Read ``trainer_state.pt`` of a checkpoint folder safely (``weights_only=True``)."""
-    from irframe.nn.checkpoint import read_checkpoint
+    from irframe.nn.weights import read_checkpoint
 
     path = folder / STATE_FILE
     if not path.is_file():
