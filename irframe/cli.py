@@ -164,7 +164,7 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
 
     if args.zoo_command == "publish":
         card = {"task": args.task, "option_file": args.option}
-        out = publish(args.checkpoint, args.name, card, folder=args.dir, force=args.force)
+        out = publish(args.checkpoint, args.name, card, folder=args.dir, force=args.force, half=args.half)
         print(f"wrote {out} (load it as zoo:{args.name} when it lies in {zoo_dir()})")
         return 0
     entries = list_zoo(args.dir)
@@ -277,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--option", required=True, metavar="FILE", help="the option file that trained it")
     z.add_argument("--task", required=True, help="what the model does, e.g. 'color Gaussian denoising, sigma 25'")
     z.add_argument("--force", action="store_true", help="replace an existing zoo model of that name")
+    z.add_argument("--half", action="store_true", help="store the weights as float16 (half the file; re-score it)")
 
     from irframe.threads import threads_arg
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from irframe.errors import CheckpointError
 from irframe.nn.weights import (
     ZOO_ENV,
@@ -135,6 +137,19 @@ def check_zoo_name(name: str) -> None:
         raise CheckpointError(f"zoo name {name!r} {why}; use a plain name (letters, digits, '_', '-', '.')")
 
 
+def _to_float16(state: Mapping[str, torch.Tensor], src: Path) -> dict[str, torch.Tensor]:
+    """float32 tensors of ``state`` as float16; refuses a value float16 would turn into inf."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if value.dtype == torch.float32:
+            peak = float(value.abs().max()) if value.numel() else 0.0
+            if peak > float(torch.finfo(torch.float16).max):
+                raise CheckpointError(f"{src}: {key} holds {peak:.3g}, beyond float16's range; publish without --half")
+            value = value.to(torch.float16)
+        out[key] = value
+    return out
+
+
 def publish(
     checkpoint: str | os.PathLike[str],
     name: str,
@@ -142,15 +157,18 @@ def publish(
     folder: str | os.PathLike[str] | None = None,
     prefer_ema: bool = True,
     force: bool = False,
+    half: bool = False,
 ) -> Path:
     """Write ``checkpoint`` (one of our weights files or checkpoint folders) as zoo model ``name``.
 
     The weights and the ``arch``/``config`` metadata are copied as they are; ``card`` (task, option
-    file, ...) is stored as the ``zoo`` metadata entry, with the source file added.
+    file, ...) is stored as the ``zoo`` metadata entry, with the source file added. ``half`` stores
+    float32 tensors as float16 (half the file; loading casts them back into the model's float32
+    parameters, so only the rounding of the stored weights changes: re-score the published file).
 
     Raises:
-        CheckpointError: a bad name, an existing model without ``force``, or a checkpoint without
-            our ``arch``/``config`` metadata.
+        CheckpointError: a bad name, an existing model without ``force``, a checkpoint without
+            our ``arch``/``config`` metadata, or (``half``) a weight float16 cannot hold.
     """
     check_zoo_name(name)
     src = resolve_weights_file(checkpoint, prefer_ema)
@@ -164,5 +182,8 @@ def publish(
     if out.exists() and not force:
         raise CheckpointError(f"{out} exists; pass force=True (--force) to replace it")
     full_card = {**dict(card), "source": str(src)}
+    if half:
+        raw = _to_float16(raw, src)
+        full_card["stored"] = "float16"
     metadata = {"arch": meta["arch"], "config": meta["config"], "zoo": json.dumps(full_card, sort_keys=True)}
     return save_weights(dict(raw), out, metadata)
