@@ -100,8 +100,9 @@ def check_options(opts: Options | Mapping[str, Any], *, paths: bool | Sequence[s
                           ("train.step.pretrain_d", step.get("pretrain_d") if isinstance(step, Mapping) else None)):
         if check_paths("train") and isinstance(pretrain, Mapping):
             path = pretrain.get("path")
-            if isinstance(path, str) and path and not Path(path).exists():
-                problems.append(f"{key}.path: checkpoint not found: {clip(path)}")
+            problem = checkpoint_path_problem(path) if isinstance(path, str) and path else None
+            if problem is not None:
+                problems.append(f"{key}.path: {problem}")
     for i, cfg in listed(section("val").get("metrics")):
         component(METRICS, cfg, f"val.metrics.{i}")
     test = section("test")
@@ -110,6 +111,18 @@ def check_options(opts: Options | Mapping[str, Any], *, paths: bool | Sequence[s
     for i, cfg in listed(test.get("metrics")):
         component(METRICS, cfg, f"test.metrics.{i}")
     return list(dict.fromkeys(problems))
+
+
+def checkpoint_path_problem(path: str) -> str | None:
+    """Why a checkpoint path that training reads (``train.pretrain.path``, a discriminator's
+    ``pretrain_d.path``) names no weights; ``None`` when it does. Takes what every tool that reads
+    weights takes (:func:`irframe.nn.weights.weights_path_problem`): a file, one of our checkpoint
+    folders, or ``zoo:NAME``."""
+    from irframe.nn.weights import is_zoo_name, weights_path_problem  # torch: only once a path is given
+
+    if not is_zoo_name(path) and not Path(path).exists():
+        return f"checkpoint not found: {clip(path)}"
+    return weights_path_problem(path)
 
 
 def _with_loader_keys(found: list[str], cfg: Any, where: str, loader: list[str]) -> list[str]:

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import typing
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from irframe.errors import IrframeError, OptionsError, report_error
+from irframe.options_schema import InferenceOptions
 from irframe.threads import add_threads_argument, configure_threads
 
 if TYPE_CHECKING:
@@ -51,7 +53,8 @@ def checkpoint_of(opts: Options) -> str:
     return checkpoint
 
 
-PRECISION_CHOICES = ("fp32", "bf16", "fp16")
+PRECISION_CHOICES: tuple[str, ...] = typing.get_args(InferenceOptions.model_fields["precision"].annotation)
+"""The values of ``--precision``: those the schema allows for ``inference.precision``."""
 
 
 def _tile_value(text: str) -> int | str:

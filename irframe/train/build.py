@@ -20,12 +20,13 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from irframe.errors import CheckpointError, DistributedError, IrframeError, OptionsError
+from irframe.errors import CheckpointError, DataError, DistributedError, IrframeError, OptionsError, error_message
 from irframe.nn.spec import get_spec
 from irframe.nn.weights import unwrap_model
 from irframe.options import TRAIN_PATHS, Options, check_components, dump_options, save_options
+from irframe.options_checks import checkpoint_path_problem
 from irframe.registry import ARCHS, METRICS
-from irframe.train.checks import check_model_and_data, check_options
+from irframe.train.checks import check_model_and_data, check_option_values
 from irframe.train.data import (
     Shard,
     build_train_dataset,
@@ -204,7 +205,8 @@ def prepare_experiment(opts: Options, resume: str | None, accelerator: Any) -> E
 
 def record_options(opts: Options, exp: Experiment) -> None:
     """Keep the options a run uses: ``options.yml`` in a new folder; a resumed run whose options
-    differ from the newest saved ones adds ``options_<time>.yml`` (identical ones add nothing)."""
+    differ from the newest saved ones adds ``options_<time>.yml`` (identical ones add nothing;
+    ``path.resume``, which ``--resume`` sets, says how the run started, not what it trains)."""
     saved = opts.model_copy(deep=True)
     saved.name = exp.name
     target = exp.root / "options.yml"
@@ -212,9 +214,25 @@ def record_options(opts: Options, exp: Experiment) -> None:
         save_options(saved, target)
         return
     newest = max([target, *exp.root.glob("options_*.yml")], key=lambda p: (p != target, p.name))
-    if newest.read_text(encoding="utf-8") != dump_options(saved):
+    text = newest.read_text(encoding="utf-8")
+    same = saved.model_copy(deep=True)
+    same.path.resume = _saved_resume(text)
+    if text != dump_options(same):
         stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S_%f")
         save_options(saved, exp.root / f"options_{stamp}.yml")
+
+
+def _saved_resume(text: str) -> str | None:
+    """The ``path.resume`` of a saved options file (``None`` when it has none or cannot be read)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    path = data.get("path") if isinstance(data, dict) else None
+    resume = path.get("resume") if isinstance(path, dict) else None
+    return resume if isinstance(resume, str) else None
 
 
 def check_val_precision(opts: Options, device: torch.device | str) -> None:
@@ -341,7 +359,7 @@ def build_trainer(
         changes: list[Change] = []
 
         def check(state: dict[str, Any], folder: Path) -> None:  # before any weights are loaded
-            changes[:] = _check_resume_options(opts, exp, state, folder, notes)
+            changes[:] = _check_resume_options(opts, exp, state, folder, notes, get_spec(model).in_channels)
 
         state = _restore_newest_intact(exp, checkpointer, model, step, notes, check)
         _apply_resume_changes(opts, exp, state, changes, step, notes)
@@ -351,7 +369,7 @@ def build_trainer(
                 f"{accelerator.num_processes}: the global batch and the random streams differ from the original run"
             )
     elif train.pretrain is not None:
-        notes.append((pretrained or load_pretrained(model, train.pretrain)).summary())
+        notes.append((pretrained or load_pretrained(model, train.pretrain, config=opts.model)).summary())
         if ema is not None:
             ema.model.load_state_dict(model.state_dict())
     notes.extend(step.notes)
@@ -428,10 +446,11 @@ def _restore_newest_intact(
 
 
 def _check_resume_options(
-    opts: Options, exp: Experiment, state: dict[str, Any], folder: Path, notes: list[str]
+    opts: Options, exp: Experiment, state: dict[str, Any], folder: Path, notes: list[str], channels: int | None = None
 ) -> list[Change]:
     """Compare the options with those ``folder`` was trained with: refuse the changes a resume may
-    not make (one line naming the keys, :mod:`.resume`); return the others."""
+    not make (one line naming the keys, :mod:`.resume`; ``channels``: the built model's input
+    channels, to name a gray or RGB checkpoint); return the others."""
     old = saved_options(state, exp.source or exp.root)
     if old is None:
         notes.append(
@@ -440,7 +459,7 @@ def _check_resume_options(
         )
         return []
     changes = diff_options(old, opts.to_dict())
-    check_changes(changes, opts.source, folder)
+    check_changes(changes, opts.source, folder, channels=channels)
     return changes
 
 
@@ -504,8 +523,10 @@ def run_training(opts: Options, resume: str | None = None) -> TrainResult:
     """Train with ``opts`` (validated); ``resume`` is ``None``, ``"auto"`` or a checkpoint folder.
 
     Everything that can be checked before training is checked before the experiment folder is
-    made (:mod:`.checks`); a run that fails before its first iteration removes the folder it made
-    when nothing but its own start-up files is in it. The main process holds the folder's lock
+    made (:mod:`.checks`); a run that fails before its first iteration (an unreadable training file
+    in the first batch too; Ctrl-C once training started excepted) removes the folder it made when
+    nothing but its own start-up files is in it. A training file that cannot be read is refused
+    naming ``datasets.train.skip_bad`` (:func:`skip_bad_hint`). The main process holds the folder's lock
     until the run ends. Ctrl-C ends the run with one line (:class:`~.trainer.TrainingInterrupted`).
     Ends the distributed process group (``accelerator.end_training``) whatever happens, since a
     process group left open makes some runs abort at exit.
@@ -516,10 +537,11 @@ def run_training(opts: Options, resume: str | None = None) -> TrainResult:
     resume = resume if resume is not None else opts.path.resume
     if resume is None and int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0") or 0) > 0:
         resume = "auto"  # torchrun --max-restarts: a restarted worker continues the last checkpoint
-    check_options(opts, resume)  # seed, name, experiments_root, optimizer and scheduler values
+    check_option_values(opts, resume)  # seed, name, experiments_root, optimizer and scheduler values
     pretrain = opts.train.pretrain
-    if pretrain is not None and not Path(pretrain.path).exists():  # before any folder is made
-        raise OptionsError(f"{opts.source}: train.pretrain.path: checkpoint not found: {pretrain.path}")
+    problem = checkpoint_path_problem(pretrain.path) if pretrain is not None else None
+    if problem is not None:  # before any folder is made; a file, a checkpoint folder or zoo:NAME
+        raise OptionsError(f"{opts.source}: train.pretrain.path: {problem}")
     with _restored_torch_flags():
         # Data first: a wrong data path or an unreadable database fails before the experiment
         # folder exists (and before the model is seeded, so this draws nothing from its streams).
@@ -538,7 +560,7 @@ def run_training(opts: Options, resume: str | None = None) -> TrainResult:
                 data.metrics = build_val_metrics(opts)
             check_model_and_data(opts, model, data.train, data.val, data.metrics or [])
             # A pretrain file that exists but is refused fails here, before the folder is made.
-            pretrained = load_pretrained(model, pretrain) if pretrain is not None else None
+            pretrained = load_pretrained(model, pretrain, config=opts.model) if pretrain is not None else None
             exp = prepare_experiment(opts, resume, accelerator)
             trainer = build_trainer(opts, accelerator, model, exp, data, pretrained, step)
             if accelerator.is_main_process:
@@ -548,6 +570,11 @@ def run_training(opts: Options, resume: str | None = None) -> TrainResult:
                 val = trainer.fit()
             except KeyboardInterrupt:
                 raise TrainingInterrupted(trainer.interruption()) from None
+            except DataError as exc:  # a training file that cannot be read: say how to go on without it
+                hinted = skip_bad_hint(exc, opts, data.train)
+                if hinted is None:
+                    raise
+                raise hinted from None
             except RuntimeError as exc:
                 if accelerator.num_processes > 1 and "timed out" in str(exc).lower():
                     raise DistributedError(
@@ -557,11 +584,14 @@ def run_training(opts: Options, resume: str | None = None) -> TrainResult:
                     ) from None
                 raise
             return TrainResult(exp.root, trainer.iteration, trainer.last_checkpoint, val, accelerator.is_main_process)
-        except BaseException:
-            if exp is not None and not started and accelerator.is_main_process:
+        except BaseException as exc:
+            # a folder made for nothing: options or data refused while building, or an error (a training
+            # file that cannot be read) before the first iteration; Ctrl-C once started keeps it
+            first = trainer is not None and trainer.iteration == 0 and not isinstance(exc, KeyboardInterrupt)
+            if exp is not None and (not started or first) and accelerator.is_main_process:
                 if trainer is not None:
                     trainer.logger.close()
-                discard_unused(exp)  # a folder made for nothing (options or data refused while building)
+                discard_unused(exp)  # only a folder this run made, holding nothing but its start-up files
             raise
         finally:
             if trainer is not None:
@@ -569,6 +599,17 @@ def run_training(opts: Options, resume: str | None = None) -> TrainResult:
             if exp is not None and accelerator.is_main_process:
                 release(exp)
             _shutdown(accelerator)
+
+
+def skip_bad_hint(exc: DataError, opts: Options, dataset: Dataset) -> DataError | None:
+    """``exc`` (a training file that cannot be read) with the way to train on without it:
+    ``datasets.train.skip_bad: true`` (as the option file spells it); ``None`` when the dataset
+    has no such switch or has it on already."""
+    if getattr(dataset, "skip_bad", None) is not False:
+        return None
+    message = error_message(exc)
+    key = opts.spelled("datasets.train.skip_bad: true")
+    return DataError(f"{message}; fix: replace or remove the file, or set {key} to skip unreadable files (warned)")
 
 
 @contextlib.contextmanager

@@ -3,9 +3,10 @@
 A value that only fails at the first validation (``inference.tile: 3`` on a model whose input must
 be a multiple of 8, a validation pair whose sizes do not fit the model's scale) or deep inside the
 first step (``gt_size: 12`` for a Restormer, ``betas: [2, 3]``, ``seed: -1``) costs the training
-done until then, and the checkpoint due at that moment. :func:`check_options` runs on the options
-alone (before any data is read); :func:`check_model_and_data` once the model and the datasets are
-built; both before the experiment folder is made. Every problem is one :class:`OptionsError` or
+done until then, and the checkpoint due at that moment. :func:`check_option_values` runs on the
+option values alone, before any data is read (the component mappings and paths are checked before
+it, by :func:`irframe.options_checks.check_options`); :func:`check_model_and_data` once the model
+and the datasets are built; both before the experiment folder is made. Every problem is one :class:`OptionsError` or
 :class:`DataError` line naming the key or the file.
 """
 
@@ -29,7 +30,7 @@ MAX_SAMPLES_PER_PASS = 2**27
 the sampler holds the pass's order in memory, 8 bytes a sample (1 GiB here)."""
 
 
-def check_options(opts: Any, resume: str | None = None) -> None:
+def check_option_values(opts: Any, resume: str | None = None) -> None:
     """Checks on the option values alone: ``seed``, ``name``, ``path.experiments_root`` (writable
     unless the run resumes an existing experiment), and the optimizer and scheduler built once on a
     dummy parameter (their own range checks, e.g. Adam's ``betas`` in [0, 1) and ``weight_decay``

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from irframe.errors import IrframeError, error_message
+from irframe.errors import IrframeError, report_error
 from irframe.threads import add_threads_argument, configure_threads
 
 if TYPE_CHECKING:
@@ -33,7 +33,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--resume", default=None, metavar="auto|PATH",
-        help="'auto': continue the experiment's latest checkpoint; PATH: a checkpoint or experiment folder",
+        help="'auto': continue the experiment's latest checkpoint; PATH: a checkpoint or experiment folder "
+        "(sets path.resume)",
     )
     add_threads_argument(parser)
     return parser.parse_args(argv)
@@ -42,18 +43,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (errors in options/data/checkpoints print one clear line)."""
     args = parse_args(argv)
-    from irframe.options import TRAIN_PATHS, load_options
+    from irframe.options import TRAIN_PATHS, Flag, load_options
 
     try:
-        # every problem of the file at once: schema, component arguments (plugins load for this), paths
-        opts = load_options(args.opt, overrides=args.overrides, check=True, paths=TRAIN_PATHS)
+        # every problem of the file at once: schema, component arguments (plugins load for this), paths;
+        # the flags are options (path.resume, threads) whose defaults live in the schema
+        opts = load_options(
+            args.opt, overrides=args.overrides, check=True, paths=TRAIN_PATHS,
+            flags=[Flag("--resume", "path.resume", args.resume), Flag("--threads", "threads", args.threads)],
+        )
         from irframe.train.build import run_training
 
-        configure_threads(args.threads or opts.threads, workers=train_workers(opts))
-        result = run_training(opts, resume=args.resume)
+        configure_threads(opts.threads, workers=train_workers(opts))
+        result = run_training(opts)  # resumes as path.resume says (--resume sets it)
     except IrframeError as exc:
-        print(f"error: {error_message(exc)}", file=sys.stderr)
-        return 2
+        return report_error(exc)  # once, also under accelerate launch (irframe.launch.error_stream)
     except KeyboardInterrupt as exc:  # Ctrl-C: one line (when, which checkpoint resumes), no traceback
         print(interrupted_line(exc), file=sys.stderr)
         return 130

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from irframe.errors import IrframeError
+from irframe.errors import IrframeError, report_error
 from irframe.threads import add_threads_argument, configure_threads
 
 TRAIN_IMAGES, VAL_IMAGES, IMAGE_SIZE = 64, 4, 96
@@ -129,17 +129,17 @@ def main(argv: Sequence[str] | None = None, options_file: Path | None = None) ->
     add_threads_argument(parser)
     args = parser.parse_args(argv)
 
-    from irframe.options import load_options
+    from irframe.options import Flag, load_options
     from irframe.train.build import run_training
-    from irframe.train.checks import check_options
+    from irframe.train.checks import check_option_values
     from irframe.train.cli import interrupted_line, train_workers
 
     try:
         train, val = prepare_data(Path(args.data))
         overrides = [f"datasets.train.dataroot_gt={train}", f"datasets.val.dataroot_gt={val}", *args.overrides]
-        opts = load_options(args.opt, overrides)
-        check_options(opts)  # name, experiments_root, ...: before the demo makes or removes a folder
-        configure_threads(args.threads or opts.threads, workers=train_workers(opts))
+        opts = load_options(args.opt, overrides, flags=[Flag("--threads", "threads", args.threads)])
+        check_option_values(opts)  # name, experiments_root, ...: before the demo makes or removes a folder
+        configure_threads(opts.threads, workers=train_workers(opts))
         opts.name, note = demo_experiment(Path(opts.path.experiments_root), opts.name)
         print(note)
         try:
@@ -150,8 +150,7 @@ def main(argv: Sequence[str] | None = None, options_file: Path | None = None) ->
             if (mine / DEMO_MARKER).is_file():
                 record_demo_run(mine)
     except IrframeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_error(exc)  # once, also under accelerate launch (irframe.launch.error_stream)
     except KeyboardInterrupt as exc:
         print(interrupted_line(exc), file=sys.stderr)
         return 130

@@ -7,18 +7,37 @@ only the body: ``drop: ["head.*", "tail.*", "body.query_embed.*"]`` leaves the n
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from typing import Any
 
 from torch import nn
 
 from irframe.errors import CheckpointError, OptionsError
-from irframe.nn.weights import compare_state, read_state_for, resolve_weights_file, unwrap_model
+from irframe.nn.weights import (
+    a_or_an,
+    compare_state,
+    mismatch_summary,
+    read_state_for,
+    resolve_weights_file,
+    unwrap_model,
+)
 from irframe.options import PretrainOptions
+from irframe.text import short
 
 #: A BasicSR wrapper key given for one of our checkpoint folders: whether it means the EMA file.
 FOLDER_FILES = {"params_ema": True, "params": False}
+
+_CHANNEL_KEYS = ("inp_channels", "in_channels", "out_channels", "in_chans", "in_nc", "out_nc", "num_in_ch",
+                 "num_out_ch", "n_colors")
+"""Build-config keys that set a model's image channels across the archs (named first in a fix)."""
+_SHOWN = 2  # config keys named in a fix (channel keys first); a count says the rest
+_NOT_SET = object()
+"""The options' value in :func:`config_differences` of a key they leave out that has no default."""
 
 
 @dataclass
@@ -42,9 +61,17 @@ class PretrainReport:
         return text
 
 
-def load_pretrained(model: nn.Module, opts: PretrainOptions) -> PretrainReport:
+def load_pretrained(
+    model: nn.Module,
+    opts: PretrainOptions,
+    *,
+    config: Mapping[str, Any] | None = None,
+    where: str = "train.pretrain",
+    model_key: str = "model",
+) -> PretrainReport:
     """Load ``opts.path`` into ``model`` except the keys matching ``opts.drop``.
 
+    ``opts.path`` is a weights file, one of irframe's checkpoint folders or ``zoo:NAME``.
     ``opts.key`` ``params_ema`` / ``params`` on one of irframe's checkpoint folders picks its
     ``ema.safetensors`` / ``model.safetensors`` (BasicSR's ``param_key_g`` names a wrapper of a
     ``.pth``; in a folder the same choice is a file).
@@ -52,6 +79,12 @@ def load_pretrained(model: nn.Module, opts: PretrainOptions) -> PretrainReport:
     With ``strict`` every model key must be loaded or match a drop pattern, and every file key
     must exist in the model or be dropped; a drop pattern that matches nothing is an error (a
     typo would otherwise silently load everything).
+
+    A file that does not fit is refused with one line, the fix first: a file of another arch is
+    named as such; weights saved with another config (a gray checkpoint for RGB options) say what
+    to set in ``model_key`` (``config``: the options' build config of ``model``, e.g.
+    ``{type: Restormer, ...}``), the differing tensors as a count. ``where``: the option key of
+    ``opts`` in messages (``train.step.pretrain_d`` for a discriminator).
     """
     target = unwrap_model(model)
     own = target.state_dict()
@@ -61,34 +94,89 @@ def load_pretrained(model: nn.Module, opts: PretrainOptions) -> PretrainReport:
         # BasicSR's param_key_g names a wrapper inside a .pth; in one of our checkpoint folders the
         # same choice is a file (a Real-ESRGAN stage started from the previous stage's folder)
         path, key = resolve_weights_file(path, prefer_ema=FOLDER_FILES[key]), "auto"
-    state, _ = read_state_for(target, path, key)
+    full, metadata = read_state_for(target, path, key)
 
     def dropped(key: str) -> bool:
         return any(fnmatchcase(key, pattern) for pattern in opts.drop)
 
     for i, pattern in enumerate(opts.drop):
-        if not any(fnmatchcase(k, pattern) for k in [*state, *own]):
-            raise OptionsError(f"train.pretrain.drop.{i}: {pattern!r} matches no key of {opts.path} or of the model")
-    removed = sorted(k for k in state if dropped(k))
-    state = {k: v for k, v in state.items() if not dropped(k)}
+        if not any(fnmatchcase(k, pattern) for k in [*full, *own]):
+            raise OptionsError(f"{where}.drop.{i}: {pattern!r} matches no key of {opts.path} or of the model")
+    removed = sorted(k for k in full if dropped(k))
+    state = {k: v for k, v in full.items() if not dropped(k)}
     missing, unexpected, mismatched = compare_state(own, state)
+    undeclared = [k for k in missing if not dropped(k)]
+    if mismatched or (opts.strict and (undeclared or unexpected)):
+        from irframe.nn.autoload import checkpoint_arch
+
+        name = type(target).__name__
+        holds = checkpoint_arch(full, metadata, filename=str(path))
+        if holds is not None and holds != name:  # not keys to drop: the file is of another arch altogether
+            raise CheckpointError(
+                f"{opts.path}: holds {a_or_an(holds)} checkpoint, not {a_or_an(name)}: fix: give {a_or_an(name)} "
+                f"checkpoint as {where}.path, or set {model_key}.type: {holds} (and its config) to fine-tune it; "
+                + mismatch_summary(missing, unexpected, mismatched, name, brief=True)
+            )
     if mismatched:
         raise CheckpointError(
-            f"{opts.path}: {len(mismatched)} shape mismatch(es) with the model: {'; '.join(mismatched[:5])}"
-            " (drop them with train.pretrain.drop)"
+            f"{opts.path}: {_shape_fix(full, metadata, config, opts.path, where, model_key)}; "
+            f"{mismatch_summary([], [], mismatched, type(target).__name__, brief=True)}"
         )
-    if opts.strict:
-        undeclared = [k for k in missing if not dropped(k)]
-        if undeclared or unexpected:
-            parts = []
-            if undeclared:
-                parts.append(f"model keys not in the file: {', '.join(undeclared[:5])}")
-            if unexpected:
-                parts.append(f"file keys not in the model: {', '.join(unexpected[:5])}")
-            raise CheckpointError(
-                f"{opts.path}: "
-                + "; ".join(parts)
-                + " (train.pretrain.strict is true; list them in train.pretrain.drop)"
-            )
+    if opts.strict and (undeclared or unexpected):
+        parts = []
+        if undeclared:
+            parts.append(f"model keys not in the file: {', '.join(undeclared[:5])}")
+        if unexpected:
+            parts.append(f"file keys not in the model: {', '.join(unexpected[:5])}")
+        raise CheckpointError(f"{opts.path}: {'; '.join(parts)} ({where}.strict is true; list them in {where}.drop)")
     target.load_state_dict(state, strict=False)
     return PretrainReport(opts.path, len(state) - len(unexpected), removed, missing, unexpected)
+
+
+def _shape_fix(
+    state: Mapping[str, Any], metadata: Mapping[str, Any], config: Mapping[str, Any] | None, path: str, where: str,
+    model_key: str,
+) -> str:
+    """The fix for weights of the model's arch whose tensor shapes differ: build the model as the
+    file was saved with (its recorded or recognised config against ``config``; channels first, as
+    ``a gray (1-channel) checkpoint, the options build 3 channels``), or drop the tensors."""
+    from irframe.nn.autoload import recognised_config
+
+    drop = f"or list the tensors in {where}.drop"
+    recorded = recognised_config(state, metadata, filename=str(path))
+    diffs = config_differences(recorded, config) if recorded is not None and config is not None else []
+    if not diffs:
+        return f"weights of another config of the arch; fix: set {model_key} as the file was saved, {drop}"
+    note = ""
+    for k, old, new in diffs:
+        if k in _CHANNEL_KEYS and "out" not in k and isinstance(new, int):
+            kind = {1: "a gray (1-channel)", 3: "an RGB (3-channel)"}.get(old, f"a {old}-channel")
+            note = f"{kind} checkpoint, the options build {new} channels; "
+            break
+    shown = ", ".join(f"{model_key}.{k}: {short(old, 30)}" for k, old, _ in diffs[:_SHOWN])
+    more = f" and {len(diffs) - _SHOWN} more" if len(diffs) > _SHOWN else ""
+    return f"{note}fix: set {shown}{more} (as saved), {drop}"
+
+
+def config_differences(recorded: Mapping[str, Any], config: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(key, saved value, options value)`` of each build-config key where ``config`` (the options)
+    differs from ``recorded`` (what a file was saved with); keys left out count at the arch's
+    defaults; channel keys first."""
+    from irframe.errors import RegistryError
+    from irframe.registry import ARCHS
+
+    params: Mapping[str, inspect.Parameter] = {}
+    with contextlib.suppress(RegistryError, TypeError, ValueError):  # no signature: compare what is written
+        params = inspect.signature(ARCHS.get(str(recorded.get("type")))).parameters
+    out = []
+    for key in sorted(recorded, key=lambda k: (k not in _CHANNEL_KEYS, k)):
+        param = params.get(key)
+        default = param.default if param is not None else inspect.Parameter.empty
+        ours = config.get(key, _NOT_SET if default is inspect.Parameter.empty else default)
+        if key != "type" and _same(ours) != _same(recorded[key]):
+            out.append((key, recorded[key], ours))
+    return out
+
+
+def _same(value: Any) -> Any:
+    return [_same(v) for v in value] if isinstance(value, (list, tuple)) else value

@@ -35,6 +35,7 @@ from typing import Any, Literal
 import torch
 
 from irframe.errors import OptionsError
+from irframe.nn.weights import a_or_an
 
 Verdict = Literal["apply", "schedule", "optim", "ignore", "refuse"]
 
@@ -169,16 +170,58 @@ def saved_options(state: Mapping[str, Any], experiment: Path | None) -> dict[str
     return data if isinstance(data, dict) else None
 
 
-def check_changes(changes: list[Change], source: str, checkpoint: Path) -> None:
-    """Refuse the changes a resume may not make: one line naming each such key."""
-    refused = [c for c in changes if c.verdict == "refuse"]
+def check_changes(changes: list[Change], source: str, checkpoint: Path, *, channels: int | None = None) -> None:
+    """Refuse the changes a resume may not make, in one short line: another arch is named as such
+    (both names and the fix); otherwise the refused keys (three shown, the rest counted), the fix,
+    then why. ``channels``: the input channels of the model the options build, to name a gray or
+    RGB checkpoint resumed with options of other channels."""
+    refused = sorted((c for c in changes if c.verdict == "refuse"), key=lambda c: c.key.split(".")[0] != "model")
     if not refused:
         return
-    shown = "; ".join(f"{c.text()} ({c.why})" for c in refused)
+    arch = next((c for c in refused if c.key == "model.type"), None)
+    if arch is not None and isinstance(arch.old, str) and isinstance(arch.new, str):
+        raise OptionsError(
+            f"{source}: cannot resume {checkpoint}: it holds {a_or_an(arch.old)} model, the options build "
+            f"{a_or_an(arch.new)} (model.type); fix: give this run another name (--set name=...) for a new "
+            "experiment, or start it without --resume (path.resume)"
+        )
+    channels_note = _channels_note(refused, channels)
+    if channels_note:  # the weights cannot go on as a new experiment either: keep, or start afresh
+        kept = ", ".join(f"{c.key}: {_short(c.old)}" for c in refused[:_SHOWN] if c.old is not _MISSING)
+        raise OptionsError(
+            f"{source}: cannot resume {checkpoint}: {channels_note}; fix: keep what the run started with ({kept}"
+            f"{_more(refused)}), or start a new experiment (another name, or without --resume)"
+        )
+    shown = ", ".join(c.text() for c in refused[:_SHOWN]) + _more(refused)
+    why = "; ".join(dict.fromkeys(c.why for c in refused if c.why))
+    weights = checkpoint / "model.safetensors"
     raise OptionsError(
-        f"{source}: cannot resume {checkpoint} with changed {shown}. Keep the value the run started with, "
-        f"or {_NEW_EXPERIMENT} (--set train.pretrain.path={checkpoint / 'model.safetensors'})"
+        f"{source}: cannot resume {checkpoint} with changed {shown}: keep the values the run started with, or "
+        f"{_NEW_EXPERIMENT} (--set train.pretrain.path={weights})" + (f" ({why})" if why else "")
     )
+
+
+_SHOWN = 3  # refused changes named in the message; a count says the rest
+_IN_CHANNELS = ("inp_channels", "in_channels", "in_chans", "in_nc", "num_in_ch", "n_colors")
+
+
+def _more(refused: list[Change]) -> str:
+    return f" and {len(refused) - _SHOWN} more" if len(refused) > _SHOWN else ""
+
+
+def _channels_note(refused: list[Change], channels: int | None) -> str:
+    """``a gray (1-channel) checkpoint, the options build 3 channels`` when the model's input
+    channels are among the refused changes; ``""`` otherwise."""
+    for change in refused:
+        if change.key.split(".")[0] != "model" or change.key.split(".")[-1] not in _IN_CHANNELS:
+            continue
+        old = change.old
+        built = change.new if isinstance(change.new, int) else channels
+        if not isinstance(old, int) or built is None:
+            continue
+        kind = {1: "a gray (1-channel)", 3: "an RGB (3-channel)"}.get(old, f"a {old}-channel")
+        return f"{kind} checkpoint, the options build {built} channels"
+    return ""
 
 
 def apply_changes(
