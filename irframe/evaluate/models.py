@@ -15,9 +15,7 @@ the EMA network when there is one).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import inspect
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -90,49 +88,22 @@ def _metadata_config(file: Path) -> dict[str, Any] | None:
     return config_from_metadata(meta, str(file))
 
 
-_CHANNEL_KEYS = ("inp_channels", "in_channels", "out_channels", "in_chans", "in_nc", "out_nc", "num_in_ch",
-                 "num_out_ch", "n_colors")
-"""Config keys that set a model's image channels, across the plugins' archs (listed first in hints)."""
-
-
-def _channels_note(recorded: Mapping[str, Any], options: Mapping[str, Any]) -> str:
-    """``a gray (1-channel) checkpoint, the options build 3 channels`` when the input channels differ."""
-    for key in _CHANNEL_KEYS[:1] + _CHANNEL_KEYS[2:]:
-        if key in recorded and key in options and recorded[key] != options[key] and "out" not in key:
-            kind = {1: "gray (1-channel)", 3: "RGB (3-channel)"}.get(recorded[key], f"{recorded[key]}-channel")
-            article = "an" if kind.startswith("RGB") else "a"
-            return f"{article} {kind} checkpoint, the options build {options[key]} channels"
-    return ""
-
-
 def config_difference(recorded: Mapping[str, Any], options: Mapping[str, Any], limit: int = 3) -> str:
     """The fix for weights that do not fit the options' ``model:``, from how the config the
-    checkpoint was saved with differs from it (keys the options leave out count at the arch's
-    defaults; channel keys first): one bounded line, the fix first; ``""`` if the configs agree."""
-    from irframe.errors import RegistryError
-    from irframe.registry import ARCHS
+    checkpoint was saved with differs from it (:func:`irframe.nn.configs.config_differences`; channel
+    keys first): one bounded line, the fix first; ``""`` if the configs agree."""
+    from irframe.nn.configs import NOT_SET, config_differences, input_channels_note
     from irframe.text import short
 
-    params: Mapping[str, inspect.Parameter] = {}
-    # without a signature to read defaults from, compare what is written
-    with contextlib.suppress(RegistryError, TypeError, ValueError):
-        params = inspect.signature(ARCHS.get(str(recorded.get("type")))).parameters
-    missing = object()
-    theirs: dict[str, Any] = {}
-    diffs = []
-    for key in sorted(recorded, key=lambda k: (k not in _CHANNEL_KEYS, k)):
-        value = recorded[key]
-        param = params.get(key)
-        default = param.default if param is not None and param.default is not inspect.Parameter.empty else missing
-        ours = options.get(key, default)
-        if key != "type" and ours != value:
-            theirs[key] = ours
-            shown = "not set" if ours is missing else short(ours, 40)
-            diffs.append(f"{key}={short(value, 40)} (options: {shown})")
-    if not diffs:
+    differences = config_differences(recorded, options)
+    if not differences:
         return ""
+    diffs = [
+        f"{key}={short(saved, 40)} (options: {'not set' if ours is NOT_SET else short(ours, 40)})"
+        for key, saved, ours in differences
+    ]
     more = f" and {len(diffs) - limit} more" if len(diffs) > limit else ""
-    note = _channels_note(recorded, {k: v for k, v in theirs.items() if v is not missing})
+    note = input_channels_note(differences)
     return (
         (f"{note}; " if note else "")
         + "fix: --set model=null (the checkpoint's own config), or set in 'model:' what it was saved with: "

@@ -7,8 +7,6 @@ only the body: ``drop: ["head.*", "tail.*", "body.query_embed.*"]`` leaves the n
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,12 +30,7 @@ from irframe.text import short
 #: A BasicSR wrapper key given for one of our checkpoint folders: whether it means the EMA file.
 FOLDER_FILES = {"params_ema": True, "params": False}
 
-_CHANNEL_KEYS = ("inp_channels", "in_channels", "out_channels", "in_chans", "in_nc", "out_nc", "num_in_ch",
-                 "num_out_ch", "n_colors")
-"""Build-config keys that set a model's image channels across the archs (named first in a fix)."""
 _SHOWN = 2  # config keys named in a fix (channel keys first); a count says the rest
-_NOT_SET = object()
-"""The options' value in :func:`config_differences` of a key they leave out that has no default."""
 
 
 @dataclass
@@ -141,42 +134,17 @@ def _shape_fix(
     file was saved with (its recorded or recognised config against ``config``; channels first, as
     ``a gray (1-channel) checkpoint, the options build 3 channels``), or drop the tensors."""
     from irframe.nn.autoload import recognised_config
+    from irframe.nn.configs import config_differences, input_channels_note
 
     drop = f"or list the tensors in {where}.drop"
     recorded = recognised_config(state, metadata, filename=str(path))
     diffs = config_differences(recorded, config) if recorded is not None and config is not None else []
     if not diffs:
         return f"weights of another config of the arch; fix: set {model_key} as the file was saved, {drop}"
-    note = ""
-    for k, old, new in diffs:
-        if k in _CHANNEL_KEYS and "out" not in k and isinstance(new, int):
-            kind = {1: "a gray (1-channel)", 3: "an RGB (3-channel)"}.get(old, f"a {old}-channel")
-            note = f"{kind} checkpoint, the options build {new} channels; "
-            break
+    note = input_channels_note(diffs)
+    note = f"{note}; " if note else ""
     shown = ", ".join(f"{model_key}.{k}: {short(old, 30)}" for k, old, _ in diffs[:_SHOWN])
     more = f" and {len(diffs) - _SHOWN} more" if len(diffs) > _SHOWN else ""
     return f"{note}fix: set {shown}{more} (as saved), {drop}"
 
 
-def config_differences(recorded: Mapping[str, Any], config: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
-    """``(key, saved value, options value)`` of each build-config key where ``config`` (the options)
-    differs from ``recorded`` (what a file was saved with); keys left out count at the arch's
-    defaults; channel keys first."""
-    from irframe.errors import RegistryError
-    from irframe.registry import ARCHS
-
-    params: Mapping[str, inspect.Parameter] = {}
-    with contextlib.suppress(RegistryError, TypeError, ValueError):  # no signature: compare what is written
-        params = inspect.signature(ARCHS.get(str(recorded.get("type")))).parameters
-    out = []
-    for key in sorted(recorded, key=lambda k: (k not in _CHANNEL_KEYS, k)):
-        param = params.get(key)
-        default = param.default if param is not None else inspect.Parameter.empty
-        ours = config.get(key, _NOT_SET if default is inspect.Parameter.empty else default)
-        if key != "type" and _same(ours) != _same(recorded[key]):
-            out.append((key, recorded[key], ours))
-    return out
-
-
-def _same(value: Any) -> Any:
-    return [_same(v) for v in value] if isinstance(value, (list, tuple)) else value

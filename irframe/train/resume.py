@@ -202,7 +202,6 @@ def check_changes(changes: list[Change], source: str, checkpoint: Path, *, chann
 
 
 _SHOWN = 3  # refused changes named in the message; a count says the rest
-_IN_CHANNELS = ("inp_channels", "in_channels", "in_chans", "in_nc", "num_in_ch", "n_colors")
 
 
 def _more(refused: list[Change]) -> str:
@@ -211,17 +210,12 @@ def _more(refused: list[Change]) -> str:
 
 def _channels_note(refused: list[Change], channels: int | None) -> str:
     """``a gray (1-channel) checkpoint, the options build 3 channels`` when the model's input
-    channels are among the refused changes; ``""`` otherwise."""
-    for change in refused:
-        if change.key.split(".")[0] != "model" or change.key.split(".")[-1] not in _IN_CHANNELS:
-            continue
-        old = change.old
-        built = change.new if isinstance(change.new, int) else channels
-        if not isinstance(old, int) or built is None:
-            continue
-        kind = {1: "a gray (1-channel)", 3: "an RGB (3-channel)"}.get(old, f"a {old}-channel")
-        return f"{kind} checkpoint, the options build {built} channels"
-    return ""
+    channels are among the refused changes (``channels``: what the options build, for a key they
+    leave out); ``""`` otherwise."""
+    from irframe.nn.configs import input_channels_note
+
+    model = [c for c in refused if c.key.split(".")[0] == "model"]
+    return input_channels_note([(c.key, c.old, c.new if isinstance(c.new, int) else channels) for c in model])
 
 
 def apply_changes(
