@@ -148,6 +148,8 @@ class AdversarialStep(TrainStep):
             ``l1_gt_usm``, ``percep_gt_usm``, ``gan_gt_usm``; a batch without ``gt_usm`` uses ``gt``).
         pretrain_d: start the discriminator from weights, ``{path, key, strict, drop}`` as
             ``train.pretrain`` (BasicSR's ``pretrain_network_d``, ``param_key_d``, ``strict_load_d``).
+        queue_size: Real-ESRGAN's training-pair pool for batches degraded on the device (see
+            ``SupervisedStep``); 0: none.
     """
 
     def __init__(
@@ -164,8 +166,10 @@ class AdversarialStep(TrainStep):
         perceptual_target: Target = "gt",
         gan_target: Target = "gt",
         pretrain_d: dict[str, Any] | None = None,
+        queue_size: int = 0,
     ) -> None:
         super().__init__(context)
+        self.pool_pairs(queue_size)
         where = f"{self.source}: train.step"
         missing = missing_part({"network_d": network_d, "gan": gan, "optim_d": optim_d})
         if missing is not None:
@@ -277,8 +281,7 @@ class AdversarialStep(TrainStep):
             )
 
     def _load_pretrained_d(self, cfg: Mapping[str, Any], where: str) -> None:
-        from pathlib import Path
-
+        from irframe.options_checks import checkpoint_path_problem
         from irframe.train.finetune import load_pretrained
 
         try:
@@ -287,9 +290,12 @@ class AdversarialStep(TrainStep):
             first = exc.errors()[0]
             key = ".".join(str(p) for p in first["loc"])
             raise OptionsError(f"{where}.pretrain_d{'.' + key if key else ''}: {first['msg']}") from None
-        if not Path(pre.path).exists():
-            raise OptionsError(f"{where}.pretrain_d.path: checkpoint not found: {pre.path}")
-        report = load_pretrained(self.net_d, pre)
+        problem = checkpoint_path_problem(pre.path)  # a file, a checkpoint folder or zoo:NAME
+        if problem is not None:
+            raise OptionsError(f"{where}.pretrain_d.path: {problem}")
+        report = load_pretrained(
+            self.net_d, pre, config=self.d_config, where="train.step.pretrain_d", model_key="train.step.network_d"
+        )
         self.notes.append(f"discriminator: {report.summary()}")
 
     def prepare(self, accelerator: Any) -> None:
@@ -310,6 +316,7 @@ class AdversarialStep(TrainStep):
 
     # -- the step ---------------------------------------------------------------------------------
     def step(self, batches: Sequence[Mapping[str, Any]], iteration: int) -> StepOutput:
+        batches = self.synthesize(batches)  # Real-ESRGAN's feed_data: degrade on the device, the pair pool
         current = iteration + 1  # BasicSR's current_iter
         update_g = current % self.net_d_iters == 0 and current > self.net_d_init_iters
         acc = self.accelerator

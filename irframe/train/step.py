@@ -16,7 +16,9 @@ The interface, in the order the engine uses it:
    ``model``, the EMA and :meth:`TrainStep.networks`), and :meth:`TrainStep.apply_resume_changes`;
 3. :meth:`TrainStep.prepare`: hand networks and optimizers to accelerate (DDP, mixed precision);
 4. :meth:`TrainStep.step` once per iteration on the iteration's micro-batches (already on the
-   device), returning a :class:`StepOutput`;
+   device), returning a :class:`StepOutput`; a step first passes them through
+   :meth:`TrainStep.synthesize` (batches that still have to be degraded on the device, Real-ESRGAN's
+   way, and the pair pool of ``queue_size``);
 5. :meth:`TrainStep.state_dict` (optimizers, schedules, counters) and :meth:`TrainStep.networks`
    (weights saved beside ``model.safetensors``) at every checkpoint.
 
@@ -37,6 +39,7 @@ from typing import Any, Literal, NamedTuple
 import torch
 from torch import nn
 
+from irframe.data.degradations.realesrgan_batch import PairPool, has_draws, synthesize
 from irframe.errors import OptionsError
 from irframe.nn.spec import get_spec
 from irframe.nn.weights import unwrap_model
@@ -64,6 +67,10 @@ class StepContext:
         patch_sizes: the GT patch sides the networks see (``datasets.train.gt_size``, progressive
             ``patch_sizes``); ``None`` among them: whole images.
         source: the option file (messages).
+        degrade_on_device: whether the training set leaves its degradation to the step
+            (``RealESRGANDataset`` with ``degrade_on: device``); ``None``: not known (no check).
+        batch_sizes: the training batch sizes per process (``datasets.train.batch_size``,
+            progressive ``batch_sizes``); empty: not known.
     """
 
     model: nn.Module
@@ -71,6 +78,8 @@ class StepContext:
     ema: ModelEMA | None = None
     patch_sizes: Sequence[int | None] = ()
     source: str = "<options>"
+    degrade_on_device: bool | None = None
+    batch_sizes: Sequence[int] = ()
 
 
 @dataclass
@@ -126,6 +135,9 @@ class TrainStep:
         self.accelerator: Any = None
         self.notes: list[str] = []  # lines for the log once training starts (what was loaded, ...)
         self.optimized: list[_Optimized] = []
+        self.degrade_on_device = context.degrade_on_device
+        self.batch_sizes = list(context.batch_sizes)
+        self.pairs: PairPool | None = None  # the training-pair pool (queue_size), see pool_pairs
         role = getattr(unwrap_model(self.model), "role", None)
         if role is not None and role != "restorer":
             raise OptionsError(
@@ -149,11 +161,14 @@ class TrainStep:
         return {}
 
     def state_dict(self) -> dict[str, Any]:
-        """The optimizers' and schedules' states (merged into the trainer state of a checkpoint)."""
+        """The optimizers' and schedules' states (merged into the trainer state of a checkpoint),
+        and the pair pool's pairs (``pair_pool``) when there is one."""
         out: dict[str, Any] = {}
         for opt in self.optimized:
             out[opt.state_key] = opt.optimizer.state_dict()
             out[opt.state_key.replace("optimizer", "scheduler")] = opt.scheduler.state_dict()
+        if self.pairs is not None and self.pairs.size:
+            out["pair_pool"] = self.pairs.state_dict()
         return out
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -162,6 +177,8 @@ class TrainStep:
         for opt in self.optimized:
             opt.optimizer.load_state_dict(state[opt.state_key])
             opt.scheduler.load_state_dict(state[opt.state_key.replace("optimizer", "scheduler")])
+        if self.pairs is not None and self.pairs.size:
+            self.pairs.load_state_dict(state["pair_pool"])
 
     def apply_resume_changes(self, changes: Sequence[Any]) -> str | None:
         """Apply the option changes a resume accepted (:mod:`irframe.train.resume`) to the restored
@@ -197,6 +214,38 @@ class TrainStep:
         return float(self.optimizer.param_groups[0]["lr"])
 
     # -- shared pieces ----------------------------------------------------------------------------
+    def pool_pairs(self, queue_size: int) -> None:
+        """Keep a pool of ``queue_size`` synthesised pairs (Real-ESRGAN's ``queue_size``; 0: none):
+        it needs batches degraded on the device and a batch size that divides it."""
+        where = f"{self.source}: train.step.queue_size"
+        self.pairs = PairPool(queue_size, where)
+        if not queue_size:
+            return
+        if self.degrade_on_device is False:
+            raise OptionsError(
+                f"{where}: the pair pool mixes batches degraded on the training device, and datasets.train "
+                "degrades its samples in the workers (each with its own draws: no pool needed); set "
+                "datasets.train.degrade_on: device (RealESRGANDataset) or remove queue_size"
+            )
+        for size in self.batch_sizes:
+            if queue_size % size:
+                raise OptionsError(
+                    f"{where}: {queue_size} is not a multiple of the batch size {size} (datasets.train.batch_size "
+                    "or train.progressive.batch_sizes; Real-ESRGAN: 180 and 12)"
+                )
+
+    def synthesize(self, batches: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """The micro-batches a step trains on: a batch that still carries its degradation's draws
+        (``RealESRGANDataset`` with ``degrade_on: device``) gets its LQ made on its device
+        (:func:`~irframe.data.degradations.realesrgan_batch.synthesize`), then goes through the pair
+        pool (``queue_size``). Other batches pass unchanged. Every step calls it first."""
+        out: list[Mapping[str, Any]] = []
+        for batch in batches:
+            if has_draws(batch):
+                batch = synthesize(batch)
+            out.append(self.pairs(batch) if self.pairs is not None and self.pairs.size else batch)
+        return out
+
     def optimize(self, net: nn.Module, cfg: Mapping[str, Any], path: str, state_key: str) -> _Optimized:
         """Build the optimizer of ``cfg`` (option key ``path``) over ``net`` and the run's schedule
         over it (``train.scheduler`` and warm-up: one schedule for every optimizer, as BasicSR)."""
@@ -268,7 +317,18 @@ def build_step(opts: Any, model: nn.Module) -> TrainStep:
     train = opts.train
     assert train is not None
     ema = ModelEMA(model, train.ema_decay) if train.ema_decay > 0 else None
-    context = StepContext(model, train, ema, patch_sizes_of(opts), opts.source)
+    loader = opts.datasets.get("train")
+    extra = (loader.model_extra or {}) if loader is not None else {}
+    on_device = extra.get("degrade_on") == "device" if loader is not None else None
+    sizes = list(train.progressive.batch_sizes) if train.progressive is not None else []
+    if loader is not None and not sizes:
+        sizes = [int(loader.batch_size)]
+    if on_device and train.mixing_augs is not None and train.mixing_augs.mixup:
+        raise OptionsError(
+            f"{opts.source}: train.mixing_augs: mixup mixes the LQ of a batch before the training step, and "
+            "datasets.train.degrade_on: device leaves the LQ to be made by the step; use degrade_on: workers"
+        )
+    context = StepContext(model, train, ema, patch_sizes_of(opts), opts.source, on_device, sizes)
     cfg = train.step if train.step is not None else {"type": SUPERVISED}
     try:
         step = TRAIN_STEPS.build(cfg, path="train.step", context=context)
@@ -296,11 +356,15 @@ class SupervisedStep(TrainStep):
         target: the batch entry the losses compare with: ``gt``, or ``gt_usm`` (the USM-sharpened
             GT of ``RealESRGANDataset``: Real-ESRNet's ``gt_usm: true``); a batch without
             ``gt_usm`` uses ``gt``.
+        queue_size: Real-ESRGAN's training-pair pool, for batches degraded on the device
+            (``RealESRGANDataset`` with ``degrade_on: device``): this many past pairs, shuffled
+            across iterations; a multiple of the batch size; 0: none.
     """
 
-    def __init__(self, context: StepContext, target: Target = "gt") -> None:
+    def __init__(self, context: StepContext, target: Target = "gt", queue_size: int = 0) -> None:
         super().__init__(context)
         self.target = target
+        self.pool_pairs(queue_size)
         self.losses = WeightedLoss.from_options(context.train.losses)
         self.optimize(self.model, context.train.optim, "train.optim", "optimizer")
         self.log_names = self.losses.log_names
@@ -313,6 +377,7 @@ class SupervisedStep(TrainStep):
         self.losses.to(accelerator.device)
 
     def step(self, batches: Sequence[Mapping[str, Any]], iteration: int) -> StepOutput:
+        batches = self.synthesize(batches)
         acc = self.accelerator
         n = len(batches)
         total: torch.Tensor | None = None

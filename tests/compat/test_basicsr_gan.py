@@ -76,9 +76,11 @@ def test_realesrgan_files():
     assert (step["pixel_target"], step["perceptual_target"], step["gan_target"]) == ("gt_usm", "gt_usm", "gt")
     assert step["network_d"]["type"] == "UNetDiscriminatorSN" and step["gan"]["loss_weight"] == 0.1
     assert "pool" in notes["queue_size"]
+    # RealESRGANModel.feed_data degrades each batch on the GPU: the batched path, with its pair pool
+    assert train["degrade_on"] == "device" and step["queue_size"] == 180
     net, _ = native("train_realesrnet_x4plus.yml")
-    assert net["train"]["step"] == {"type": "SupervisedStep", "target": "gt_usm"}
-    assert net["datasets"]["train"]["gt_usm"] is True
+    assert net["train"]["step"] == {"type": "SupervisedStep", "target": "gt_usm", "queue_size": 180}
+    assert net["datasets"]["train"]["gt_usm"] is True and net["datasets"]["train"]["degrade_on"] == "device"
     finetune, _ = native("finetune_realesrgan_x4plus.yml")
     assert finetune["train"]["step"]["pretrain_d"] == {
         "path": "experiments/pretrained_models/RealESRGAN_x4plus_netD.pth", "key": "params", "strict": True

@@ -208,13 +208,13 @@ def test_native_keys_in_a_basicsr_file_are_named():
 
 def test_unknown_dataset_type_and_model_type_are_refused():
     data = raw("train_EDSR_Mx2.yml")
-    data["datasets"]["train"]["type"] = "RealESRGANPairedDataset"
+    data["datasets"]["train"]["type"] = "FFHQDegradationDataset"
     data["model_type"] = "StyleGAN2Model"
     data["train"]["net_d_reg_every"] = 16
     with pytest.raises(OptionsError) as info:
         translate_basicsr(data, "g.yml")
     msg = str(info.value)
-    assert "datasets.train.type: 'RealESRGANPairedDataset'" in msg and "model_type: 'StyleGAN2Model'" in msg
+    assert "datasets.train.type: 'FFHQDegradationDataset'" in msg and "model_type: 'StyleGAN2Model'" in msg
     # the GAN keys of a model that trains no discriminator are noted as dropped (BasicSR ignores them too)
     notes = translate(data, "g.yml", collect=True).notes
     assert any(n.startswith("train.net_d_reg_every: dropped") for n in notes)

@@ -294,3 +294,66 @@ def test_resume_changes_the_schedule_of_both_optimizers_and_refuses_a_changed_st
     # both follow the new cosine (T_max 100) from their own base rates (2e-3 and 1e-3)
     assert lr_g == pytest.approx(2e-3 * (1 + math.cos(math.pi * 6 / 100)) / 2, rel=1e-6)
     assert lr_d == pytest.approx(1e-3 * (1 + math.cos(math.pi * 6 / 100)) / 2, rel=1e-6)
+
+
+def realesrgan_device_data(root: Path) -> dict:
+    """A RealESRGANDataset degraded on the device (scale 1 for the toy generator), tiny images."""
+    from irframe.train.synthetic import write_textured_images
+
+    write_textured_images(root / "gt", 4, 24, seed=1)
+    return {"type": "RealESRGANDataset", "dataroot_gt": str(root / "gt"), "scale": 1, "gt_size": 16,
+            "crop_pad_size": 24, "degrade_on": "device", "batch_size": 2}
+
+
+def test_gan_resume_with_device_degradation_and_pair_pool_is_bit_identical(toys, make_options, tmp_path):
+    """Real-ESRGAN's batched path: batches degraded in the step, a pool of 4 pairs (full after two
+    iterations, swapping after); the pool is in the checkpoint, so a resume equals the full run."""
+    data = realesrgan_device_data(tmp_path)
+
+    def options(name: str, total: int):
+        return make_options(
+            name=name,
+            datasets={"train": data, "val": {"size": 16}},
+            train={"total_iter": total, "step": gan_step(queue_size=4, pixel_target="gt_usm")},
+            logger={"checkpoint_freq": 2},
+            val={"freq": 2},
+        )
+
+    full = run_training(options("full", 6))
+    run_training(options("cut", 3))  # stops between two checkpoints: resumes from iteration 2 (pool full)
+    resumed = run_training(options("cut", 6), resume="auto")
+    a, b = full.last_checkpoint, resumed.last_checkpoint
+    for name in ("model.safetensors", "ema.safetensors", "net_d.safetensors"):
+        assert_same(weights(a, name), weights(b, name))
+    sa, sb = load_state(a), load_state(b)
+    pool_a, pool_b = sa["pair_pool"], sb["pair_pool"]
+    assert pool_a["filled"] == 4 and pool_a["swaps"] == 4 and pool_a == {**pool_b, "pairs": pool_a["pairs"]}
+    assert set(pool_a["pairs"]) == {"lq", "gt", "gt_usm"}
+    for key, value in pool_a["pairs"].items():
+        assert value.shape == (4, 3, 16, 16) and torch.equal(value, pool_b["pairs"][key]), key
+    state2 = load_state(full.experiment / "checkpoints" / "iter_000002")
+    assert state2["pair_pool"]["swaps"] == 0 and state2["pair_pool"]["filled"] == 4
+
+
+@pytest.mark.parametrize(
+    "queue_size, data, expected",
+    [
+        (4, "workers", r"train\.step\.queue_size: the pair pool mixes batches degraded on the training device, and "
+                  r"datasets\.train degrades its samples in the workers"),
+        (5, "device", r"train\.step\.queue_size: 5 is not a multiple of the batch size 2"),
+        (-1, "device", r"train\.step\.queue_size: expected a number of pairs >= 0"),
+        (0, "device+mixup", r"train\.mixing_augs: mixup mixes the LQ of a batch before the training step, and "
+                            r"datasets\.train\.degrade_on: device leaves the LQ to be made by the step"),
+    ],
+    ids=["not-on-device", "not-a-multiple", "negative", "mixup"],
+)
+def test_bad_queue_size_is_one_line_before_any_work(toys, make_options, tmp_path, queue_size, data, expected):
+    datasets = {"train": realesrgan_device_data(tmp_path)} if data.startswith("device") else {}
+    train = {"step": gan_step(queue_size=queue_size)}
+    if data.endswith("mixup"):
+        train["mixing_augs"] = {"mixup": True}
+    opts = make_options(datasets=datasets, train=train)
+    with pytest.raises(OptionsError, match=expected) as info:
+        run_training(opts)
+    assert len(str(info.value).strip().splitlines()) == 1, str(info.value)
+    assert not (Path(opts.path.experiments_root) / "toy").exists()

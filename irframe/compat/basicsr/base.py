@@ -108,6 +108,7 @@ class TranslatorBase:
         self.dst = ""  # the native path of the dataset being translated
         self.network_d: dict[str, Any] | None = None  # BasicSR's network_d (train.step.network_d)
         self.realesrgan: dict[str, Any] = {}  # Real-ESRGAN's top-level keys (degradation, USM targets, ...)
+        self.realesrgan_synthesis = False  # a RealESRGANModel/RealESRNetModel file degrading batches on the device
 
     @property
     def adversarial(self) -> bool:

@@ -16,6 +16,7 @@ DATASET_ALIASES: dict[str, str] = {
     "Dataset_GaussianDenoising": "OnlineDegradationDataset",
     "Dataset_DefocusDeblur_DualPixel_16bit": "DualPixelDataset",
     "RealESRGANDataset": "RealESRGANDataset",
+    "RealESRGANPairedDataset": "RealESRGANPairedDataset",
 }
 
 #: Real-ESRGAN's top-level keys other than its degradation keys (which
@@ -50,7 +51,8 @@ class DatasetSection(TranslatorBase):
         ``self.realesrgan`` for the training set's ``degradation`` and the training step."""
         datasets = rest.get("datasets")
         train = datasets.get("train") if isinstance(datasets, Mapping) else None
-        uses = isinstance(train, Mapping) and train.get("type") == "RealESRGANDataset"
+        kind = train.get("type") if isinstance(train, Mapping) else None
+        uses = kind == "RealESRGANDataset"
         if self.model_type not in REALESRGAN_MODEL_TYPES and not uses:
             return
         from irframe.data.degradations.realesrgan import REALESRGAN_MODEL_KEYS  # torch: only for such a file
@@ -58,21 +60,30 @@ class DatasetSection(TranslatorBase):
         for key in (*REALESRGAN_MODEL_KEYS, *REALESRGAN_TOP_KEYS):
             if key in rest:
                 self.realesrgan[key] = rest.pop(key)
-        if self.realesrgan.get("queue_size") is not None:
-            self.note(
-                "queue_size", f"{self.realesrgan['queue_size']}: Real-ESRGAN degrades a whole batch at once on the "
-                "GPU (one resize, noise and JPEG draw per batch) and mixes batches through a pool of this many pairs; "
-                "irframe degrades every sample on its own in the data workers with its own draws, so each batch is "
-                "as diverse without a pool",
-            )
         order = self.realesrgan.get("high_order_degradation")
+        # RealESRGANModel / RealESRNetModel.feed_data synthesise a training batch on the GPU unless
+        # high_order_degradation is false (paired fine-tuning: the batch is used as it comes)
+        self.realesrgan_synthesis = self.model_type in REALESRGAN_MODEL_TYPES and order is not False and uses
+        if self.model_type in REALESRGAN_MODEL_TYPES and isinstance(train, Mapping):
+            if order is False and kind == "RealESRGANDataset":
+                self.problem(
+                    "high_order_degradation", "false trains on given LQ/GT pairs (RealESRGANPairedDataset, with "
+                    "dataroot_lq), but datasets.train is a RealESRGANDataset (clean GT images only)",
+                )
+            elif order is not False and kind == "RealESRGANPairedDataset":
+                self.problem(
+                    "high_order_degradation", f"{'absent' if order is None else order} (true: {self.model_type} "
+                    "degrades the GT of every batch), but datasets.train is a RealESRGANPairedDataset of given pairs; "
+                    "Real-ESRGAN's paired fine-tuning files set high_order_degradation: false",
+                )
         if order is False:
-            self.problem(
-                "high_order_degradation", "false (training on given LQ/GT pairs, RealESRGANPairedDataset) is not "
-                "translated; train on pairs with a PairedImageDataset in a native file",
-            )
+            self.note("high_order_degradation", "false: the training pairs are used as given (RealESRGANPairedDataset)")
         elif order is not None:
             self.note("high_order_degradation", f"{order}: the training set's degradation (RealESRGANDataset)")
+        queue = self.realesrgan.get("queue_size")
+        if queue is not None and not self.realesrgan_synthesis:
+            self.note("queue_size", f"{queue} dropped: Real-ESRGAN's pair pool mixes batches it synthesises, and "
+                      "this file synthesises none")
         if "gt_usm" in self.realesrgan and self.model_type != "RealESRNetModel":
             self.note("gt_usm", "dropped: RealESRGANModel always sharpens the GT; l1_gt_usm, percep_gt_usm and "
                       "gan_gt_usm say where the sharpened one is used")
@@ -202,6 +213,7 @@ class DatasetSection(TranslatorBase):
             "OnlineDegradationDataset": self.gaussian,
             "DualPixelDataset": self.dual_pixel,
             "RealESRGANDataset": self.realesrgan_dataset,
+            "RealESRGANPairedDataset": self.realesrgan_paired,
         }[target]
         handler(cfg, where, out, train)
         self.unknown(f"{where}.", cfg, DATASET_KEYS)
@@ -288,7 +300,7 @@ class DatasetSection(TranslatorBase):
     def scale_of(self, scale: Any, where: str, out: dict[str, Any], target: str) -> None:
         if scale in (None, 1):
             return
-        if target in ("PairedImageDataset", "RealESRGANDataset"):
+        if target in ("PairedImageDataset", "RealESRGANDataset", "RealESRGANPairedDataset"):
             out["scale"] = scale
             self.map(f"{where}.scale", f"{self.dst}.scale")
         else:
@@ -342,9 +354,25 @@ class DatasetSection(TranslatorBase):
                 )
             out["gt_size"] = size
             self.map("gt_size", f"{self.dst}.gt_size")
+        if train and self.realesrgan_synthesis:
+            out["degrade_on"] = "device"
+            self.map("model_type", f"{self.dst}.degrade_on")
+            self.note(
+                f"{where}.type", f"{self.model_type}.feed_data degrades each training batch on the GPU: "
+                "degrade_on: device (the training step degrades the batch on its device; choices that change a "
+                "size or an operation's kind are one per batch, as Real-ESRGAN's; JPEG is libjpeg on the CPU)",
+            )
         if not train:  # a fixed degradation per image for a validation/test set
             out["seed"] = 0
             out.pop("gt_size", None)
+
+    def realesrgan_paired(self, cfg: dict[str, Any], where: str, out: dict[str, Any], train: bool) -> None:
+        """Real-ESRGAN's ``RealESRGANPairedDataset`` (its paired fine-tuning files): given LQ/GT
+        pairs, listed by ``meta_info`` (``gt_path, lq_path`` per line) or matched in the folders.
+        ``RealESRGANModel.feed_data`` sharpens their GT for ``l1_gt_usm`` and the others: ``gt_usm``."""
+        self.roots(cfg, where, out, ("dataroot_gt", "dataroot_lq", "meta_info", "filename_tmpl"))
+        # RealESRNetModel trains on the plain GT of paired data; RealESRGANModel on the sharpened one where told
+        out["gt_usm"] = self.model_type != "RealESRNetModel"
 
     def dual_pixel(self, cfg: dict[str, Any], where: str, out: dict[str, Any], train: bool) -> None:
         self.roots(cfg, where, out, ("dataroot_gt", "dataroot_lqL", "dataroot_lqR", "filename_tmpl"))

@@ -28,7 +28,7 @@ SUPERVISED_MODEL_TYPES = tuple(MODEL_TYPE_NOTES)
 #: ``model_type`` -> how irframe's training steps do that model's job.
 REAL_WORLD_MODEL_TYPES: dict[str, str] = {
     "RealESRNetModel": "Real-ESRNet: one generator with its pixel losses on Real-ESRGAN's high-order degradations "
-    "(RealESRGANDataset degrades each sample in the data workers; train.step SupervisedStep, its target the "
+    "(RealESRGANDataset, each batch degraded on the training device; train.step SupervisedStep, its target the "
     "USM-sharpened GT when gt_usm is true)",
 }
 #: ``model_type`` values that train a discriminator too (:data:`~.base.GAN_MODEL_TYPES`), and how

@@ -109,9 +109,14 @@ class TrainSection(TranslatorBase):
                 if value is not None:
                     kind = self.model_type or "(not a supported one)"
                     self.note(f"train.{key}", f"dropped: model_type {kind} trains no discriminator")
-            if self.model_type == "RealESRNetModel" and usm.get("gt_usm", True) is not False:
-                out["step"] = {"type": "SupervisedStep", "target": "gt_usm"}
+            step_g: dict[str, Any] = {"type": "SupervisedStep"}
+            sharpened = usm.get("gt_usm", True) is not False and self.realesrgan_synthesis
+            if self.model_type == "RealESRNetModel" and sharpened:
+                step_g["target"] = "gt_usm"
                 self.map("gt_usm", "train.step.target")
+            self.queue_size(step_g)
+            if len(step_g) > 1:
+                out["step"] = step_g
             return
         step: dict[str, Any] = {"type": "AdversarialStep"}
         complete = True
@@ -154,10 +159,25 @@ class TrainSection(TranslatorBase):
                 step[dst] = "gt" if usm.get(src) is False else "gt_usm"
                 if src in usm:
                     self.map(src, f"train.step.{dst}")
+        self.queue_size(step)
         if complete:  # a step without its discriminator or loss would only repeat the problems above
             out["step"] = step
         else:
             self.omitted.append("train.step")
+
+    def queue_size(self, step: dict[str, Any]) -> None:
+        """Real-ESRGAN's ``queue_size`` (default 180 in its models) -> ``train.step.queue_size``, for a
+        file whose model synthesises its batches on the device (``degrade_on: device``)."""
+        if not self.realesrgan_synthesis:
+            return
+        given = self.realesrgan.get("queue_size")
+        step["queue_size"] = as_int(given) if given is not None else 180
+        if given is not None:
+            self.map("queue_size", "train.step.queue_size")
+        self.note(
+            "queue_size", f"{step['queue_size']}{'' if given is not None else ' (RealESRGANModel default)'}: the "
+            "training-pair pool of batches synthesised on the device (train.step.queue_size), as Real-ESRGAN's",
+        )
 
     def grad_clip(self, rest: dict[str, Any], out: dict[str, Any]) -> None:
         """``use_grad_clip``: Restormer's ImageCleanModel clips the gradient norm at 0.01 when it is true;

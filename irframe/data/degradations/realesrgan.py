@@ -14,53 +14,55 @@ This module holds the pieces, registered in ``DEGRADATIONS`` (each also usable a
 ``RealESRGANDegradation``     the whole two-stage pipeline, driven by Real-ESRGAN's option keys
 ============================  ===================================================================
 
-JPEG is the core's :class:`~irframe.data.degradations.jpeg.JPEGCompression` (libjpeg, quality
-drawn from ``jpeg_range`` and rounded) and Gaussian noise its
-:class:`~irframe.data.degradations.noise.GaussianNoise`.
+JPEG is libjpeg (:func:`~irframe.data.degradations.jpeg.jpeg_roundtrip`, the core's
+``JPEGCompression``) at the quality drawn from ``jpeg_range``, rounded.
 
-Where it runs. Real-ESRGAN synthesises a whole batch at once on the training GPU (the dataset only
-draws the kernels), which forces one resize factor, one noise type and one JPEG quality per batch
-and needs a pool of past pairs to mix them. Here each sample is degraded on its own in the data
-workers, with its own generator (the dataset's per-sample seeding), so every sample gets its own
-draws and a fixed seed gives a fixed pair on any number of workers. The operations compute what
-Real-ESRGAN's do: blur is a correlation with reflect-101 borders (its ``filter2D``), resizes are
-``torch.nn.functional.interpolate`` with its modes and sizes, noise and USM follow BasicSR's
-formulas, and the LQ is rounded to 8 bits at the end. Two known differences: JPEG is libjpeg at an
-integer quality (Real-ESRGAN's ``DiffJPEG`` simulates it in torch at a real-valued quality), and
-kernels are not zero-padded to 21 (a padded kernel filters identically).
+Where it runs: ``RealESRGANDataset.degrade_on``. In the data workers (``workers``, the default)
+each sample is degraded on its own with every choice its own. On the training device (``device``,
+as Real-ESRGAN's ``RealESRGANModel.feed_data``) the dataset returns the GT and this module's draws
+(:meth:`RealESRGANDegradation.draw`: kernels, noise levels and seeds, JPEG qualities, crop) and the
+training step degrades the whole batch at once (:func:`degrade_batch`); as in Real-ESRGAN, the
+choices that change a tensor's size or the kind of an operation (resize factors and modes, Gaussian
+or Poisson noise, second blur or not, the order of the last steps) are one per batch (the first
+sample's), and a pool of past pairs (``train.step.queue_size``) mixes batches. Both paths run the
+same operations (:mod:`.realesrgan_ops`): the per-sample path is :func:`degrade_batch` on a batch
+of one, so an image degraded with the same draws gives the same LQ either way.
+
+The operations compute what Real-ESRGAN's do: blur is a correlation with reflect-101 borders (its
+``filter2D``), resizes are ``torch.nn.functional.interpolate`` with its modes and sizes, noise and
+USM follow BasicSR's formulas, and the LQ is rounded to 8 bits at the end. Known differences: JPEG
+is libjpeg at an integer quality (Real-ESRGAN's ``DiffJPEG`` simulates it in torch at a real-valued
+quality), and each noise field comes from its image's own seeded generator.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
+from torch.utils.data import default_collate
 
+import irframe.data.degradations.realesrgan_ops as ops
 from irframe.data.degradations.base import Degradation, per_channel
-from irframe.data.degradations.jpeg import JPEGCompression
-from irframe.data.degradations.noise import GaussianNoise
 from irframe.data.degradations.realesrgan_kernels import (
     KERNEL_TYPES,
     REALESRGAN_KERNEL_PROB,
     REALESRGAN_KERNEL_RANGE,
     BlurKernelSampler,
-    KernelDraw,
     check_distribution,
     check_kernel_range,
     check_probability,
     check_range,
     draw_sinc,
+    pad_kernel,
 )
+from irframe.data.degradations.realesrgan_ops import RESIZE_MODES, ResizeMode
 from irframe.errors import DataError, OptionsError
 from irframe.registry import DEGRADATIONS
-
-ResizeMode = Literal["area", "bilinear", "bicubic"]
-RESIZE_MODES: tuple[ResizeMode, ...] = ("area", "bilinear", "bicubic")
 
 # Real-ESRGAN's option keys, by where its option files hold them: the dataset's (the kernels) and
 # the top level's (read by RealESRGANModel.feed_data). A translated file gathers both into
@@ -101,7 +103,7 @@ REALESRGAN_MODEL_KEYS = (
 )
 
 
-# -- operations ----------------------------------------------------------------------------------
+# -- operations (one image; the batch operations of .realesrgan_ops with a batch of one) -----------
 def filter2d(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Filter every channel with ``kernel`` as Real-ESRGAN's ``filter2D``: a correlation, borders
     reflected without repeating the edge pixel (torch ``reflect`` = OpenCV ``BORDER_REFLECT_101``).
@@ -109,7 +111,7 @@ def filter2d(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     (The blur family's :func:`~irframe.data.degradations.blur.convolve` repeats the edge pixel.)
     All of Real-ESRGAN's kernels are point-symmetric, so correlation and convolution agree.
     """
-    return per_channel(lambda x: cv2.filter2D(x, -1, kernel, borderType=cv2.BORDER_REFLECT_101), img)
+    return ops.filter_image(img, kernel)
 
 
 def resize(
@@ -117,44 +119,28 @@ def resize(
 ) -> np.ndarray:
     """Resize an ``HWC`` float32 image with ``torch.nn.functional.interpolate`` (Real-ESRGAN's
     resizes: no antialiasing, ``align_corners=False``; ``area`` averages, ``bicubic`` may overshoot)."""
-    t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).unsqueeze(0)
-    align = None if mode == "area" else False
-    out = F.interpolate(t, size=size, scale_factor=scale_factor, mode=mode, align_corners=align)
-    return np.ascontiguousarray(out[0].permute(1, 2, 0).numpy())
+    return ops.from_batch(ops.resize(ops.to_batch(img), mode, size=size, scale_factor=scale_factor))
 
 
-def to_gray(img: np.ndarray) -> np.ndarray:
-    """``HxWx1`` luma (0.299 R + 0.587 G + 0.114 B) of an RGB image; a gray image as it is."""
-    if img.shape[2] == 1:
-        return img
-    return cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_RGB2GRAY)[:, :, None]
+def _seed(rng: np.random.Generator) -> int:
+    """A noise field's seed (its own ``torch.Generator``), drawn from the sample's generator."""
+    return int(rng.integers(2**63 - 1))
 
 
 def gaussian_noise(
     img: np.ndarray, sigma: float, gray: bool, rng: np.random.Generator, clip: bool = True
 ) -> np.ndarray:
-    """Add Gaussian noise of standard deviation ``sigma / 255`` (:class:`GaussianNoise`); ``gray``:
-    one noise field shared by all channels (luminance noise) instead of one per channel."""
-    if not gray or img.shape[2] == 1:
-        return GaussianNoise(sigma=sigma, clip=clip)(img, rng)
-    field = GaussianNoise(sigma=sigma, clip=False)(np.zeros((*img.shape[:2], 1), np.float32), rng)
-    out = img + field
-    return np.clip(out, 0.0, 1.0) if clip else out
+    """Add Gaussian noise of standard deviation ``sigma / 255``; ``gray``: one noise field shared by
+    all channels (luminance noise) instead of one per channel (:func:`.realesrgan_ops.add_gaussian_noise`)."""
+    return ops.from_batch(ops.add_gaussian_noise(ops.to_batch(img), [sigma], [gray], [_seed(rng)], clip))
 
 
 def poisson_noise(img: np.ndarray, scale: float, gray: bool, rng: np.random.Generator, clip: bool = True) -> np.ndarray:
     """Add Poisson (shot) noise as BasicSR does: the image is rounded to 8-bit levels, its number of
-    distinct levels rounded up to a power of two ``vals`` sets the photon count, and the noise is
-    ``(Poisson(vals * x) / vals - x) * scale`` (variance ``scale^2 * x / vals`` at a pixel of value
-    ``x``). ``gray``: the noise of the luma, shared by all channels."""
-    source = to_gray(img) if gray else img
-    levels = np.clip(np.rint(source.astype(np.float64) * 255.0), 0, 255)
-    count = int(np.count_nonzero(np.bincount(levels.astype(np.int64).ravel(), minlength=256)))
-    vals = 2.0 ** math.ceil(math.log2(count)) if count > 1 else 1.0
-    rounded = levels / 255.0
-    noise = (rng.poisson(rounded * vals) / vals - rounded).astype(np.float32) * np.float32(scale)
-    out = img + noise  # a gray field broadcasts over the channels
-    return np.clip(out, 0.0, 1.0) if clip else out
+    distinct levels (rounded up to a power of two) is the photon count, and ``scale`` times the
+    difference between the Poisson draw and the image is added; ``gray``: the noise of the luma,
+    shared by the channels (:func:`.realesrgan_ops.add_poisson_noise`)."""
+    return ops.from_batch(ops.add_poisson_noise(ops.to_batch(img), [scale], [gray], [_seed(rng)], clip))
 
 
 def usm_sharp(
@@ -215,6 +201,18 @@ class ResizeSampler:
         return self.modes[int(rng.integers(len(self.modes)))]
 
 
+@dataclass(frozen=True)
+class NoiseDraw:
+    """One stage's noise for one image: Gaussian (``sigma``, 0-255 scale) or Poisson (``scale``),
+    gray or not, and the seed of its field."""
+
+    gaussian: bool
+    sigma: float
+    poisson_scale: float
+    gray: bool
+    seed: int
+
+
 class NoiseSampler:
     """One stage's noise: Gaussian with probability ``gaussian_noise_prob`` (``sigma`` uniform in
     ``noise_range``, 0-255 scale), else Poisson (``scale`` uniform in ``poisson_scale_range``); gray
@@ -235,26 +233,23 @@ class NoiseSampler:
         self.poisson_scale_range = check_range(where, f"poisson_scale_range{s}", poisson_scale_range, minimum=0.0)
         self.gray_noise_prob = check_probability(where, f"gray_noise_prob{s}", gray_noise_prob)
 
-    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        if rng.random() < self.gaussian_noise_prob:
-            sigma = float(rng.uniform(*self.noise_range))
-            return gaussian_noise(img, sigma, rng.random() < self.gray_noise_prob, rng)
+    def draw(self, rng: np.random.Generator) -> NoiseDraw:
+        """Every value of one image's noise (both kinds' levels: a batch picks one kind for all)."""
+        gaussian = bool(rng.random() < self.gaussian_noise_prob)
+        sigma = float(rng.uniform(*self.noise_range))
         scale = float(rng.uniform(*self.poisson_scale_range))
-        return poisson_noise(img, scale, rng.random() < self.gray_noise_prob, rng)
+        return NoiseDraw(gaussian, sigma, scale, bool(rng.random() < self.gray_noise_prob), _seed(rng))
+
+    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        d = self.draw(rng)
+        x = ops.to_batch(img)
+        if d.gaussian:
+            return ops.from_batch(ops.add_gaussian_noise(x, [d.sigma], [d.gray], [d.seed]))
+        return ops.from_batch(ops.add_poisson_noise(x, [d.poisson_scale], [d.gray], [d.seed]))
 
 
-def _jpeg(where: str, key: str, jpeg_range: Sequence[float]) -> JPEGCompression:
-    low, high = check_range(where, key, jpeg_range, minimum=1, maximum=100)
-    return JPEGCompression(quality_range=(low, high))  # type: ignore[arg-type]  # floats: drawn, then rounded
-
-
-def _apply_jpeg(jpeg: JPEGCompression, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    # Clipped first, as Real-ESRGAN does before its JPEG (out-of-range values would wrap otherwise).
-    return jpeg(np.clip(img, 0.0, 1.0), rng)
-
-
-def _sinc_filter(img: np.ndarray, draw: KernelDraw | None) -> np.ndarray:
-    return img if draw is None else filter2d(img, draw.kernel())
+def _jpeg_range(where: str, key: str, jpeg_range: Sequence[float]) -> tuple[float, float]:
+    return check_range(where, key, jpeg_range, minimum=1, maximum=100)
 
 
 # -- registered degradations -----------------------------------------------------------------------
@@ -346,16 +341,7 @@ class RandomResize(_ValuesCheckedEarly):
 
     def apply(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         factor, mode = self.resize.draw_scale(rng), self.resize.draw_mode(rng)
-        return _resize_by(img, factor, mode)
-
-
-def _resize_by(img: np.ndarray, factor: float, mode: ResizeMode) -> np.ndarray:
-    if factor == 1.0:
-        return img.copy()
-    h, w = img.shape[:2]
-    if math.floor(h * factor) < 1 or math.floor(w * factor) < 1:  # a tiny image: keep one pixel
-        return resize(img, mode, size=(max(1, math.floor(h * factor)), max(1, math.floor(w * factor))))
-    return resize(img, mode, scale_factor=factor)
+        return ops.from_batch(ops.resize_by(ops.to_batch(img), factor, mode))
 
 
 @DEGRADATIONS.register()
@@ -507,7 +493,7 @@ class RealESRGANDegradation(_ValuesCheckedEarly):
         )
         self.resize1 = ResizeSampler(where, resize_prob, resize_range, resize_modes)
         self.noise1 = NoiseSampler(where, gaussian_noise_prob, noise_range, poisson_scale_range, gray_noise_prob)
-        self.jpeg1 = _jpeg(where, "jpeg_range", jpeg_range)
+        self.jpeg_range = _jpeg_range(where, "jpeg_range", jpeg_range)
         self.second_blur_prob = check_probability(where, "second_blur_prob", second_blur_prob)
         self.kernel2 = BlurKernelSampler(
             where,
@@ -525,9 +511,46 @@ class RealESRGANDegradation(_ValuesCheckedEarly):
         self.noise2 = NoiseSampler(
             where, gaussian_noise_prob2, noise_range2, poisson_scale_range2, gray_noise_prob2, suffix="2"
         )
-        self.jpeg2 = _jpeg(where, "jpeg_range2", jpeg_range2)
+        self.jpeg_range2 = _jpeg_range(where, "jpeg_range2", jpeg_range2)
         self.final_sinc_prob = check_probability(where, "final_sinc_prob", final_sinc_prob)
         self.final_sizes = self.kernel1.sizes  # Real-ESRGAN draws the final sinc's size from the same 7..21
+
+    def draw(self, rng: np.random.Generator) -> dict[str, Any]:
+        """Every random choice of one image's degradation, as a flat mapping of numbers and arrays
+        (what ``RealESRGANDataset`` returns with ``degrade_on: device``; ``default_collate`` stacks
+        them). :func:`degrade_batch` applies them. Kernels are zero-padded to ``blur_kernel_size``
+        (``blur_kernel_size2``) so that a batch stacks; the final sinc is a unit pulse when off."""
+        size = self.kernel1.blur_kernel_size
+        kernel1 = pad_kernel(self.kernel1.draw(rng).kernel(), size)
+        resize1, mode1 = self.resize1.draw_scale(rng), self.resize1.draw_mode(rng)
+        noise1 = self.noise1.draw(rng)
+        jpeg1 = float(rng.uniform(*self.jpeg_range))
+        blur2 = bool(rng.random() < self.second_blur_prob)
+        kernel2 = pad_kernel(self.kernel2.draw(rng).kernel(), self.kernel2.blur_kernel_size)
+        resize2, mode2 = self.resize2.draw_scale(rng), self.resize2.draw_mode(rng)
+        noise2 = self.noise2.draw(rng)
+        sinc = bool(rng.random() < self.final_sinc_prob)
+        sinc_kernel = pad_kernel(draw_sinc(rng, self.final_sizes, final=True).kernel(), size) if sinc else pulse(size)
+        final_mode = self.resize2.draw_mode(rng)
+        sinc_first = bool(rng.random() < 0.5)
+        jpeg2 = float(rng.uniform(*self.jpeg_range2))
+        out: dict[str, Any] = {
+            "scale": self.scale,
+            "kernel1": kernel1,
+            "resize1": resize1,
+            "resize1_mode": RESIZE_MODES.index(mode1),
+        }
+        out.update(_noise_entries("noise1", noise1))
+        out.update(jpeg1=jpeg1, blur2=blur2, kernel2=kernel2, resize2=resize2, resize2_mode=RESIZE_MODES.index(mode2))
+        out.update(_noise_entries("noise2", noise2))
+        out.update(
+            sinc=sinc,
+            sinc_kernel=sinc_kernel,
+            final_mode=RESIZE_MODES.index(final_mode),
+            sinc_first=sinc_first,
+            jpeg2=jpeg2,
+        )
+        return out
 
     def apply(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         h, w = img.shape[:2]
@@ -536,30 +559,97 @@ class RealESRGANDegradation(_ValuesCheckedEarly):
                 f"RealESRGANDegradation(scale={self.scale}): image size {h}x{w} is not a multiple of the scale "
                 "(mod-crop the GT first; RealESRGANDataset does)"
             )
-        lq_size = (h // self.scale, w // self.scale)
-        # ----- first stage
-        out = filter2d(img, self.kernel1.sample(rng))
-        factor, mode = self.resize1.draw_scale(rng), self.resize1.draw_mode(rng)
-        out = _resize_by(out, factor, mode)
-        out = self.noise1(out, rng)
-        out = _apply_jpeg(self.jpeg1, out, rng)
-        # ----- second stage
-        if rng.random() < self.second_blur_prob:
-            out = filter2d(out, self.kernel2.sample(rng))
-        factor, mode = self.resize2.draw_scale(rng), self.resize2.draw_mode(rng)
-        size = (max(1, int(h / self.scale * factor)), max(1, int(w / self.scale * factor)))
-        out = resize(out, mode, size=size)
-        out = self.noise2(out, rng)
-        # ----- [resize back + final sinc] and JPEG, in a random order
-        sinc = draw_sinc(rng, self.final_sizes, final=True) if rng.random() < self.final_sinc_prob else None
-        mode = self.resize2.draw_mode(rng)
-        if rng.random() < 0.5:
-            out = _sinc_filter(resize(out, mode, size=lq_size), sinc)
-            out = _apply_jpeg(self.jpeg2, out, rng)
-        else:
-            out = _apply_jpeg(self.jpeg2, out, rng)
-            out = _sinc_filter(resize(out, mode, size=lq_size), sinc)
-        return quantize_8bit(out)
+        draws = default_collate([self.draw(rng)])  # a batch of one: the batched path's own operations
+        return ops.from_batch(degrade_batch(ops.to_batch(img), draws))
+
+
+def pulse(size: int) -> np.ndarray:
+    """The ``size x size`` unit pulse (filtering with it changes nothing)."""
+    kernel = np.zeros((size, size))
+    kernel[size // 2, size // 2] = 1.0
+    return kernel
+
+
+def _noise_entries(prefix: str, d: NoiseDraw) -> dict[str, Any]:
+    return {
+        f"{prefix}_gaussian": d.gaussian,
+        f"{prefix}_sigma": d.sigma,
+        f"{prefix}_poisson": d.poisson_scale,
+        f"{prefix}_gray": d.gray,
+        f"{prefix}_seed": d.seed,
+    }
+
+
+#: The entries of :meth:`RealESRGANDegradation.draw` that are one per batch in :func:`degrade_batch`
+#: (the first image's apply to all): they change a tensor's size or the kind of an operation.
+BATCH_CHOICES = (
+    "resize1",
+    "resize1_mode",
+    "noise1_gaussian",
+    "blur2",
+    "resize2",
+    "resize2_mode",
+    "noise2_gaussian",
+    "final_mode",
+    "sinc_first",
+)
+
+
+def _first(draws: Mapping[str, Any], key: str) -> Any:
+    value = draws[key][0]
+    return value.item() if isinstance(value, torch.Tensor) else value
+
+
+def _noise(x: torch.Tensor, draws: Mapping[str, Any], prefix: str) -> torch.Tensor:
+    gray, seeds = draws[f"{prefix}_gray"], draws[f"{prefix}_seed"]
+    if bool(_first(draws, f"{prefix}_gaussian")):
+        return ops.add_gaussian_noise(x, draws[f"{prefix}_sigma"], gray, seeds)
+    return ops.add_poisson_noise(x, draws[f"{prefix}_poisson"], gray, seeds)
+
+
+def _sinc(x: torch.Tensor, kernels: Any, on: list[bool]) -> torch.Tensor:
+    """The final sinc filter of the images that drew one (a batch without any is left alone)."""
+    return ops.filter2d(x, kernels) if any(on) else x
+
+
+def degrade_batch(x: torch.Tensor, draws: Mapping[str, Any]) -> torch.Tensor:
+    """Real-ESRGAN's two-stage degradation of a batch ``x`` (``N x C x H x W``, the sharpened GT)
+    with the collated draws of its images (:meth:`RealESRGANDegradation.draw`): the LQ, ``H/scale x
+    W/scale``, rounded to 8-bit levels, on ``x``'s device.
+
+    Kernels, noise levels and seeds, gray noise, JPEG qualities and the final sinc are per image;
+    the :data:`BATCH_CHOICES` are the first image's, as Real-ESRGAN draws them once per batch.
+    """
+    scale = int(_first(draws, "scale"))
+    h, w = x.shape[-2:]
+    if h % scale or w % scale:
+        raise DataError(f"RealESRGANDegradation(scale={scale}): image size {h}x{w} is not a multiple of the scale")
+    lq_size = (h // scale, w // scale)
+
+    def mode(key: str) -> ResizeMode:
+        return RESIZE_MODES[int(_first(draws, key))]
+
+    # ----- first stage
+    out = ops.filter2d(x, draws["kernel1"])
+    out = ops.resize_by(out, float(_first(draws, "resize1")), mode("resize1_mode"))
+    out = _noise(out, draws, "noise1")
+    out = ops.jpeg(out, draws["jpeg1"])
+    # ----- second stage
+    if bool(_first(draws, "blur2")):
+        out = ops.filter2d(out, draws["kernel2"])
+    factor = float(_first(draws, "resize2"))
+    size = (max(1, int(h / scale * factor)), max(1, int(w / scale * factor)))
+    out = ops.resize(out, mode("resize2_mode"), size=size)
+    out = _noise(out, draws, "noise2")
+    # ----- [resize back + final sinc] and JPEG, in a random order
+    sincs = [bool(v) for v in draws["sinc"]]
+    if bool(_first(draws, "sinc_first")):
+        out = _sinc(ops.resize(out, mode("final_mode"), size=lq_size), draws["sinc_kernel"], sincs)
+        out = ops.jpeg(out, draws["jpeg2"])
+    else:
+        out = ops.jpeg(out, draws["jpeg2"])
+        out = _sinc(ops.resize(out, mode("final_mode"), size=lq_size), draws["sinc_kernel"], sincs)
+    return ops.quantize_8bit(out)
 
 
 def realesrgan_degradation_options(
