@@ -7,6 +7,8 @@
 ``AllInOneDataset``               PromptIR/IPT multi-task mixer; samples carry ``"task"``
 ``DualPixelDataset``              left/right dual-pixel views (``lq`` = 6 channels) + sharp target
 ``RealESRGANDataset``             GT images + Real-ESRGAN's high-order degradation -> LQ on the fly
+                                  (in the workers, or ``degrade_on: device``: batched in the step)
+``RealESRGANPairedDataset``       Real-ESRGAN's paired fine-tuning: GT/LQ (meta_info lists) + ``gt_usm``
 ================================  ==============================================================
 
 Samples: ``{"lq": FloatTensor[C,h,w], "gt": FloatTensor[C,H,W] (absent for LQ-only data),
@@ -30,7 +32,7 @@ from irframe.data.datasets.base import (
 )
 from irframe.data.datasets.dualpixel import DualPixelDataset
 from irframe.data.datasets.paired import PairedImageDataset, match_keys
-from irframe.data.datasets.realesrgan import RealESRGANDataset
+from irframe.data.datasets.realesrgan import RealESRGANDataset, RealESRGANPairedDataset
 from irframe.data.datasets.single import OnlineDegradationDataset, SingleImageDataset
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "OnlineDegradationDataset",
     "PairedImageDataset",
     "RealESRGANDataset",
+    "RealESRGANPairedDataset",
     "SingleImageDataset",
     "SkippedSample",
     "collate_good",
