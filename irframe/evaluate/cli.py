@@ -320,8 +320,9 @@ EXPORT_HELP = """Export a model to ONNX and check it with onnxruntime against to
     python tools/export_onnx.py -opt options/x.yml [--checkpoint FILE] --out model.onnx
 
 The model comes from a checkpoint alone (its arch is detected) or from an option file's ``model:``
-(with ``test.checkpoint`` or ``--checkpoint``). Restormer/PromptIR get dynamic height and width
-(multiples of the model's size multiple); fixed-size models (IPT) are exported at their patch size,
+(with ``test.checkpoint`` or ``--checkpoint``). Restormer, PromptIR, NAFNet, SwinIR, HAT and the SR
+classics get dynamic height and width (multiples of the model's size multiple, e.g. SwinIR's window;
+tracing a full-size SwinIR/HAT takes minutes on a CPU); fixed-size models (IPT) are exported at their patch size,
 one graph per task, and are tiled by the caller. After export the graph is run by onnxruntime on
 two input sizes (one for fixed-size models) and compared with the torch output: the max abs
 difference is printed, and beyond ``--atol`` the tool fails (exit 1). Needs the ``[export]`` extra.

@@ -7,8 +7,11 @@ conversion is part of the graph.
 
 Shapes follow the model's :class:`~irframe.nn.spec.ModelSpec`:
 
-- models without ``spec.fixed_size`` (Restormer, PromptIR) get dynamic height and width, which must
-  be multiples of ``spec.size_multiple`` (pad first, as :func:`irframe.nn.inference.restore` does);
+- models without ``spec.fixed_size`` (Restormer, PromptIR, NAFNet, SwinIR, HAT, the SR classics) get
+  dynamic height and width, which must be multiples of ``spec.size_multiple`` (pad first, as
+  :func:`irframe.nn.inference.restore` does). A model traces with them when its ``forward`` neither
+  branches on nor converts the symbolic sizes (no ``int(h)``, no ``if h == ...``): SwinIR and HAT
+  compute their shifted-window mask from the sizes with tensor ops, so it is part of the graph;
 - fixed-size models (IPT) are exported at ``spec.fixed_size`` x ``spec.fixed_size``; the caller
   tiles, e.g. ``tiled_forward(OnnxModel(path), x, tile, overlap, spec=OnnxModel(path).spec)``.
 

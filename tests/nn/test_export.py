@@ -218,3 +218,54 @@ def test_requested_opset_is_honoured_or_refused_clearly(tmp_path: Path) -> None:
     else:
         assert result.opset == 17
         assert {o.domain: o.version for o in onnx.load(result.path).opset_import}[""] == 17
+
+
+SWIN_CONFIGS = {
+    "SwinIR": {"type": "SwinIR", "upscale": 2, "img_size": 8, "window_size": 4, "depths": [2], "embed_dim": 12,
+               "num_heads": [2], "mlp_ratio": 2.0, "upsampler": "pixelshuffle"},
+    "HAT": {"type": "HAT", "img_size": 16, "window_size": 4, "embed_dim": 12, "depths": [2], "num_heads": [2],
+            "compress_ratio": 3, "squeeze_factor": 4, "mlp_ratio": 2.0, "upscale": 2, "upsampler": "pixelshuffle"},
+}
+
+
+def test_tool_exports_swinir_with_dynamic_size_and_batch(tmp_path: Path) -> None:
+    """Window attention: the shifted-window mask is computed in the graph for each input size (it
+    used to be built from Python ints, which torch.export refused with dynamic height/width)."""
+    if "SwinIR" not in ARCHS:
+        pytest.skip("arch SwinIR is not registered (plugin not installed)")
+    torch.manual_seed(0)
+    model = ARCHS.build(dict(SWIN_CONFIGS["SwinIR"])).eval()
+    ckpt = save_weights(model, tmp_path / "swinir.safetensors")  # the arch is detected from the tensors
+    out = tmp_path / "swinir.onnx"
+    import contextlib
+    import io
+
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout), pytest.warns(UserWarning, match="img_range is not recorded"):
+        rc = _tool().main(["--checkpoint", str(ckpt), "--out", str(out)])
+    assert rc == 0, stdout.getvalue()
+    assert "exported SwinIR" in stdout.getvalue()
+    onnx_model = OnnxModel(out)
+    assert onnx_model.session.get_inputs()[0].shape == ["batch", 3, "height", "width"]
+    assert onnx_model.spec.size_multiple == 4 and onnx_model.spec.scale == 2
+    # sizes whose window count differs from the traced one, a batch of 2, a non-square image
+    assert check_onnx(model, out, [_rand(2, 3, 12, 20), _rand(1, 3, 36, 8, seed=4)]) <= ATOL
+
+
+def test_hat_export_and_tiled_run_through_onnx(tmp_path: Path) -> None:
+    """HAT (OCAB's unfold, channel attention, shifted windows): dynamic size; an odd-sized image is run
+    through the graph by ``tiled_forward`` with the file's spec, as for any ONNX model."""
+    if "HAT" not in ARCHS:
+        pytest.skip("arch HAT is not registered (plugin not installed)")
+    torch.manual_seed(0)
+    model = ARCHS.build(dict(SWIN_CONFIGS["HAT"])).eval()
+    result = export_onnx(model, tmp_path / "hat.onnx", optimize=False, dynamic_batch=False)
+    assert result.input_shape == (1, 3, "height", "width") and result.metadata["irframe.arch"] == "HAT"
+    onnx_model = OnnxModel(result.path)
+    assert check_onnx(model, onnx_model, [_rand(1, 3, 20, 28), _rand(1, 3, 8, 44, seed=5)]) <= ATOL
+    x = _rand(1, 3, 37, 30, seed=6)
+    spec = onnx_model.spec
+    got = tiled_forward(onnx_model, x, 16, 8, spec=spec)
+    want = tiled_forward(model, x, 16, 8)
+    assert got.shape == (1, 3, 74, 60)
+    torch.testing.assert_close(got, want, atol=ATOL, rtol=0)

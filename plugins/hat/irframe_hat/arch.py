@@ -268,7 +268,8 @@ class OCAB(nn.Module):
         qkv = self.qkv(x).reshape(b, h, w, 3, c).permute(3, 0, 4, 1, 2)  # 3, b, c, h, w
         q = qkv[0].permute(0, 2, 3, 1)  # b, h, w, c
         kv = torch.cat((qkv[1], qkv[2]), dim=1)  # b, 2c, h, w
-        q_windows = window_partition(q, ws).view(-1, ws * ws, c)  # b*nw, ws*ws, c
+        q_windows = window_partition(q, ws)
+        q_windows = q_windows.view(q_windows.shape[0], ws * ws, c)  # b*nw, ws*ws, c
         # unfold: (b, 2c*ow*ow, nw) ordered (key/value, channel, row, column) -> 2, b*nw, ow*ow, c
         kv_windows = self.unfold(kv)
         nw = kv_windows.shape[-1]
@@ -282,8 +283,8 @@ class OCAB(nn.Module):
         attn = (q * self.scale) @ k.transpose(-2, -1)
         bias = self.relative_position_bias_table[rpi.view(-1)].view(ws * ws, n, -1).permute(2, 0, 1).contiguous()
         attn = self.softmax(attn + bias.unsqueeze(0))
-        attn_windows = (attn @ v).transpose(1, 2).reshape(b_, nq, self.dim).view(-1, ws, ws, self.dim)
-        x = window_reverse(attn_windows, ws, h, w).view(b, h * w, self.dim)
+        attn_windows = (attn @ v).transpose(1, 2).reshape(b_, nq, self.dim).view(b_, ws, ws, self.dim)
+        x = window_reverse(attn_windows, ws, h, w, batch=b).view(b, h * w, self.dim)
         x = self.proj(x) + shortcut
         return x + self.mlp(self.norm2(x))
 

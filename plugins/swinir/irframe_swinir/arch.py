@@ -138,7 +138,11 @@ class SwinTransformerBlock(nn.Module):
         mask: torch.Tensor | None = None
         if self.shift_size > 0:
             buffered = self.attn_mask
-            if tuple(self.input_resolution) == tuple(x_size) and isinstance(buffered, torch.Tensor):
+            if not (isinstance(h, int) and isinstance(w, int)):
+                # symbolic sizes (torch.export with dynamic height/width): the mask becomes part of the
+                # graph, computed for the input's size; comparing with input_resolution would fix the size
+                mask = shifted_window_mask((h, w), self.window_size, self.shift_size, device=x.device)
+            elif tuple(self.input_resolution) == (h, w) and isinstance(buffered, torch.Tensor):
                 mask = buffered
             else:
                 mask = self.calculate_mask(x_size).to(x.device)

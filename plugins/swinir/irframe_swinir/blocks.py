@@ -54,15 +54,27 @@ def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
     ``h`` and ``w`` must be multiples of ``window_size``.
     """
     b, h, w, c = x.shape
-    x = x.view(b, h // window_size, window_size, w // window_size, window_size, c)
-    return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(-1, window_size, window_size, c)
+    rows, cols = h // window_size, w // window_size
+    x = x.view(b, rows, window_size, cols, window_size, c)
+    # sizes spelled out rather than -1: simpler symbolic shapes under torch.export
+    return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(b * rows * cols, window_size, window_size, c)
 
 
-def window_reverse(windows: torch.Tensor, window_size: int, h: int, w: int) -> torch.Tensor:
-    """Inverse of :func:`window_partition`: ``(num_windows * b, ws, ws, c)`` -> ``(b, h, w, c)``."""
-    b = int(windows.shape[0] / (h * w / window_size / window_size))
-    x = windows.view(b, h // window_size, w // window_size, window_size, window_size, -1)
-    return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(b, h, w, -1)
+def window_reverse(
+    windows: torch.Tensor, window_size: int, h: int, w: int, batch: int | None = None
+) -> torch.Tensor:
+    """Inverse of :func:`window_partition`: ``(num_windows * b, ws, ws, c)`` -> ``(b, h, w, c)``.
+
+    ``batch`` (``b``) is found from the shapes when not given, by integer division (the official
+    code divides floats and truncates: the same number). Callers that know it pass it: under
+    ``torch.export`` with symbolic ``h`` and ``w`` every division is a symbolic expression to reason
+    about, and tracing a deep model slows down with each one.
+    """
+    rows, cols = h // window_size, w // window_size
+    b = windows.shape[0] // (rows * cols) if batch is None else batch
+    c = windows.shape[-1]
+    x = windows.view(b, rows, cols, window_size, window_size, c)
+    return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(b, h, w, c)
 
 
 def pad_to_window(x: torch.Tensor, window_size: int) -> torch.Tensor:
@@ -70,18 +82,29 @@ def pad_to_window(x: torch.Tensor, window_size: int) -> torch.Tensor:
 
     Same as the official SwinIR ``check_image_size``. Reflect padding needs each pad amount to be
     smaller than the corresponding dimension; a clear :class:`OptionsError` is raised otherwise.
+
+    Under ``torch.export`` with symbolic height and width (ONNX export), the result is also sliced
+    to ``window_size * (side // window_size)``, which selects every row and column (the sides are
+    multiples of the window by then) but spells the sizes as multiples of the window: the window
+    partitions, token reshapes and masks downstream then keep simple symbolic shapes (``ws * k``
+    split by ``ws`` is ``k``), where torch would otherwise build ever longer size expressions,
+    block after block, and tracing a deep model would take minutes.
     """
     _, _, h, w = x.shape
     pad_h = (window_size - h % window_size) % window_size
     pad_w = (window_size - w % window_size) % window_size
-    if pad_h == 0 and pad_w == 0:
-        return x
-    if pad_h >= h or pad_w >= w:
-        raise OptionsError(
-            f"input {h}x{w} is too small to reflect-pad to a multiple of window_size {window_size}; "
-            f"use an input of at least {window_size // 2 + 1} pixels per side or a smaller window_size"
-        )
-    return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+    padded = x
+    if pad_h != 0 or pad_w != 0:
+        if pad_h >= h or pad_w >= w:
+            raise OptionsError(
+                f"input {h}x{w} is too small to reflect-pad to a multiple of window_size {window_size}; "
+                f"use an input of at least {window_size // 2 + 1} pixels per side or a smaller window_size"
+            )
+        padded = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+    if isinstance(h, int) and isinstance(w, int):
+        return padded
+    rows, cols = padded.shape[2] // window_size, padded.shape[3] // window_size
+    return padded[:, :, : rows * window_size, : cols * window_size]
 
 
 def default_device() -> torch.device:
@@ -122,7 +145,7 @@ def relative_position_index(window_size: int | Sequence[int]) -> torch.Tensor:
 
 
 def shifted_window_mask(
-    size: Sequence[int],
+    size: Sequence[int | torch.SymInt],
     window_size: int,
     shift_size: int,
     *,
@@ -135,16 +158,23 @@ def shifted_window_mask(
     of the map rolled by ``shift_size``, -100 across regions. ``h`` and ``w`` must be multiples of
     ``window_size``. Computed on ``device`` (default: the CPU, so the values are real even where the
     default device is ``meta``) and returned in ``dtype``.
+
+    The official code labels the nine regions by assigning to slices of an ``(h, w)`` image; here a
+    row's region is ``(row >= h - ws) + (row >= h - shift)`` (a column's likewise), which gives the
+    same labels from comparisons with ``arange``, so ``h`` and ``w`` may be symbolic sizes under
+    ``torch.export`` (a dynamic-shape ONNX graph computes the mask for its input size).
     """
-    h, w = int(size[0]), int(size[1])
+    h, w = size[0], size[1]
     device = torch.device("cpu") if device is None else device
-    img_mask = torch.zeros((1, h, w, 1), device=device)
-    slices = (slice(0, -window_size), slice(-window_size, -shift_size), slice(-shift_size, None))
-    count = 0
-    for hs in slices:
-        for ws in slices:
-            img_mask[:, hs, ws, :] = count
-            count += 1
+    if shift_size <= 0:  # the official slices then cover the whole map with one label: nothing masked
+        windows = (h // window_size) * (w // window_size)
+        return torch.zeros((windows, window_size * window_size, window_size * window_size), device=device, dtype=dtype)
+
+    def regions(n: int | torch.SymInt) -> torch.Tensor:
+        index = torch.arange(n, device=device)
+        return (index >= n - window_size).long() + (index >= n - shift_size).long()
+
+    img_mask = (regions(h)[:, None] * 3 + regions(w)[None, :]).view(1, h, w, 1)
     mask_windows = window_partition(img_mask, window_size).view(-1, window_size * window_size)
     differs = mask_windows.unsqueeze(1) != mask_windows.unsqueeze(2)
     return torch.zeros(differs.shape, device=device, dtype=dtype).masked_fill_(differs, -100.0)
@@ -243,7 +273,7 @@ class WindowAttention(nn.Module):
         if mask is not None:
             nw = mask.shape[0]
             attn = attn.view(b_ // nw, nw, self.num_heads, n, n) + mask.unsqueeze(1).unsqueeze(0)
-            attn = attn.view(-1, self.num_heads, n, n)
+            attn = attn.view(b_, self.num_heads, n, n)
         attn = self.attn_drop(self.softmax(attn))
         x = (attn @ v).transpose(1, 2).reshape(b_, n, c)
         return self.proj_drop(self.proj(x))
@@ -269,9 +299,11 @@ def attend_in_windows(
     b, h, w, c = x.shape
     if shift_size > 0:
         x = torch.roll(x, shifts=(-shift_size, -shift_size), dims=(1, 2))
-    windows = window_partition(x, window_size).view(-1, window_size * window_size, c)
-    attn_windows = attn(windows, mask=mask, rpi=rpi).view(-1, window_size, window_size, c)
-    x = window_reverse(attn_windows, window_size, h, w)
+    windows = window_partition(x, window_size)
+    count = windows.shape[0]
+    windows = windows.view(count, window_size * window_size, c)
+    attn_windows = attn(windows, mask=mask, rpi=rpi).view(count, window_size, window_size, c)
+    x = window_reverse(attn_windows, window_size, h, w, batch=b)
     if shift_size > 0:
         x = torch.roll(x, shifts=(shift_size, shift_size), dims=(1, 2))
     return x.reshape(b, h * w, c)
