@@ -5,7 +5,8 @@
 
 For each model (random weights, fixed seed) the same input goes, round after round, through:
 
-- ``official``: a reference forward written the way the official code computes it (Restormer/PromptIR:
+- ``reference``: a forward re-written here the way the official code computes it (not the released
+  code itself: ``bench_fast.py --official-repo`` times that) (Restormer/PromptIR:
   ``einops.rearrange`` to ``(b, h*w, c)`` around every LayerNorm and for the q/k/v heads, prompt
   weights applied by ``repeat`` + ``sum``; IPT: ``nn.MultiheadAttention`` called with its default
   ``need_weights=True``, ``.repeat``/``.contiguous`` copies), under ``torch.no_grad()`` as in the
@@ -16,13 +17,13 @@ For each model (random weights, fixed seed) the same input goes, round after rou
 - ``restore``: our :func:`irframe.nn.inference.restore` path (spec-driven padding, ``inference_mode``,
   IPT through its one fixed-size tile), i.e. what ``tools/test.py`` and ``tools/infer.py`` run.
 - optional ``restore+cl`` (``--channels-last``: conv weights and input stored channels-last; our
-  Restormer/PromptIR already run their features channels-last on the CPU) and ``official+compile`` /
+  Restormer/PromptIR already run their features channels-last on the CPU) and ``reference+compile`` /
   ``restore+compile`` (``--compile``: ``torch.compile``, default inductor; compilation time is
   excluded by the warm-up).
 
 Rounds of all variants are interleaved; each variant's best round is the estimate (other load on
 the machine only adds time) and the median of the per-round ratios is printed next to it. The
-outputs of the variants are checked against ``official`` (max abs difference). FLOPs come from
+outputs of the variants are checked against ``reference`` (max abs difference). FLOPs come from
 :func:`irframe.nn.stats.count_flops` (2 per multiply-accumulate, convolutions and matrix products
 only); the achieved GFLOP/s are printed as a fraction of this machine's dense float32 matmul
 GFLOP/s, measured before and after the models in the same run (best of 1024^3 and 2048^3 products)
@@ -382,7 +383,7 @@ def _channels_last(model: nn.Module) -> nn.Module:
 
 
 def build_variants(case: Case, args: argparse.Namespace) -> tuple[nn.Module, torch.Tensor, dict[str, Run]]:
-    """The model, its input and the named forwards to compare (``official`` first)."""
+    """The model, its input and the named forwards to compare (``reference`` first)."""
     from irframe.registry import ARCHS
 
     torch.manual_seed(0)
@@ -397,7 +398,7 @@ def build_variants(case: Case, args: argparse.Namespace) -> tuple[nn.Module, tor
         return run
 
     variants: dict[str, Run] = {
-        "official": no_grad_call(ref, x),
+        "reference": no_grad_call(ref, x),
         "plain": no_grad_call(model, x),
         "restore": lambda: restore(model, x),
     }
@@ -406,7 +407,7 @@ def build_variants(case: Case, args: argparse.Namespace) -> tuple[nn.Module, tor
         x_cl = x.contiguous(memory_format=torch.channels_last)
         variants["restore+cl"] = lambda: restore(model_cl, x_cl)
     if args.compile:
-        variants["official+compile"] = no_grad_call(torch.compile(ref), x)
+        variants["reference+compile"] = no_grad_call(torch.compile(ref), x)
         compiled = torch.compile(model)
         variants["restore+compile"] = lambda: restore(compiled, x)
     return model, x, variants
@@ -444,15 +445,15 @@ def bench_case(case: Case, args: argparse.Namespace) -> Result:
     for _ in range(args.rounds):
         for name, run in variants.items():
             times[name].append(time_round(run, iters))
-    diffs = {name: (out.float() - outputs["official"].float()).abs().max().item() for name, out in outputs.items()}
+    diffs = {name: (out.float() - outputs["reference"].float()).abs().max().item() for name, out in outputs.items()}
     return Result(case, tuple(x.shape), flops, times, diffs)
 
 
 def report(result: Result, peak: Peak) -> None:
-    case, ref = result.case, result.times["official"]
+    case, ref = result.case, result.times["reference"]
     print(f"\n{case.label}: {case.note}; input {'x'.join(map(str, result.shape))}; "
           f"{result.flops / 1e9:.3f} GFLOPs per forward (count_flops)")
-    print(f"  {'variant':<17} {'best ms':>9} {'median ms':>10} {'vs official':>12} {'median ratio':>13} "
+    print(f"  {'variant':<17} {'best ms':>9} {'median ms':>10} {'vs reference':>12} {'median ratio':>13} "
           f"{'GFLOP/s':>8} {'of mm':>6} {'of oneDNN':>10} {'max|diff|':>10}")
     for name, ts in result.times.items():
         best = min(ts)
@@ -476,7 +477,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--channels-last", action="store_true",
                         help="also restore() with conv weights and input in channels_last")
-    parser.add_argument("--compile", action="store_true", help="also torch.compile'd official and restore")
+    parser.add_argument("--compile", action="store_true", help="also torch.compile'd reference and restore")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -500,7 +501,8 @@ def main(argv: list[str] | None = None) -> None:
     peak.update()  # before and after the models: the best of both is the machine's figure
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; dense fp32 matmul (best of the run): "
           f"torch.mm {peak.mm:.1f} GFLOP/s, oneDNN GEMM {peak.onednn:.1f} GFLOP/s")
-    print("ratios: time / official time (< 1 is faster); 'median ratio' = median of the per-round ratios")
+    print("ratios: time / reference time (< 1 is faster; the reference is re-written here, see the docstring); "
+          "'median ratio' = median of the per-round ratios")
     for result in results:
         report(result, peak)
 

@@ -21,6 +21,7 @@ run benchmarks/bench_overhead.py
 run benchmarks/bench_inference.py --paper "$@"
 run benchmarks/bench_data.py
 run benchmarks/bench_degradation.py
+run benchmarks/bench_fast.py --no-compile
 run benchmarks/bench_tiling.py
 run benchmarks/bench_metrics.py
 if [ -f benchmarks/bench_autotile.py ]; then

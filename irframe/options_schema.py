@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from irframe.registry.arguments import bool_allowed
 from irframe.registry.foreign_keys import key_hint
@@ -253,6 +253,11 @@ class InferenceOptions(_Strict):
         False, description="torch.compile the model for tools/test.py and tools/infer.py (the first image of "
         "each size compiles); validation during training runs it uncompiled",
     )
+    backend: Literal["torch", "onnxruntime"] = Field(
+        "torch", description="what runs the model in tools/test.py and tools/infer.py: torch, or onnxruntime (the "
+        "model exported once to ONNX and cached by checkpoint hash under $IRFRAME_CACHE/onnx; float32, CPU; "
+        "needs the [export] extra)",
+    )
 
     @field_validator("tile", mode="before")
     @classmethod
@@ -280,6 +285,22 @@ class InferenceOptions(_Strict):
 
         size = parse_memory(v)  # a ValueError naming the value
         return size if isinstance(v, float) else v  # keep '8GB' readable in saved options and leaderboards
+
+    @model_validator(mode="after")
+    def _backend(self) -> InferenceOptions:
+        if self.backend != "onnxruntime":
+            return self
+        if self.precision != "fp32":
+            raise ValueError(
+                f"backend onnxruntime with precision {self.precision}: refused, the exported ONNX graph runs in "
+                f"float32 and {self.precision} is torch autocast; use precision fp32, or backend torch"
+            )
+        if self.compile:
+            raise ValueError(
+                "backend onnxruntime with compile: refused, compile is torch.compile of the torch model and "
+                "onnxruntime runs its own optimised graph; choose one"
+            )
+        return self
 
     @property
     def max_memory_bytes(self) -> int | None:

@@ -172,15 +172,28 @@ def run_job(
     check_precision(opts, device)
     metrics = build_metrics(opts, log=log_line)
     sets = build_test_sets(opts)
+    key = opts.test.param_key if opts.test else "auto"
     loaded = load_for_eval(
         opts.model, job.checkpoint, name=job.name, device=device, source=opts.source, compile=opts.inference.compile,
-        key=opts.test.param_key if opts.test else "auto", log=_note,
+        key=key, log=_note,
     )
+    params = count_params(loaded.model)
+    if opts.inference.backend == "onnxruntime":  # the cached graph runs, wrapped like the model (same spec)
+        from irframe.nn.ort import onnxruntime_model
+        from irframe.nn.spec import resolve_task
+
+        task = resolve_task(loaded.model, opts.inference.task)
+        loaded.model = onnxruntime_model(
+            loaded.model, checkpoint=loaded.checkpoint, config=loaded.config, task=task, device=device,
+            weights_key=key, log=_note,
+        )
+    else:
+        _note(f"backend: torch ({device})")
     run = ModelRun(
         name=loaded.name,
         arch=loaded.arch,
         checkpoint=loaded.checkpoint,
-        params=count_params(loaded.model),
+        params=params,
         device=_device_label(torch.device(device)),
         options=opts.source,
         inference=opts.inference.model_dump(mode="json"),
@@ -221,12 +234,13 @@ def run_benchmarks(
     overrides: Sequence[str] = (),
     out_dir: str | None = None,
     *,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = "cpu",
     progress: bool = True,
     precision: str | None = None,
     max_memory: int | str | None = None,
     param_key: str | None = None,
     threads: int | str | None = None,
+    backend: str | None = None,
 ) -> dict[str, Path]:
     """Load the option files, evaluate every model and return the leaderboard files written.
 
@@ -237,7 +251,9 @@ def run_benchmarks(
     ``inference.precision``, ``inference.max_memory`` and ``threads`` when given (command-line
     flags, :class:`irframe.options.Flag`). An option file without ``model:`` is evaluated with the
     arch detected from its checkpoint. The first option file's ``threads`` sets torch's CPU
-    threads (:func:`irframe.threads.configure_threads`, which prints its choice).
+    threads (:func:`irframe.threads.configure_threads`, which prints its choice). ``backend``
+    (``--backend``) replaces ``inference.backend``; ``device=None``: the CPU for the onnxruntime
+    backend, else cuda if available.
     """
     from irframe.threads import configure_threads
 
@@ -247,6 +263,7 @@ def run_benchmarks(
         Flag("--max-memory", "inference.max_memory", max_memory),
         Flag("--param-key", "test.param_key", param_key),
         Flag("--threads", "threads", threads),
+        Flag("--backend", "inference.backend", backend),
     ]
     opts_list = [
         load_options(path, overrides, flags=flags, check=True, paths=TEST_PATHS) for path in option_files
@@ -259,11 +276,22 @@ def run_benchmarks(
                 "whose arch is then detected, or add 'model:'"
             )
     for opts in opts_list:  # a problem in the last file fails before the first model runs
-        check_precision(opts, device)
+        check_precision(opts, _job_device(opts, device))
     workers = max((d.num_workers for o in opts_list for d in (o.test.datasets if o.test else {}).values()), default=0)
     configure_threads(opts_list[0].threads if opts_list else threads, workers=workers)
     paths: dict[str, Path] = {}
     for job in jobs:
         assert job.opts.test is not None
-        paths = run_job(job, out_dir or job.opts.test.results_root, device=device, progress=progress)
+        paths = run_job(
+            job, out_dir or job.opts.test.results_root, device=_job_device(job.opts, device), progress=progress
+        )
     return paths
+
+
+def _job_device(opts: Options, device: str | torch.device | None) -> str | torch.device:
+    """The device given, else the CPU for the onnxruntime backend, else cuda if available."""
+    if device is not None:
+        return device
+    if opts.inference.backend == "onnxruntime":
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"

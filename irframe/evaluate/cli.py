@@ -55,6 +55,8 @@ def checkpoint_of(opts: Options) -> str:
 
 PRECISION_CHOICES: tuple[str, ...] = typing.get_args(InferenceOptions.model_fields["precision"].annotation)
 """The values of ``--precision``: those the schema allows for ``inference.precision``."""
+BACKEND_CHOICES: tuple[str, ...] = typing.get_args(InferenceOptions.model_fields["backend"].annotation)
+"""The values of ``--backend``: those the schema allows for ``inference.backend``."""
 
 
 def _tile_value(text: str) -> int | str:
@@ -102,6 +104,29 @@ def _add_memory_and_precision(parser: argparse.ArgumentParser) -> None:
         help="run the model in fp32, or under bf16/fp16 autocast (fp16 needs a GPU); outputs stay float "
         "(default: inference.precision, else fp32)",
     )
+    parser.add_argument(
+        "--backend", choices=BACKEND_CHOICES, default=None,
+        help="torch, or onnxruntime: the model exported once to ONNX (cached by checkpoint hash under "
+        "$IRFRAME_CACHE/onnx, default ~/.cache/irframe/onnx) and run by onnxruntime on the CPU; float32 only; "
+        "needs the [export] extra (default: inference.backend, else torch)",
+    )
+
+
+def _backend_device(backend: str, device: str | None) -> str:
+    """The device a tool runs on: ``--device``, else the CPU for onnxruntime, else cuda if available."""
+    return device or ("cpu" if backend == "onnxruntime" else _default_device())
+
+
+def _run_backend(loaded: typing.Any, backend: str, device: str, task: str | int | None, key: str) -> typing.Any:
+    """The module that runs: the loaded torch model, or its cached onnxruntime graph (which says so)."""
+    if backend != "onnxruntime":
+        return loaded.model
+    from irframe.nn.ort import onnxruntime_model
+
+    return onnxruntime_model(
+        loaded.model, checkpoint=loaded.checkpoint, config=loaded.config, task=task, device=device,
+        weights_key=key, log=lambda msg: print(msg, file=sys.stderr),
+    )
 
 
 # -- tools/test.py -------------------------------------------------------------------------------
@@ -133,8 +158,9 @@ def benchmark_main(argv: Sequence[str] | None = None) -> int:
     try:
         paths = run_benchmarks(
             args.opts, args.checkpoint, args.overrides, args.out,
-            device=args.device or _default_device(), progress=not args.no_progress,
+            device=args.device, progress=not args.no_progress,
             precision=args.precision, max_memory=args.max_memory, param_key=args.param_key, threads=args.threads,
+            backend=args.backend,
         )
     except IrframeError as exc:
         return report_error(exc)
@@ -185,18 +211,39 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
         help="torch.compile the model (pays off over many images of one size; default: inference.compile)",
     )
     _add_memory_and_precision(parser)
+    parser.add_argument(
+        "--fast", action="store_true",
+        help="time torch fp32, onnxruntime (if installed; exported once, cached) and bf16 (only with --allow-bf16, "
+        "on CPUs with AVX512-BF16/AMX) on a 128x128 probe, run the fastest and say which; not with --backend, "
+        "--precision or --compile",
+    )
+    parser.add_argument(
+        "--allow-bf16", action="store_true",
+        help="with --fast: let it pick bf16 autocast where the CPU has AVX512-BF16 or AMX; outputs change slightly "
+        "(measured -0.003 dB PSNR on BSD68, -0.006 dB on Kodak24: benchmarks/RESULTS.md)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs and scripts)")
     add_threads_argument(parser)
     args = parser.parse_args(argv)
     if args.checkpoint is None and args.opt is None:
         parser.error("give --checkpoint CKPT or -opt FILE (or both)")
+    if args.fast:
+        given = [flag for flag, value in (("--backend", args.backend), ("--precision", args.precision),
+                                          ("--compile", args.compile or None)) if value is not None]
+        if given:
+            return report_error(OptionsError(
+                f"--fast chooses the backend and precision itself: drop {' and '.join(given)}, or drop --fast"
+            ))
+        # measured below on the loaded model; the option file's backend/precision/compile give way
+        args.backend, args.precision = "torch", "fp32"
+    elif args.allow_bf16:
+        return report_error(OptionsError("--allow-bf16 only applies with --fast (bf16 by hand: --precision bf16)"))
 
     from irframe.evaluate.infer import check_task, infer_files, match_right_views, plan_outputs
     from irframe.evaluate.models import load_for_eval
     from irframe.evaluate.runner import log_line
     from irframe.options import Flag, load_options
 
-    device = args.device or _default_device()
     try:
         pairs = plan_outputs(args.input, args.output)  # refuse unsafe outputs before loading a model
         right_views = match_right_views(pairs, args.input_right, args.output) if args.input_right else None
@@ -211,31 +258,50 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
             Flag("--compile", "inference.compile", args.compile or None),
             Flag("--max-memory", "inference.max_memory", args.max_memory),
             Flag("--precision", "inference.precision", args.precision),
+            Flag("--backend", "inference.backend", args.backend),
+            Flag("--fast", "inference.compile", False if args.fast else None),
             Flag("--threads", "threads", args.threads),
         ])
         inference, test, checkpoint = opts.inference, opts.test, checkpoint_of(opts)
+        device = _backend_device(inference.backend, args.device)
         configure_threads(opts.threads, log=lambda msg: log_line(msg, sys.stdout))
+        key = test.param_key if test is not None else "auto"
         loaded = load_for_eval(
             opts.model, checkpoint, device=device, source=args.opt or "checkpoint",
-            compile=inference.compile, key=test.param_key if test is not None else "auto",
-            log=lambda msg: print(msg, file=sys.stderr),
+            compile=inference.compile, key=key, log=lambda msg: print(msg, file=sys.stderr),
         )
+        task = check_task(loaded.model, inference.task)
+        backend: str = inference.backend
+        precision: typing.Any = inference.precision  # a schema value, or --fast's choice of one
+        if args.fast:
+            from irframe.nn.ort import choose_fast
+
+            choice = choose_fast(
+                loaded.model, checkpoint=loaded.checkpoint, config=loaded.config, task=task, device=device,
+                allow_bf16=args.allow_bf16, weights_key=key, log=lambda msg: print(msg, file=sys.stderr),
+            )
+            print(choice.line(), file=sys.stderr)
+            backend, precision, model = choice.backend, choice.precision, choice.model
+        else:
+            model = _run_backend(loaded, backend, device, task, key)
         result = infer_files(
-            loaded.model,
+            model,
             pairs,
             tile=inference.tile,
             tile_overlap=inference.tile_overlap,
             self_ensemble=inference.self_ensemble,
-            task=check_task(loaded.model, inference.task),
+            task=task,
             device=device,
             max_memory=inference.max_memory_bytes,
-            precision=inference.precision,
+            precision=precision,
             progress=not args.no_progress,
             log=log_line,  # through tqdm: the tile choices do not land on the progress bar
             right_views=right_views,
         )
     except IrframeError as exc:
         return report_error(exc)
+    if backend == "torch":  # onnxruntime said so when it loaded its graph
+        print(f"backend: torch {precision} ({device})", file=sys.stderr)
     print(f"wrote {len(result.written)} image(s) to {args.output}")
     if result.failed:
         print(f"error: {len(result.failed)} image(s) could not be read:", file=sys.stderr)
