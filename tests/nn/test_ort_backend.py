@@ -137,7 +137,7 @@ def test_corrupt_cache_file_is_exported_again(ckpt: Path, cache: Path, exports: 
 
 def test_multi_task_model_needs_its_task(cache: Path) -> None:
     model = _model(tasks=["a", "b"])
-    with pytest.raises(ExportError, match="several tasks .*tools/infer.py --task NAME, tools/test.py --set inference.task=NAME"):
+    with pytest.raises(ExportError, match="several tasks .*--task NAME, tools/test.py --set inference.task=NAME"):
         ort.onnxruntime_model(model, checkpoint=None, config={"type": "OrtTinyNet"}, folder=cache)
     run = ort.onnxruntime_model(model, checkpoint=None, config={"type": "OrtTinyNet"}, task="b", folder=cache)
     x = _rand(1, 3, 16, 16)
@@ -349,7 +349,7 @@ def test_ipt_one_graph_per_task_tiled_like_torch(cache: Path) -> None:
            "num_queries": 1, "scale": [2, 1], "rgb_range": 255}
     torch.manual_seed(0)
     model = ARCHS.build(cfg, path="test.IPT").eval()
-    with pytest.raises(ExportError, match="several tasks .*tools/infer.py --task NAME, tools/test.py --set inference.task=NAME"):
+    with pytest.raises(ExportError, match="several tasks .*--task NAME, tools/test.py --set inference.task=NAME"):
         ort.onnxruntime_model(model, checkpoint=None, config=cfg, folder=cache)
     run = ort.onnxruntime_model(model, checkpoint=None, config=cfg, task="sr2", folder=cache)  # IPT's spelling
     assert run.task == "sr_x2" and run.spec.scale == 2 and run.spec.fixed_size == 48

@@ -106,7 +106,10 @@ def test_bad_file_in_a_dataloader_worker_is_one_clear_line(tmp_path, images, wri
 
     assert runs[0].returncode == 2, strict_out
     errors = [line for line in strict_out.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: {bad}: cannot decode image (200 bytes): truncated, corrupt or not an image"], strict_out
+    assert errors == [
+        f"error: {bad}: cannot decode image (200 bytes): truncated, corrupt or not an image; fix: replace or remove "
+        "the file, or set datasets.train.skip_bad: true to skip unreadable files (warned)"
+    ], strict_out
     assert "Traceback" not in strict_out
     assert runs[1].returncode == 0, lenient_out
     assert f"skipping sample 3: {bad}" in lenient_out and "finished at iteration 4" in lenient_out

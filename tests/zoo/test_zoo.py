@@ -202,6 +202,7 @@ CHECKS: dict[str, dict] = {
     "nafnet_gray_denoise_s25": {"gt": "BSD68/clean/test001.png", "channels": 1, "noise": 25},
     "nafnet_color_denoise_s25": {"gt": "Kodak24/clean/kodim05.png", "channels": 3, "noise": 25},
     "nafnet_gray_denoise_s25_more": {"gt": "BSD68/clean/test001.png", "channels": 1, "noise": 25},
+    "nafnet_color_denoise_s25_more": {"gt": "Kodak24/clean/kodim05.png", "channels": 3, "noise": 25},
     "restormer_dirty_documents_tiny": {
         "gt": "DirtyDocuments/clean/3.png",
         "lq": "DirtyDocuments/noisy/3.png",
