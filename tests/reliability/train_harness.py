@@ -118,6 +118,9 @@ def install_fault(fault: str) -> None:
 
         target = int(fault.split(":", 1)[1])
         real_run = validation.Validator.run
+        # Ctrl-C in a terminal raises KeyboardInterrupt; a process started in the background by a
+        # non-interactive shell inherits SIGINT ignored, so put Python's own handler back
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
         def run(self: Any, model: Any, iteration: int, **kwargs: Any) -> Any:
             if iteration == target:
