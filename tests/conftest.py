@@ -20,6 +20,17 @@ SHARED = Path(os.environ.get("IRFRAME_SHARED", ROOT.parent / "shared"))
 FIXTURES = ROOT / "tests" / "fixtures"
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``):
+    tiny models gain nothing from threads, and on a busy 2-core machine OpenMP's barriers slow them
+    down badly (and unsteady memory readings). Restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def shared_dir() -> Path:
     """../shared when present (real images, official files); skips the test otherwise."""

@@ -39,19 +39,12 @@ from irframe.nn.inference import restore, tile_starts
 from irframe.nn.spec import ModelSpec
 from irframe.registry import ARCHS
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 MiB = 2**20
 TINY_RESTORMER = {"type": "Restormer", "dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1,
                   "heads": [1, 2, 4, 8]}
 ESTIMATE_FACTOR = 2.0
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: faster tiny models on a busy machine, and steadier memory readings."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ from irframe.nn.export import (  # after the skips
     export_onnx,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 ATOL = 1e-4
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = {
@@ -43,15 +43,6 @@ CONFIGS = {
     "IPT": {"n_feats": 16, "patch_size": 48, "patch_dim": 3, "num_heads": 2, "num_layers": 1,
             "num_queries": 1, "scale": [2, 1], "rgb_range": 255},
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a busy 2-core machine OpenMP barriers slow tiny models down badly."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _build(name: str) -> torch.nn.Module:

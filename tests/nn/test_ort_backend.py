@@ -26,6 +26,8 @@ import irframe.nn.ort as ort  # after the skips
 from irframe.evaluate.cli import infer_main
 from irframe.nn.export import ExportError
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 ATOL = 1e-4
 CONFIG = {"type": "OrtTinyNet", "width": 6}
 
@@ -46,14 +48,6 @@ class OrtTinyNet(nn.Module):
         if task is not None:
             y = y + 0.01 * (self.tasks.index(task) + 1)
         return y
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _model(seed: int = 0, **kw) -> OrtTinyNet:

@@ -21,6 +21,8 @@ import torch
 from irframe.nn.inference import autocast_context, restore
 from irframe.registry import ARCHS, METRICS
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY_RESTORMER = {"type": "Restormer", "dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1,
                   "heads": [1, 2, 4, 8]}
 SIGMA = 25 / 255
@@ -45,16 +47,6 @@ def _clean_image() -> tuple[torch.Tensor, str]:
 
     img = torch.from_numpy(imread(path)).permute(2, 0, 1)  # HWC -> CHW, [0,1]
     return img[:, 200:328, 300:428].contiguous(), f"{path.name} crop"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from threads, and on a busy 2-core machine OpenMP's barriers make
-    many-op models up to 100x slower; one thread keeps these tests fast. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

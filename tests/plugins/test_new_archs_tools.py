@@ -27,6 +27,8 @@ from irframe.nn.spec import get_spec
 from irframe.nn.stats import count_flops, count_params
 from irframe.registry import ARCHS
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 RGB = {"num_in_ch": 3, "num_out_ch": 3}  # the SR classics' required channel arguments
 SWIN = {"window_size": 4, "embed_dim": 12, "depths": [2], "num_heads": [2], "mlp_ratio": 2.0}
 CONFIGS: dict[str, dict] = {
@@ -70,15 +72,6 @@ NAMES = list(CONFIGS)
 # tests/plugins/test_nafnet.py::test_onnx_export_of_the_local_variant_takes_any_multiple.
 ONNX_NAMES = [n for n in NAMES if n != "NAFNetLocal"]
 ONNX_ATOL = 1e-4
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a busy 2-core machine OpenMP barriers slow tiny models down badly."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 _MODELS: dict[str, nn.Module] = {}
