@@ -81,6 +81,10 @@ def train_options(images: SimpleNamespace, experiments: Path, name: str, **chang
         "name": name,
         "seed": 5,
         "deterministic": True,
+        # one thread in every run: the automatic choice follows the machine's load, and a weight
+        # gradient summed on 1 or 2 threads differs in the last bit, so a resumed segment that got
+        # another thread count than the reference could never be bit-identical to it
+        "threads": 1,
         "model": {"type": "RelNet", "width": 8},
         "datasets": {
             "train": {
