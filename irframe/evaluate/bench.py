@@ -201,6 +201,9 @@ def run_job(
     )
     report: dict[str, dict[str, Any]] = {}
     for set_name, (dataset, settings) in sets.items():
+        adapt = getattr(loaded.model, "adapt_to_test_set", None)
+        if callable(adapt):  # a classical method told the set's true degradation (BM3D sigma: auto)
+            adapt(set_name, dataset)
         result, crops = evaluate_dataset(
             loaded, set_name, dataset, metrics, Path(out_dir), settings, device=device, progress=progress
         )

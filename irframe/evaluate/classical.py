@@ -13,7 +13,7 @@ no checkpoint; the tensors follow the engine's contract (float in [0, 1], ``B x 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -117,29 +117,54 @@ class BM3D(nn.Module):
     row scores the same noisy image the trained models see.
 
     Args:
-        sigma: noise standard deviation on the 0-255 scale (the test's ``GaussianNoise.sigma``).
+        sigma: noise standard deviation on the 0-255 scale, or ``"auto"``: the true level of each
+            test set, read from its degradation (a ``GaussianNoise`` with a fixed ``sigma``) by
+            ``tools/test.py`` before the set runs (:meth:`adapt_to_test_set`).
         channels: 1 (BM3D) or 3 (CBM3D).
         profile: the package's parameter profile (``"np"``, its default and the published setting).
     """
 
-    def __init__(self, sigma: float = 25.0, channels: int = 1, profile: str = "np") -> None:
+    def __init__(self, sigma: float | Literal["auto"] = 25.0, channels: int = 1, profile: str = "np") -> None:
         super().__init__()
-        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 < sigma < 256:
+        if sigma != "auto" and (isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 < sigma < 256):
             raise OptionsError(
-                f"BM3D.sigma: expected the noise level on the 0-255 scale (0 < sigma < 256), got {sigma!r}"
+                "BM3D.sigma: expected the noise level on the 0-255 scale (0 < sigma < 256) or 'auto' "
+                f"(each test set's true level), got {sigma!r}"
             )
         if profile not in BM3D_PROFILES:
             raise OptionsError(f"BM3D.profile: expected one of {', '.join(BM3D_PROFILES)}, got {profile!r}")
-        self.sigma = float(sigma)
+        self.auto = sigma == "auto"
+        self.sigma: float | None = None if self.auto else float(sigma)
         self.channels = _check_channels(channels, "BM3D")
         self.profile = profile
         self.spec = ModelSpec(in_channels=self.channels, out_channels=self.channels, tileable=False)
+
+    def adapt_to_test_set(self, set_name: str, dataset: Any) -> None:
+        """With ``sigma: auto``, take the noise level of the set's degradation (called per test set).
+
+        Raises:
+            OptionsError: the set's degradation has no single fixed Gaussian noise level.
+        """
+        if not self.auto:
+            return
+        sigma = fixed_noise_sigma(getattr(dataset, "degradation", None))
+        if sigma is None or sigma <= 0:
+            raise OptionsError(
+                f"test.datasets.{set_name}: BM3D sigma 'auto' needs a degradation with one GaussianNoise of a "
+                "fixed sigma > 0 (a synthetic noise set); give model.sigma for this set instead"
+            )
+        self.sigma = sigma
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Denoise a ``B x C x H x W`` batch in [0, 1] (float64 inside, float32 out)."""
         bm3d = _import_bm3d()
         if x.dim() != 4 or x.shape[1] != self.channels:
             raise OptionsError(f"BM3D(channels={self.channels}): got an input of shape {tuple(x.shape)}")
+        if self.sigma is None:
+            raise OptionsError(
+                "BM3D sigma 'auto': no test set has given the noise level yet (tools/test.py sets it per set "
+                "from the set's GaussianNoise); call adapt_to_test_set or give model.sigma"
+            )
         sigma = self.sigma / 255.0
         imgs = x.detach().double().permute(0, 2, 3, 1).cpu().numpy()
         out = []
@@ -151,6 +176,23 @@ class BM3D(nn.Module):
             out.append(den)
         y = torch.from_numpy(np.ascontiguousarray(np.stack(out))).permute(0, 3, 1, 2).to(torch.float32)
         return y.to(x.device)
+
+
+def fixed_noise_sigma(degradation: Any) -> float | None:
+    """The noise level (0-255 scale) of a degradation that is one fixed ``GaussianNoise``, else ``None``.
+
+    A ``Compose`` counts when exactly one of its steps is Gaussian noise (e.g. noise then JPEG:
+    the level is still the noise's).
+    """
+    from irframe.data.degradations.compose import Compose
+    from irframe.data.degradations.noise import GaussianNoise
+
+    if isinstance(degradation, GaussianNoise):
+        return degradation.sigma.low if degradation.sigma.fixed else None
+    if isinstance(degradation, Compose):
+        noisy = [d for d in degradation.degradations if isinstance(d, (GaussianNoise, Compose))]
+        return fixed_noise_sigma(noisy[0]) if len(noisy) == 1 else None
+    return None
 
 
 def _import_bm3d() -> Any:

@@ -56,3 +56,67 @@ def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setitem(sys.modules, "bm3d", None)
     with pytest.raises(OptionsError, match=r"pip install 'irframe\[bm3d\]'"):
         model(torch.rand(1, 1, 8, 8))
+
+
+def _degradation(spec: dict):
+    from irframe.data.degradations import build_degradation
+
+    return build_degradation(spec, "test")
+
+
+def test_fixed_noise_sigma_reads_one_fixed_gaussian_noise() -> None:
+    from irframe.evaluate.classical import fixed_noise_sigma
+
+    assert fixed_noise_sigma(_degradation({"type": "GaussianNoise", "sigma": 15})) == 15.0
+    noise_then_jpeg = {"type": "Compose", "degradations": [{"type": "GaussianNoise", "sigma": 50},
+                                                           {"type": "JPEGCompression", "quality": 90}]}
+    assert fixed_noise_sigma(_degradation(noise_then_jpeg)) == 50.0
+    assert fixed_noise_sigma(_degradation({"type": "GaussianNoise", "sigma_range": [0, 50]})) is None  # blind
+    assert fixed_noise_sigma(None) is None
+
+
+def test_auto_sigma_is_each_test_sets_true_level(tmp_path) -> None:
+    """Two noise levels in one tools/test.py run: BM3D sigma 'auto' denoises each with its own true sigma."""
+    import json
+
+    import cv2
+    import yaml
+
+    from irframe.evaluate.cli import benchmark_main
+
+    clean, _ = _noisy(1, 0.0)
+    root = tmp_path / "clean"
+    root.mkdir()
+    for i in range(2):
+        img = np.roll(clean[0, 0].numpy(), 7 * i, axis=1)
+        cv2.imwrite(str(root / f"{i}.png"), (img * 255).round().astype(np.uint8))
+    sets = {f"sigma{s}": {"type": "OnlineDegradationDataset", "dataroot_gt": str(root), "channels": 1, "seed": 0,
+                          "degradation": {"type": "GaussianNoise", "sigma": s}} for s in (15, 50)}
+    opts = {"name": "bm3d_auto", "model": {"type": "BM3D", "channels": 1, "sigma": "auto"},
+            "test": {"datasets": sets, "metrics": [{"type": "PSNR"}], "save_images": False, "report_images": 0}}
+    opt = tmp_path / "bm3d.yml"
+    opt.write_text(yaml.safe_dump(opts, sort_keys=False))
+    scores = {}
+    runs = (("auto", []), ("fixed15", ["--set", "model.sigma=15"]), ("fixed50", ["--set", "model.sigma=50"]))
+    for name, extra in runs:
+        out = tmp_path / name
+        assert benchmark_main(["-opt", str(opt), "--out", str(out), "--device", "cpu", "--no-progress", *extra]) == 0
+        board = json.loads((out / "leaderboard.json").read_text())
+        scores[name] = {k: v["scores"] for k, v in board["models"]["bm3d_auto"]["datasets"].items()}
+    assert scores["auto"]["sigma15"] == scores["fixed15"]["sigma15"]
+    assert scores["auto"]["sigma50"] == scores["fixed50"]["sigma50"]
+    assert scores["fixed15"]["sigma50"] != scores["auto"]["sigma50"]  # the level matters: the test can fail
+
+
+def test_auto_sigma_on_a_set_without_a_fixed_level_names_the_set() -> None:
+    from irframe.data.datasets.single import OnlineDegradationDataset  # noqa: F401  (the class the tool builds)
+
+    model = ARCHS.build({"type": "BM3D", "channels": 1, "sigma": "auto"})
+    with pytest.raises(OptionsError, match=r"no test set has given the noise level"):
+        model(torch.rand(1, 1, 8, 8))
+
+    class Blind:
+        degradation = _degradation({"type": "GaussianNoise", "sigma_range": [0, 50]})
+
+    with pytest.raises(OptionsError, match=r"test.datasets.Blind50: BM3D sigma 'auto' needs .* fixed sigma"):
+        model.adapt_to_test_set("Blind50", Blind())

@@ -24,17 +24,10 @@ LayerNormType = Literal["WithBias", "BiasFree"]
 
 # The official LayerNorms add 1e-5 to the (biased) variance; parity depends on it.
 _NORM_EPS = 1e-5
-
-
-def _centred_and_var(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``x`` minus its channel mean, and the biased variance over the channel axis (NCHW, keepdim).
-
-    Why not ``x.var(dim=1)``: on the CPU torch's variance kernel over a strided axis is several
-    times slower than two plain means (it was a quarter of Restormer's CPU inference time, see
-    benchmarks/RESULTS.md); the centred two-pass form is as accurate.
-    """
-    centred = x - x.mean(dim=1, keepdim=True)
-    return centred, centred.square().mean(dim=1, keepdim=True)
+# Gate halves of GDFN are padded to a multiple of this many channels inside the forward (zero
+# weights, so the output is unchanged): with the official widths (2 x 127, 2 x 63 ...) every row of
+# the hidden tensor starts misaligned and the CPU's vector kernels ran 2-4x slower (benchmarks/RESULTS.md).
+_GATE_ALIGN = 16
 
 
 def memory_format_of(x: torch.Tensor) -> torch.memory_format:
@@ -48,16 +41,37 @@ def channels_last_on_cpu(x: torch.Tensor) -> torch.Tensor:
     """``x`` stored channels-last (NHWC memory, same NCHW shape) if it is a CPU tensor, else unchanged.
 
     Why: oneDNN runs the depth-wise 3x3 convolutions, the costliest layers of Restormer and PromptIR
-    on the CPU, about 2.5x faster on channels-last memory, and the channel norms then reduce over
-    contiguous memory; with the norms below, CPU inference got 1.6-1.9x faster (benchmarks/RESULTS.md).
-    Convolutions and element-wise ops keep the layout, so converting the input once is enough. GPUs
-    keep the caller's layout (not measured there).
+    on the CPU, about 2.5x faster on channels-last memory, and the transformer blocks then see their
+    pixels as rows of a matrix (``to_tokens`` is a view). Convolutions and element-wise ops keep the
+    layout, so converting the input once is enough. GPUs keep the caller's layout (not measured there).
     """
     return x.contiguous(memory_format=torch.channels_last) if x.device.type == "cpu" and x.ndim == 4 else x
 
 
+def to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """``(b, c, h, w)`` -> ``(b, h*w, c)``: a view for a channels-last tensor, else one copy."""
+    b, c, h, w = x.shape
+    return x.permute(0, 2, 3, 1).reshape(b, h * w, c)
+
+
+def from_tokens(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``(b, h*w, c)`` -> ``(b, c, h, w)`` stored channels-last (a view, no copy)."""
+    b, _, c = t.shape
+    return t.view(b, h, w, c).permute(0, 3, 1, 2)
+
+
+def _dwconv_tokens(t: torch.Tensor, h: int, w: int, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """A depth-wise 3x3 conv of a token matrix ``(b, h*w, c)`` (run channels-last), tokens out."""
+    return to_tokens(F.conv2d(from_tokens(t, h, w), weight, bias, padding=1, groups=weight.shape[0]))
+
+
+def _pointwise(conv: nn.Conv2d) -> torch.Tensor:
+    """A 1x1 convolution's weight as a ``(out, in)`` matrix (a view)."""
+    return conv.weight.view(conv.weight.shape[0], conv.weight.shape[1])
+
+
 class BiasFreeNorm(nn.Module):
-    """Scale-only normalisation over the channel axis of an NCHW tensor: ``x / sqrt(var + eps) * w``.
+    """Scale-only normalisation over the last axis: ``x / sqrt(var + eps) * w``.
 
     The mean is used for the variance but, unlike a LayerNorm, not subtracted.
     """
@@ -67,12 +81,13 @@ class BiasFreeNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, var = _centred_and_var(x)
-        return x * torch.rsqrt(var + _NORM_EPS) * self.weight[:, None, None]
+        # Two plain means, not torch.var: its CPU kernel was 10x slower on these rows (benchmarks/RESULTS.md)
+        var = (x - x.mean(dim=-1, keepdim=True)).square().mean(dim=-1, keepdim=True)
+        return x * torch.rsqrt(var + _NORM_EPS) * self.weight
 
 
 class WithBiasNorm(nn.Module):
-    """Standard LayerNorm over the channel axis of an NCHW tensor (learned scale and shift)."""
+    """Standard LayerNorm over the last axis (learned scale and shift)."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -80,17 +95,14 @@ class WithBiasNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        centred, var = _centred_and_var(x)
-        return torch.addcmul(
-            self.bias[:, None, None], centred * torch.rsqrt(var + _NORM_EPS), self.weight[:, None, None]
-        )
+        return F.layer_norm(x, (x.shape[-1],), self.weight, self.bias, _NORM_EPS)
 
 
 class LayerNorm(nn.Module):
-    """Per-pixel LayerNorm across channels, ``'WithBias'`` or ``'BiasFree'``.
+    """Per-pixel LayerNorm across channels, ``'WithBias'`` or ``'BiasFree'``, of tokens ``(b, h*w, c)``.
 
-    The official code flattens to ``(b, h*w, c)`` and normalises the last axis; normalising axis 1
-    of the NCHW tensor is the same computation without the two transposes.
+    The official code flattens the NCHW map to ``(b, h*w, c)`` and normalises the last axis; the
+    blocks here keep that token layout between their layers, so the norm is one fused kernel.
     """
 
     def __init__(self, channels: int, layer_norm_type: LayerNormType = "WithBias") -> None:
@@ -104,6 +116,29 @@ class LayerNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+
+def _onednn_fusable(x: torch.Tensor) -> bool:
+    """Whether the fused oneDNN inference kernels may run: float32 CPU tensors, no autograd, no autocast."""
+    return (
+        x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
+        and not torch.is_autocast_enabled("cpu") and torch.backends.mkldnn.is_available()
+        and not torch.jit.is_scripting() and not torch.compiler.is_compiling() and not torch.onnx.is_in_onnx_export()
+    )
+
+
+def _add_out(
+    residual: torch.Tensor | None, a: torch.Tensor, w_t: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """``residual + a @ w_t (+ bias)`` for ``a`` ``(b, n, k)`` and ``w_t`` ``(k, m)`` or ``(b, k, m)``.
+
+    The residual addition is fused into the matrix product (``baddbmm``): one pass less over the pixels.
+    """
+    if residual is None:
+        out = torch.matmul(a, w_t)
+    else:
+        out = torch.baddbmm(residual, a, w_t if w_t.dim() == 3 else w_t.expand(a.shape[0], -1, -1))
+    return out if bias is None else out + bias
 
 
 class FeedForward(nn.Module):
@@ -120,9 +155,57 @@ class FeedForward(nn.Module):
         self.dwconv = nn.Conv2d(hidden * 2, hidden * 2, kernel_size=3, padding=1, groups=hidden * 2, bias=bias)
         self.project_out = nn.Conv2d(hidden, dim, kernel_size=1, bias=bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x1, x2 = self.dwconv(self.project_in(x)).chunk(2, dim=1)
-        return self.project_out(F.gelu(x1) * x2)
+    def _aligned(
+        self,
+    ) -> tuple[int, torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """The weights with each gate half zero-padded to a multiple of ``_GATE_ALIGN`` channels.
+
+        Zero rows give zero hidden channels (``gelu(0) * 0 = 0``) and zero columns of ``project_out``
+        ignore them, so the result is the official one; gradients reach the real weights through the cat.
+        """
+        hidden = self.project_out.weight.shape[1]
+        w_in, b_in = _pointwise(self.project_in), self.project_in.bias
+        w_dw, b_dw = self.dwconv.weight, self.dwconv.bias
+        w_out = _pointwise(self.project_out)
+        pad = -hidden % _GATE_ALIGN
+        if pad == 0:
+            return hidden, w_in, b_in, w_dw, b_dw, w_out
+
+        def halves(t: torch.Tensor) -> torch.Tensor:
+            zeros = t.new_zeros((pad, *t.shape[1:]))
+            return torch.cat([t[:hidden], zeros, t[hidden:], zeros])
+
+        return (
+            hidden + pad, halves(w_in), None if b_in is None else halves(b_in), halves(w_dw),
+            None if b_dw is None else halves(b_dw), torch.cat([w_out, w_out.new_zeros(w_out.shape[0], pad)], 1),
+        )
+
+    def forward(self, x: torch.Tensor, h: int, w: int, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """GDFN of normalised tokens ``x`` ``(b, h*w, c)``, plus ``residual`` when given."""
+        width, w_in, b_in, w_dw, b_dw, w_out = self._aligned()
+        if _onednn_fusable(x):
+            gated = self._fused_gate(x, h, w, width, w_in, b_in, w_dw, b_dw)
+        else:
+            u = _dwconv_tokens(F.linear(x, w_in, b_in), h, w, w_dw, b_dw)
+            gated = F.gelu(u[..., :width]) * u[..., width:]
+        return _add_out(residual, gated, w_out.t(), self.project_out.bias)
+
+    @staticmethod
+    def _fused_gate(x: torch.Tensor, h: int, w: int, width: int, w_in: torch.Tensor, b_in: torch.Tensor | None,
+                    w_dw: torch.Tensor, b_dw: torch.Tensor | None) -> torch.Tensor:
+        """``gelu(dw(x W1)) * dw(x W2)`` with the GELU and the product inside oneDNN's depth-wise convs.
+
+        Each half gets its own 1x1 product (contiguous), the first conv applies GELU (erf, as
+        ``F.gelu``) as a post-op and the second multiplies by the first's output as a post-op: two
+        passes over the hidden tensor less than the unfused ops.
+        """
+        halves = [slice(0, width), slice(width, 2 * width)]
+        u1, u2 = (from_tokens(F.linear(x, w_in[s], None if b_in is None else b_in[s]), h, w) for s in halves)
+        b1, b2 = (None, None) if b_dw is None else (b_dw[halves[0]], b_dw[halves[1]])
+        ops = torch.ops.mkldnn._convolution_pointwise
+        one = [1, 1]
+        g = ops(u1, w_dw[halves[0]], b1, one, one, one, width, "gelu", [], "none")
+        return to_tokens(ops.binary(u2, g, w_dw[halves[1]], b2, one, one, one, width, "mul", None, None, [], None))
 
 
 class Attention(nn.Module):
@@ -132,6 +215,11 @@ class Attention(nn.Module):
     across channels (a ``c/heads x c/heads`` map per head) rather than across pixels, so its cost
     is linear in the image size; q and k are L2-normalised over pixels and the logits are scaled by
     a learned per-head temperature.
+
+    Computed on tokens ``(b, h*w, c)``: the normalisation divides the small ``q k^T`` map by the
+    norms instead of dividing q and k, and the attention map is folded into ``project_out``
+    (``Wo @ blockdiag(attn)`` is ``c x c``), so ``attn @ v`` and ``project_out`` are one product
+    over the pixels. The same sums in another order: outputs equal the official ones to ~1e-6.
     """
 
     def __init__(self, dim: int, num_heads: int, bias: bool = False) -> None:
@@ -144,23 +232,30 @@ class Attention(nn.Module):
         self.qkv_dwconv = nn.Conv2d(dim * 3, dim * 3, kernel_size=3, padding=1, groups=dim * 3, bias=bias)
         self.project_out = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        q, k, v = self.qkv_dwconv(self.qkv(x)).chunk(3, dim=1)
-        # (b, heads*c', h, w) -> (b, heads, c', h*w): the head index is the outer channel factor.
-        q = q.reshape(b, self.num_heads, c // self.num_heads, h * w)
-        k = k.reshape(b, self.num_heads, c // self.num_heads, h * w)
-        v = v.reshape(b, self.num_heads, c // self.num_heads, h * w)
-        q = F.normalize(q, dim=-1)
-        k = F.normalize(k, dim=-1)
-        attn = (q @ k.transpose(-2, -1)) * self.temperature
-        out = attn.softmax(dim=-1) @ v
-        # Back in the input's memory layout, so that a channels_last network stays channels_last.
-        return self.project_out(out.reshape(b, c, h, w).contiguous(memory_format=memory_format_of(x)))
+    def forward(self, x: torch.Tensor, h: int, w: int, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """MDTA of normalised tokens ``x`` ``(b, h*w, c)``, plus ``residual`` when given."""
+        b, n, c = x.shape
+        heads, cp = self.num_heads, c // self.num_heads
+        qkv = F.linear(x, _pointwise(self.qkv), self.qkv.bias)
+        qkv = _dwconv_tokens(qkv, h, w, self.qkv_dwconv.weight, self.qkv_dwconv.bias)
+        q, k, v = qkv[..., :c], qkv[..., c : 2 * c], qkv[..., 2 * c :]
+        # per head: q_h^T k_h over the pixels, (b, heads, c', c'); the channel index is head * c' + i
+        logits = torch.matmul(q.view(b, n, heads, cp).permute(0, 2, 3, 1), k.view(b, n, heads, cp).permute(0, 2, 1, 3))
+        # F.normalize's L2 norms over the pixels (clamped at 1e-12 as it does), applied to the small map
+        norms = qkv[..., : 2 * c].square().sum(dim=1).sqrt().clamp_min(1e-12)
+        logits = logits / (norms[:, :c].reshape(b, heads, cp, 1) * norms[:, c:].reshape(b, heads, 1, cp))
+        attn = (logits * self.temperature).softmax(dim=-1)
+        # out = v @ (Wo blockdiag(attn))^T: mix[b, o, head, i] = sum_j Wo[o, head*c'+j] attn[b, head, j, i]
+        mix = torch.einsum("ohj,bhji->bohi", _pointwise(self.project_out).view(c, heads, cp), attn).reshape(b, c, c)
+        return _add_out(residual, v, mix.transpose(1, 2), self.project_out.bias)
 
 
 class TransformerBlock(nn.Module):
-    """Pre-norm transformer block: ``x + MDTA(LN(x))`` then ``x + GDFN(LN(x))``."""
+    """Pre-norm transformer block: ``x + MDTA(LN(x))`` then ``x + GDFN(LN(x))``.
+
+    Takes and returns NCHW feature maps; inside, the pixels are the rows of a ``(b, h*w, c)`` token
+    matrix (a view of a channels-last map), as the official LayerNorm sees them.
+    """
 
     def __init__(
         self,
@@ -177,8 +272,11 @@ class TransformerBlock(nn.Module):
         self.ffn = FeedForward(dim, ffn_expansion_factor, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.ffn(self.norm2(x))
+        h, w = x.shape[-2:]
+        t = to_tokens(x)
+        t = self.attn(self.norm1(t), h, w, residual=t)
+        t = self.ffn(self.norm2(t), h, w, residual=t)
+        return from_tokens(t, h, w)
 
 
 def transformer_stage(
