@@ -1,21 +1,72 @@
-"""The fast path of ``tools/infer.py --fast``: torch fp32 (default) vs onnxruntime vs bf16 vs compile.
+"""The fast path of ``tools/infer.py --fast`` (torch fp32 vs onnxruntime vs bf16 vs compile), and
+irframe vs the released code of Restormer, PromptIR and IPT.
 
     python benchmarks/bench_fast.py [--sizes 128,256] [--rounds 5] [--threads N] [--no-compile]
-                                    [--official-repo PATH] [--psnr] [--psnr-images 8] [--shared ../shared]
+                                    [--models restormer,nafnet,promptir,ipt] [--official-repo PATH]
+                                    [--promptir-repo PATH] [--ipt-repo PATH]
+                                    [--psnr] [--psnr-images 8] [--shared ../shared]
 
-Speed: a reduced Restormer and a reduced NAFNet (random weights, fixed seed), one input per size,
-each variant through :func:`irframe.nn.inference.restore` (padding, ``inference_mode``), rounds of
+Speed: reduced models (random weights, fixed seed), one input per size, each variant through
+:func:`irframe.nn.inference.restore` (padding, ``inference_mode``) unless said otherwise, rounds of
 all variants interleaved; a variant's best round is its estimate, and the median of its per-round
-ratios to ``default`` (torch fp32) is printed beside it, so the ratios come from one run:
+ratios to ``default`` (torch fp32) is printed beside it, so the ratios come from one run.
+
+Cases (``--models``; default ``restormer,nafnet``, plus ``promptir`` / ``ipt`` when ``--promptir-repo``
+/ ``--ipt-repo`` is given; naming one without its repository runs it without ``official``):
+
+- ``restormer``: Restormer dim 24, blocks 2/2/2/2, refinement 2;
+- ``nafnet``: NAFNet width 16, encoder blocks 1/1/1/8, 1 middle block;
+- ``promptir``: PromptIR dim 48, blocks 2/2/2/2, refinement 2, the released prompts (widths 64/128/320,
+  sizes 64/32/16, 5 components). Depth is cut, not width: the released class builds and runs at dim 48
+  only (it hard-codes the prompt widths and writes its channel sums for dim 48), so
+  ``bench_inference.py``'s dim-24 "PromptIR small" has no released counterpart;
+- ``ipt``: IPT n_feats 64, 12 heads, 2 encoder + 2 decoder layers, one task (x2), on a 60x84 input
+  whatever ``--sizes`` says: the transformer takes 48x48 crops only, and 60x84 is what ``restore``
+  covers with 2 x 4 = 8 of them.
+
+Variants:
 
 - ``default``: torch fp32, what ``tools/infer.py`` runs;
 - ``onnxruntime``: the graph exported once (:mod:`irframe.nn.ort`, export time printed, not timed);
 - ``bf16``: ``precision="bf16"`` autocast (pays only on CPUs with AVX512-BF16 / AMX);
 - ``compile``: :func:`irframe.nn.inference.compile_model` (the first call's compile time printed);
-- ``official`` (``--official-repo PATH``): Restormer only, the released model code imported from a
-  user's own checkout of https://github.com/swz30/Restormer (``basicsr/models/archs/restormer_arch.py``),
-  loaded with the same weights and called under ``torch.no_grad()`` as its test scripts do. Skipped
-  with a note without the option.
+- ``chop`` (IPT only): ``model(x)`` under ``inference_mode``, i.e. ``IPT.forward_chop``, which stitches
+  its crops as the released ``forward_chop`` does;
+- ``official``: the released model code imported from a user's own checkout, loaded with our weights
+  (``strict=True``) and called under ``torch.no_grad()`` as its test scripts do. Skipped with a note
+  without its option:
+
+  - ``--official-repo PATH``: https://github.com/swz30/Restormer (``basicsr/models/archs/restormer_arch.py``);
+  - ``--promptir-repo PATH``: https://github.com/va1shn9v/PromptIR (``net/model.py``), built as its
+    train/test scripts build it, ``PromptIR(decoder=True, ...)`` (``decoder=False``, the constructor's
+    default, has no working forward);
+  - ``--ipt-repo PATH``: https://github.com/huawei-noah/Pretrained-IPT: ``model/ipt.py``'s ``ipt`` built by
+    the released wrapper ``model.Model`` (``model/__init__.py``) from an ``argparse.Namespace`` of
+    ``option.py``'s defaults with our sizes (``--cpu``, nothing loaded from disk), then our weights
+    (strict), called as its ``trainer.test`` calls it: ``Model(lr, idx_scale)`` in eval mode, which runs
+    ``set_scale(idx_scale)`` and the released patch-wise ``forward_chop`` (crop 48, step 12, crop sides
+    trimmed by 12, ``crop_batch_size`` 64). Its input is ours times 255 (the released code computes in
+    ``[0, rgb_range]``; our IPT takes and gives [0, 1] and scales inside ``forward``) and its output is
+    divided by 255 for the comparison. The released chop is GPU code: during its call ``Tensor.cuda`` is
+    the identity and its module's ``P.data_parallel(model, batch, range(1))`` is ``model(batch)`` (what it
+    does for one GPU), so it runs on the CPU like every other variant.
+
+IPT's patch schemes (the line ``patches:`` prints the counts of the run). All three variants cut the
+60x84 input into the same 8 crops of 48x48 (rows at 0 and 12, columns at 0, 12, 24 and 36), but
+
+- ``default`` (``restore``) runs them one at a time (:func:`irframe.nn.inference.tiled_forward`, overlap
+  36 = the model's ``spec.tile_overlap``) and blends them with linear ramps, weight 0 on the 9 pixels
+  at inner crop edges;
+- ``chop`` runs them in one batch and stitches as the released code: the centre of each crop (12 pixels
+  trimmed off inner sides) averaged with equal weights, the flush bottom/right crops taking over past a
+  seam;
+- ``official`` runs 21 crops in 6 calls: its grid of 8 in one batch, plus the bottom-right corner (1) and,
+  one strip per call, the bottom rows (4), the right columns (2), the top rows (4) and the left columns
+  (2), which at this size are crops of the grid again (computed twice).
+
+So ``official`` and ``chop`` compute the same output: their max|diff| is printed after the table
+(~1e-6 in [0, 1]). ``default`` blends differently and a random-weight IPT's crops disagree where they
+overlap, so the max|diff| of both to ``default`` is large (~0.3) and says nothing about correctness.
 
 The max abs difference of each variant's output to ``default`` is printed too. The machine's load
 (``os.getloadavg()``) is printed before and after: other processes only add time.
@@ -31,15 +82,21 @@ with a note when the shared data are absent.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import importlib.util
+import io
 import math
 import os
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -48,15 +105,50 @@ from irframe.nn.inference import compile_model, restore
 from irframe.registry import ARCHS
 
 ROOT = Path(__file__).resolve().parents[1]
-CASES = {
+CASES: dict[str, dict[str, Any]] = {
     "Restormer (dim 24, blocks 2/2/2/2)": {
         "type": "Restormer", "dim": 24, "num_blocks": [2, 2, 2, 2], "num_refinement_blocks": 2,
     },
     "NAFNet (width 16, 1/1/1/8 enc, 1 mid)": {
         "type": "NAFNet", "width": 16, "enc_blk_nums": [1, 1, 1, 8], "middle_blk_num": 1, "dec_blk_nums": [1, 1, 1, 1],
     },
+    # The released PromptIR (net/model.py) hard-codes the prompt widths 64/128/320 and the prompt
+    # blocks' Linear inputs 96/192/384 (dim*2/4/8 at dim 48), and writes its channel sums for dim 48
+    # (reduce_chan_level3 takes dim*2 + 192, noise_level3 dim*4 + 512): it builds and runs at dim 48
+    # only. So depth is reduced, not width: dim 48 and our default prompts (prompt_dims 64/128/320,
+    # prompt_sizes 64/32/16, prompt_len 5, decoder True), for which our state_dict and the released
+    # PromptIR(decoder=True, dim=48, num_blocks=[2, 2, 2, 2], num_refinement_blocks=2)'s match name for
+    # name and shape for shape (loaded strict). bench_inference.py's "PromptIR small" (dim 24,
+    # prompt_dims 16/32/80) does not load: prompt1.linear_layer is 5x48 there, 5x96 in the released class.
+    "PromptIR (dim 48, blocks 2/2/2/2, prompts 64/128/320)": {
+        "type": "PromptIR", "dim": 48, "num_blocks": [2, 2, 2, 2], "num_refinement_blocks": 2,
+    },
+    # bench_inference.py's "IPT small" with one x2 task instead of scale [1].
+    "IPT (n_feats 64, 12 heads, 2+2 layers, x2)": {
+        "type": "IPT", "n_feats": 64, "num_layers": 2, "num_heads": 12, "scale": [2],
+    },
+}
+# Inputs not taken from --sizes: IPT's transformer takes 48x48 only; restore covers 60x84 with 2 x 4 tiles
+# of 48 at its overlap of 36 (rows 0/12, columns 0/12/24/36), i.e. 8 patches.
+FIXED_INPUT: dict[str, tuple[int, int]] = {"IPT": (60, 84)}
+# The --models name of each case's arch and the option holding its released code's checkout.
+OFFICIAL_OPTION = {"Restormer": "--official-repo", "PromptIR": "--promptir-repo", "IPT": "--ipt-repo"}
+OFFICIAL_URL = {
+    "Restormer": "https://github.com/swz30/Restormer",
+    "PromptIR": "https://github.com/va1shn9v/PromptIR",
+    "IPT": "https://github.com/huawei-noah/Pretrained-IPT",
 }
 Run = Callable[[], torch.Tensor]
+
+
+@dataclass
+class Variants:
+    """One case's input and its named forwards (``default`` first)."""
+
+    x: torch.Tensor
+    runs: dict[str, Run]
+    # variant -> a module called once per batch of patches (IPT's head), to count them in the first pass
+    probes: dict[str, torch.nn.Module] = field(default_factory=dict)
 
 
 def load_line() -> str:
@@ -64,29 +156,109 @@ def load_line() -> str:
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
 
 
-def _official_restormer(repo: Path, cfg: dict, ours: torch.nn.Module) -> torch.nn.Module:
-    """The released ``Restormer`` class from the user's checkout, with our weights (strict)."""
-    file = repo / "basicsr" / "models" / "archs" / "restormer_arch.py"
+def _released_file(repo: Path, rel: str, arch: str) -> Path:
+    file = repo / rel
     if not file.is_file():
-        raise SystemExit(f"--official-repo {repo}: {file.relative_to(repo)} not found (a Restormer checkout?)")
-    spec = importlib.util.spec_from_file_location("official_restormer_arch", file)
+        raise SystemExit(f"{OFFICIAL_OPTION[arch]} {repo}: {rel} not found (a checkout of {OFFICIAL_URL[arch]}?)")
+    return file
+
+
+def _load_file(file: Path, name: str) -> types.ModuleType:
+    """The Python file ``file`` imported as a module named ``name`` (not added to ``sys.modules``)."""
+    spec = importlib.util.spec_from_file_location(name, file)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def _official_restormer(repo: Path, cfg: dict, ours: torch.nn.Module) -> torch.nn.Module:
+    """The released ``Restormer`` class from the user's checkout, with our weights (strict)."""
+    file = _released_file(repo, "basicsr/models/archs/restormer_arch.py", "Restormer")
+    module = _load_file(file, "official_restormer_arch")
     kwargs = {k: v for k, v in cfg.items() if k != "type"}
     net = module.Restormer(**kwargs)
     net.load_state_dict(ours.state_dict(), strict=True)
     return net.eval()
 
 
+def _official_promptir(repo: Path, cfg: dict, ours: torch.nn.Module) -> torch.nn.Module:
+    """The released ``PromptIR`` class from the user's checkout, with our weights (strict)."""
+    module = _load_file(_released_file(repo, "net/model.py", "PromptIR"), "official_promptir_model")
+    kwargs = {k: v for k, v in cfg.items() if k != "type"}
+    # decoder=True as the released train.py/test.py build it (see CASES for why the sizes match).
+    net = module.PromptIR(decoder=True, **kwargs)
+    net.load_state_dict(ours.state_dict(), strict=True)
+    return net.eval()
+
+
+@contextlib.contextmanager
+def _checkout_on_path(repo: Path, package: str) -> Iterator[None]:
+    """``repo`` first on ``sys.path`` and no cached module named ``package`` (or below it), for the
+    duration; ``sys.path`` and ``sys.modules`` are put back afterwards."""
+
+    def named(key: str) -> bool:
+        return key == package or key.startswith(package + ".")
+
+    saved = {key: sys.modules.pop(key) for key in [k for k in sys.modules if named(k)]}
+    sys.path.insert(0, str(repo))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(repo))
+        for key in [k for k in sys.modules if named(k)]:
+            del sys.modules[key]
+        sys.modules.update(saved)
+
+
+@contextlib.contextmanager
+def _cuda_is_identity() -> Iterator[None]:
+    """``Tensor.cuda`` returns the tensor itself, for the duration (the released IPT chop calls it)."""
+    cuda = torch.Tensor.cuda
+    torch.Tensor.cuda = lambda self, *args, **kwargs: self  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        torch.Tensor.cuda = cuda  # type: ignore[method-assign]
+
+
+def _official_ipt(repo: Path, ours: torch.nn.Module) -> torch.nn.Module:
+    """The released ``model.Model`` wrapper around the released ``ipt`` from the user's checkout, our
+    weights loaded strict; ``wrapper(x_0_255, idx_scale)`` is the released test-time inference."""
+    for rel in ("model/__init__.py", "model/ipt.py", "model/common.py"):
+        _released_file(repo, rel, "IPT")
+    ipt: Any = ours
+    cfg = ipt.config  # IPT's build config, under the released option names
+    # option.py's defaults, our sizes; --cpu, and resume 0 without pre_train loads nothing from disk.
+    args = argparse.Namespace(
+        model="ipt", cpu=True, n_GPUs=1, precision="single", self_ensemble=False, save_models=False, resume=0,
+        crop_batch_size=64, shift_mean=True,
+        **{k: cfg[k] for k in ("n_feats", "patch_size", "patch_dim", "num_heads", "num_layers", "num_queries",
+                               "scale", "rgb_range", "n_colors", "dropout_rate", "no_norm", "freeze_norm",
+                               "post_norm", "no_mlp", "pos_every", "no_pos")},
+    )
+    ckp = types.SimpleNamespace(get_path=lambda *parts: "", log_file=io.StringIO())  # where it prints the model
+    # model/ipt.py does "from model import common", and Model imports "model.ipt" by name.
+    with _checkout_on_path(repo, "model"):
+        package: Any = importlib.import_module("model")
+        if Path(str(package.__file__)).resolve() != (repo / "model" / "__init__.py").resolve():
+            raise SystemExit(f"--ipt-repo {repo}: imported 'model' from {package.__file__}, not from the checkout")
+        with contextlib.redirect_stdout(io.StringIO()):  # "Making model..."
+            wrapper = package.Model(args, ckp)
+    # One GPU's P.data_parallel(model, batch, range(1)) is model(batch); torch's raises without CUDA.
+    package.P = types.SimpleNamespace(data_parallel=lambda module, inputs, device_ids=None: module(inputs))
+    wrapper.model.load_state_dict(ours.state_dict(), strict=True)
+    return wrapper.eval()
+
+
 def build_variants(
-    name: str, cfg: dict, size: int, args: argparse.Namespace, workdir: Path
-) -> tuple[dict[str, Run], torch.Tensor]:
+    name: str, cfg: dict, shape: tuple[int, int], args: argparse.Namespace, workdir: Path
+) -> Variants:
     from irframe.nn.ort import onnxruntime_model
 
     torch.manual_seed(0)
     model = ARCHS.build(cfg, path=name).eval()
-    x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(1))
+    x = torch.rand(1, 3, *shape, generator=torch.Generator().manual_seed(1))
     runs: dict[str, Run] = {"default": lambda: restore(model, x)}
     start = time.perf_counter()
     ort_model = onnxruntime_model(model, checkpoint=None, config=cfg, folder=workdir)
@@ -99,28 +271,78 @@ def build_variants(
         restore(compiled, x)
         print(f"  compile: first call {time.perf_counter() - start:.1f} s (excluded)")
         runs["compile"] = lambda: restore(compiled, x)
-    if args.official_repo and cfg["type"] == "Restormer":
-        official = _official_restormer(Path(args.official_repo), cfg, model)
+    variants = Variants(x, runs)
+    arch = cfg["type"]
+    if arch == "IPT":
+
+        def run_chop() -> torch.Tensor:
+            with torch.inference_mode():
+                return model(x)
+
+        runs["chop"] = run_chop
+        variants.probes.update(default=model.get_submodule("head.0"), chop=model.get_submodule("head.0"))
+    repo = getattr(args, OFFICIAL_OPTION[arch].lstrip("-").replace("-", "_"), None) if arch in OFFICIAL_OPTION else None
+    if repo and arch in ("Restormer", "PromptIR"):
+        load = _official_restormer if arch == "Restormer" else _official_promptir
+        official = load(Path(repo), cfg, model)
 
         def run_official() -> torch.Tensor:
             with torch.no_grad():
                 return official(x)
 
         runs["official"] = run_official
-    return runs, x
+    elif repo and arch == "IPT":
+        released = _official_ipt(Path(repo), model)
+        rgb_range = float(model.rgb_range)
+        x_released = x * rgb_range  # the released data loader's range
+
+        def run_released_ipt() -> torch.Tensor:
+            with torch.no_grad(), _cuda_is_identity():
+                return released(x_released, 0) / rgb_range  # Model(lr, idx_scale), as trainer.test
+
+        runs["official"] = run_released_ipt
+        # the head, not the ipt module: the released chop also calls model.forward directly (no hooks)
+        variants.probes["official"] = released.get_submodule("model.head.0")
+    return variants
 
 
-def bench_case(name: str, cfg: dict, size: int, args: argparse.Namespace, workdir: Path) -> None:
-    print(f"{name} at {size}x{size}:")
-    runs, _x = build_variants(name, cfg, size, args, workdir)
+def _first_pass(variants: Variants) -> tuple[dict[str, torch.Tensor], dict[str, list[int]]]:
+    """Each variant's output (also the warm-up) and, for the probed ones, its batches of patches."""
+    outs: dict[str, torch.Tensor] = {}
+    batches: dict[str, list[int]] = {}
+    for k, fn in variants.runs.items():
+        probe = variants.probes.get(k)
+        if probe is None:
+            outs[k] = fn()
+            continue
+        sizes: list[int] = []
+        handle = probe.register_forward_pre_hook(lambda _m, inputs, sizes=sizes: sizes.append(len(inputs[0])))
+        try:
+            outs[k] = fn()
+        finally:
+            handle.remove()
+        batches[k] = sizes
+    return outs, batches
+
+
+def bench_case(name: str, cfg: dict, shape: tuple[int, int], args: argparse.Namespace, workdir: Path) -> None:
+    fixed = " (a fixed input: --sizes does not apply)" if cfg["type"] in FIXED_INPUT else ""
+    print(f"{name} at {shape[0]}x{shape[1]}{fixed}:")
+    variants = build_variants(name, cfg, shape, args, workdir)
+    runs = variants.runs
     ref = runs["default"]()
-    diffs = {k: (fn() - ref).abs().max().item() for k, fn in runs.items()}  # also the warm-up
+    outs, batches = _first_pass(variants)
+    diffs = {k: (out - ref).abs().max().item() for k, out in outs.items()}
     times: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(args.rounds):
         for k, fn in runs.items():
             start = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - start)
+    if batches:
+        print("  patches: " + "; ".join(
+            f"{k} {sum(b)} of 48x48 in {len(b)} call{'s' if len(b) != 1 else ''}" for k, b in batches.items()
+        ) + " (which crops, how stitched: module docstring)")
     base = times["default"]
     for k in runs:
         ratios = [t / b for t, b in zip(times[k], base, strict=True)]
@@ -128,8 +350,13 @@ def bench_case(name: str, cfg: dict, size: int, args: argparse.Namespace, workdi
             f"  {k:<12} best {min(times[k]) * 1e3:8.1f} ms   median ratio to default {statistics.median(ratios):5.2f}x"
             f"   max|diff| {diffs[k]:.1e}"
         )
-    if "official" not in runs and cfg["type"] == "Restormer":
-        print("  official: skipped (give --official-repo PATH, a checkout of the Restormer repository)")
+    if "official" in outs and "chop" in outs:
+        same = (outs["official"] - outs["chop"]).abs().max().item()
+        print(f"  official vs chop (same crops, same stitching): max|diff| {same:.1e} in [0, 1], "
+              f"{same * float(cfg.get('rgb_range', 255)):.1e} on the released [0, 255] scale")
+    arch = cfg["type"]
+    if "official" not in runs and arch in OFFICIAL_OPTION:
+        print(f"  official: skipped (give {OFFICIAL_OPTION[arch]} PATH, a checkout of {OFFICIAL_URL[arch]})")
 
 
 # -- bf16's PSNR cost on real images ------------------------------------------------------------
@@ -153,10 +380,11 @@ def psnr_cost(shared: Path, images: int) -> None:
         print(f"psnr: skipped ({data} not found; give --shared PATH)")
         return
     noise = DEGRADATIONS.build({"type": "GaussianNoise", "sigma": 25, "clip": False}, path="bench_fast.noise")
-    for zoo, folder, channels in (
+    sets: tuple[tuple[str, str, Literal[1, 3]], ...] = (
         ("zoo:restormer_gray_denoise_s25", "BSD68", 1),
         ("zoo:restormer_color_denoise_s25", "Kodak24", 3),
-    ):
+    )
+    for zoo, folder, channels in sets:
         files = sorted((data / folder / "clean").glob("*.png"))[:images]
         if not files:
             print(f"psnr: {folder}: no images under {data / folder / 'clean'}; skipped")
@@ -190,7 +418,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant (slow first call)")
     parser.add_argument("--official-repo", default=None, metavar="PATH", help="a checkout of the Restormer repository")
-    parser.add_argument("--models", default="restormer,nafnet", help="which cases (restormer, nafnet)")
+    parser.add_argument("--promptir-repo", default=None, metavar="PATH", help="a checkout of the PromptIR repository")
+    parser.add_argument("--ipt-repo", default=None, metavar="PATH", help="a checkout of the Pretrained-IPT repository")
+    parser.add_argument(
+        "--models", default=None,
+        help="which cases (restormer, nafnet, promptir, ipt; default restormer,nafnet plus promptir/ipt when "
+             "--promptir-repo/--ipt-repo is given)",
+    )
     parser.add_argument("--psnr", action="store_true", help="also measure bf16's PSNR cost on BSD68/Kodak24")
     parser.add_argument("--psnr-only", action="store_true", help="only the PSNR measurement")
     parser.add_argument("--psnr-images", type=int, default=8)
@@ -204,7 +438,13 @@ def main(argv: list[str] | None = None) -> None:
           f"{', '.join(sorted(cpu_bf16_flags())) or 'none'}; {load_line()}")
     print("command: python benchmarks/bench_fast.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     if not args.psnr_only:
-        wanted = {m.strip().lower() for m in args.models.split(",")}
+        if args.models is None:
+            args.models = ",".join(["restormer", "nafnet"] + ["promptir"] * bool(args.promptir_repo)
+                                   + ["ipt"] * bool(args.ipt_repo))
+        wanted = {m.strip().lower() for m in args.models.split(",") if m.strip()}
+        unknown = wanted - {cfg["type"].lower() for cfg in CASES.values()}
+        if unknown:
+            parser.error(f"--models: unknown {', '.join(sorted(unknown))} (restormer, nafnet, promptir, ipt)")
         with tempfile.TemporaryDirectory(prefix="bench_fast_") as tmp:
             for name, cfg in CASES.items():
                 if cfg["type"].lower() not in wanted:
@@ -212,8 +452,10 @@ def main(argv: list[str] | None = None) -> None:
                 if cfg["type"] not in ARCHS:
                     print(f"{name}: skipped (arch {cfg['type']} not registered)")
                     continue
-                for size in (int(s) for s in args.sizes.split(",")):
-                    bench_case(name, cfg, size, args, Path(tmp))
+                fixed = FIXED_INPUT.get(cfg["type"])
+                shapes = [fixed] if fixed else [(int(s), int(s)) for s in args.sizes.split(",")]
+                for shape in shapes:
+                    bench_case(name, cfg, shape, args, Path(tmp))
     if args.psnr or args.psnr_only:
         psnr_cost(Path(args.shared), args.psnr_images)
     print(load_line())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -85,3 +86,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
         cuda_states = state["cuda"]
         if len(cuda_states) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda_states)
+
+
+def cache_root() -> Path:
+    """irframe's cache folder: ``$IRFRAME_CACHE``, else ``~/.cache/irframe`` (ONNX graphs, compiled kernels)."""
+    root = os.environ.get("IRFRAME_CACHE")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "irframe"

@@ -63,8 +63,9 @@ _CHUNK = 1 << 20
 
 def cache_dir() -> Path:
     """Where exported graphs are kept: ``$IRFRAME_CACHE/onnx``, else ``~/.cache/irframe/onnx``."""
-    root = os.environ.get("IRFRAME_CACHE")
-    return (Path(root).expanduser() if root else Path.home() / ".cache" / "irframe") / "onnx"
+    from irframe.utils import cache_root
+
+    return cache_root() / "onnx"
 
 
 def _weights_digest(model: nn.Module, checkpoint: str | os.PathLike[str] | None) -> str:

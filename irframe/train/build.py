@@ -110,6 +110,9 @@ def make_accelerator(opts: Options, find_unused: bool) -> Any:
     if opts.train.compile:
         from accelerate.utils import TorchDynamoPlugin
 
+        from irframe.nn.inference import use_compile_cache
+
+        use_compile_cache()  # a resumed or repeated run reuses the kernels compiled before
         # prepare() wraps the (DDP) model in torch.compile; without the option, accelerate's own
         # configuration (`accelerate launch --dynamo_backend ...`) still decides.
         extra["dynamo_plugin"] = TorchDynamoPlugin(backend="inductor")

@@ -128,3 +128,20 @@ def test_train_compile_with_inductor_on_cpu(toys, make_options):
     assert result.last_checkpoint is not None
     weights = load_file(str(result.last_checkpoint / "model.safetensors"))
     assert not any(k.startswith("_orig_mod.") for k in weights)
+
+
+def test_compiled_kernels_are_cached_under_irframe_cache(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """inference.compile / train.compile keep inductor's kernels in irframe's cache folder (a later
+    process at the same size skips code generation), unless the user chose a folder."""
+    import torch._inductor.config as inductor_config
+
+    from irframe.nn.inference import use_compile_cache
+
+    monkeypatch.setenv("IRFRAME_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setattr(inductor_config, "fx_graph_cache", False)
+    assert use_compile_cache() == tmp_path / "cache" / "inductor"
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "cache" / "inductor")
+    assert inductor_config.fx_graph_cache is True
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    assert use_compile_cache() == tmp_path / "mine"  # the user's setting wins

@@ -1,0 +1,221 @@
+"""Training speed: one step of irframe's Trainer vs the official training step, on the released model code.
+
+    python benchmarks/bench_train_step.py --official-repo PATH --promptir-repo PATH \\
+        [--models restormer,promptir] [--batch 4] [--patch 64] [--steps 5] [--rounds 5] [--threads N] [--no-compile]
+
+One training step (forward, L1, backward, gradient clipping at 0.01, AdamW with Restormer's option-file
+settings: lr 3e-4, betas (0.9, 0.999), weight decay 1e-4) on a reduced Restormer and a reduced PromptIR,
+the same initial weights and the same in-memory batch (``--batch`` x 3 x ``--patch`` x ``--patch``, no
+data loader) for every variant:
+
+- ``official``: the released model code, imported from the user's own checkout (never shipped with
+  irframe): Restormer from ``--official-repo PATH`` (https://github.com/swz30/Restormer,
+  ``basicsr/models/archs/restormer_arch.py``), PromptIR from ``--promptir-repo PATH``
+  (https://github.com/va1shn9v/PromptIR, ``net/model.py``), loaded strictly with our weights and
+  stepped by a bare loop in BasicSR's ``optimize_parameters`` order (:func:`common.reference_step`):
+  ``zero_grad``, forward, L1, ``backward``, ``clip_grad_norm_(0.01)``, ``step``;
+- ``irframe``: irframe's ``Trainer.run_iteration`` (:func:`common.make_trainer`: the SupervisedStep
+  with ``train.losses: [L1Loss]``, ``train.optim`` AdamW as above, ``train.grad_clip: 0.01``; EMA off,
+  no mixed precision, no warm-up, no gradient accumulation, no progress bar). The Trainer always
+  steps a schedule (a constant one when ``train.scheduler`` is null; ``make_trainer``'s cosine over
+  1e5 iterations here, same cost): microseconds a step, and the first step's rate is the base rate;
+- ``irframe+compile``: the same with ``train.compile: true`` (torch.compile, inductor, through
+  accelerate's dynamo plugin, as :func:`irframe.train.build.make_accelerator` does). Its first two
+  steps (the compilation) are timed apart, printed, and left out of the figures.
+
+Reduced models: Restormer dim 24, blocks [2,2,2,2], refinement 2 (heads [1,2,4,8], WithBias);
+PromptIR dim 48 (the released constructor hard-codes the prompt widths 64/128/320 and the channel
+sums written for dim 48, so only dim 48 builds consistently and loads our weights strictly), blocks
+[2,2,2,2], refinement 2, decoder prompts on.
+
+Reading the output: per model, a check first: each variant takes one step from the same weights on
+the same batch and the largest difference of its updated parameters to the official step's is
+printed beside the largest update itself (the arch code differs, so they agree to rounding, not
+bit for bit; far below the update means the same step). Then rounds of ``--steps`` steps of all
+variants, interleaved: each variant's best round (ms/step; other load only adds time) and the median
+of its per-round ratios to ``official`` (below 1: faster than the official step). The goal is
+``irframe+compile`` <= 0.8x on the CPU. The load average (``os.getloadavg()``) is printed before
+and after; a model whose checkout is not given is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from common import make_trainer, reference_step, timed
+
+DEVICE = "cpu"
+GRAD_CLIP = 0.01  # Restormer's train.use_grad_clip: clip_grad_norm_(..., 0.01) in optimize_parameters
+OPTIM = {"type": "AdamW", "lr": 3e-4, "betas": [0.9, 0.999], "weight_decay": 1e-4}  # Restormer's option files
+GOAL = 0.8
+
+
+@dataclass
+class Case:
+    title: str
+    cfg: dict[str, Any]  # our build options; the same keys (less type) build the official class
+    repo_option: str  # the command-line option that gives the checkout
+    file: str  # the model file inside the checkout
+    cls: str  # the official class name
+    url: str
+
+
+CASES: dict[str, Case] = {
+    "restormer": Case(
+        "Restormer (dim 24, blocks [2,2,2,2], refinement 2)",
+        {"type": "Restormer", "dim": 24, "num_blocks": [2, 2, 2, 2], "num_refinement_blocks": 2},
+        "official_repo", "basicsr/models/archs/restormer_arch.py", "Restormer", "https://github.com/swz30/Restormer",
+    ),
+    "promptir": Case(
+        "PromptIR (dim 48, blocks [2,2,2,2], refinement 2, prompts 64/128/320)",
+        {"type": "PromptIR", "dim": 48, "num_blocks": [2, 2, 2, 2], "num_refinement_blocks": 2, "decoder": True},
+        "promptir_repo", "net/model.py", "PromptIR", "https://github.com/va1shn9v/PromptIR",
+    ),
+}
+
+
+def load_line() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
+def official_net(case: Case, repo: Path, ours: torch.nn.Module) -> torch.nn.Module:
+    """The released class from the user's checkout, built with our options and loaded with our weights (strict)."""
+    file = repo / case.file
+    spec = importlib.util.spec_from_file_location(f"official_{case.cls.lower()}_arch", file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    net = getattr(module, case.cls)(**{k: v for k, v in case.cfg.items() if k != "type"})
+    net.load_state_dict(ours.state_dict(), strict=True)
+    return net
+
+
+def params_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    from irframe.nn.weights import unwrap_model
+
+    return {k: p.detach().clone() for k, p in unwrap_model(model).named_parameters()}
+
+
+def max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    return max((a[k] - b[k]).abs().max().item() for k in a)
+
+
+def bench_model(name: str, case: Case, args: argparse.Namespace, workdir: Path) -> None:
+    from irframe.registry import ARCHS
+    from irframe.train.build import _shutdown
+
+    print(f"\n{case.title}:")
+    repo = getattr(args, case.repo_option)
+    if not repo:
+        print(f"  skipped: give --{case.repo_option.replace('_', '-')} PATH, a checkout of {case.url}")
+        return
+    if not (Path(repo) / case.file).is_file():
+        print(f"  skipped: {Path(repo) / case.file} not found (a checkout of {case.url}?)")
+        return
+    torch.manual_seed(0)
+    base = ARCHS.build(case.cfg, path="model")
+    start_params = params_of(base)
+    g = torch.Generator().manual_seed(0)
+    gt = torch.rand(args.batch, 3, args.patch, args.patch, generator=g)
+    batch = {"lq": gt + 0.1 * torch.randn(gt.shape, generator=g), "gt": gt}
+
+    official = official_net(case, Path(repo), base)
+    optimizer = torch.optim.AdamW(official.parameters(), lr=3e-4, betas=(0.9, 0.999), weight_decay=1e-4)
+    steps: dict[str, Callable[[], Any]] = {"official": reference_step(official, batch, optimizer, grad_clip=GRAD_CLIP)}
+    start = time.perf_counter()
+    steps["official"]()
+    first = {"official": time.perf_counter() - start}
+    after = {"official": params_of(official)}
+
+    trainers: list[Any] = []
+    variants = [("irframe", None)] + ([] if args.no_compile else [("irframe+compile", "inductor")])
+    for variant, backend in variants:
+        if trainers:  # accelerate keeps process-wide settings: forget them before another dynamo plugin
+            _shutdown(trainers[-1].accelerator)
+        trainer = make_trainer(
+            copy.deepcopy(base), batch, DEVICE, workdir / variant, grad_clip=GRAD_CLIP, optim=OPTIM,
+            compile_backend=backend,
+        )
+        trainer.model.train()
+        trainers.append(trainer)
+        steps[variant] = trainer.run_iteration
+        start = time.perf_counter()
+        trainer.run_iteration()
+        first[variant] = time.perf_counter() - start
+        after[variant] = params_of(trainer.model)
+        if backend:
+            start = time.perf_counter()
+            trainer.run_iteration()  # a backward or optimizer graph may only compile on the second step
+            second = time.perf_counter() - start
+            print(f"  {variant}: first step (compiles) {first[variant]:.1f} s, second {second:.2f} s (both excluded)")
+
+    update = max_diff(after["official"], start_params)
+    print(f"  one step from the same weights (first step: official {first['official']:.2f} s, irframe "
+          f"{first['irframe']:.2f} s); largest parameter update {update:.2e}:")
+    for variant in steps:
+        if variant != "official":
+            diff = max_diff(after[variant], after["official"])
+            print(f"    {variant:<16} max|diff| of the updated parameters to official {diff:.2e}")
+
+    for fn in steps.values():  # one more untimed step each
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for _ in range(args.rounds):
+        for k, fn in steps.items():
+            times[k].append(timed(fn, args.steps, DEVICE))
+    for trainer in trainers:
+        trainer.logger.close()
+    _shutdown(trainers[-1].accelerator)
+    torch._dynamo.reset()
+
+    print(f"  {args.rounds} rounds of {args.steps} steps, batch {args.batch}x3x{args.patch}x{args.patch}:")
+    for k, ts in times.items():
+        ratios = [t / o for t, o in zip(ts, times["official"])]
+        goal = f"   (goal <= {GOAL}x)" if k == "irframe+compile" else ""
+        print(
+            f"    {k:<16} best {min(ts) * 1e3:9.1f} ms/step   median {statistics.median(ts) * 1e3:9.1f}"
+            f"   median ratio to official {statistics.median(ratios):5.3f}x{goal}"
+        )
+    best = ", ".join(f"{k} {min(ts) / min(times['official']):.3f}x" for k, ts in times.items() if k != "official")
+    print(f"  ({name}: ratio of the best rounds: {best})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--official-repo", default=None, metavar="PATH", help="a checkout of the Restormer repository")
+    parser.add_argument("--promptir-repo", default=None, metavar="PATH", help="a checkout of the PromptIR repository")
+    parser.add_argument("--models", default="restormer,promptir", help="comma-separated: restormer, promptir")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--patch", type=int, default=64, help="patch side (a multiple of 8)")
+    parser.add_argument("--steps", type=int, default=5, help="steps per timed round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--no-compile", action="store_true", help="leave out irframe+compile")
+    args = parser.parse_args()
+    names = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in names if m not in CASES]
+    if unknown:
+        parser.error(f"--models: unknown {unknown}; choose from {list(CASES)}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {load_line()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            bench_model(name, CASES[name], args, Path(tmp))
+    print(f"\nafter: {torch.get_num_threads()} threads, {load_line()}")
+
+
+if __name__ == "__main__":
+    main()
