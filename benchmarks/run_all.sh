@@ -22,6 +22,24 @@ run benchmarks/bench_inference.py --paper "$@"
 run benchmarks/bench_data.py
 run benchmarks/bench_degradation.py
 run benchmarks/bench_fast.py --no-compile
+# Against the released code: give your checkouts (https://github.com/swz30/Restormer,
+# https://github.com/va1shn9v/PromptIR, https://github.com/huawei-noah/Pretrained-IPT) as
+# RESTORMER_REPO / PROMPTIR_REPO / IPT_REPO; each comparison is skipped with a note without its checkout.
+released=()
+[ -n "${RESTORMER_REPO:-}" ] && released+=(--official-repo "$RESTORMER_REPO")
+[ -n "${PROMPTIR_REPO:-}" ] && released+=(--promptir-repo "$PROMPTIR_REPO")
+if [ ${#released[@]} -gt 0 ] || [ -n "${IPT_REPO:-}" ]; then
+    ipt=()
+    [ -n "${IPT_REPO:-}" ] && ipt=(--ipt-repo "$IPT_REPO")
+    run benchmarks/bench_fast.py --no-compile --models restormer,promptir,ipt "${released[@]}" "${ipt[@]}"
+fi
+if [ ${#released[@]} -gt 0 ]; then
+    run benchmarks/bench_train_step.py "${released[@]}"
+fi
+if [ -n "${RESTORMER_REPO:-}" ]; then
+    run benchmarks/bench_memory.py --official-repo "$RESTORMER_REPO"
+fi
+run benchmarks/bench_compile_cache.py
 run benchmarks/bench_tiling.py
 run benchmarks/bench_metrics.py
 if [ -f benchmarks/bench_autotile.py ]; then

@@ -23,8 +23,9 @@ from irframe.nn.spec import get_spec
 
 __all__ = ["LAYER_OPS", "PAPER_FIGURES", "PaperFigure", "StatsRow", "build_on_meta", "measure", "stats_table"]
 
-# aten operators behind nn.Conv*/nn.Linear: what layer-hook counters see.
-LAYER_OPS = frozenset({"convolution", "_convolution", "addmm", "mm", "linear"})
+# aten operators behind nn.Conv*/nn.Linear: what layer-hook counters see. ``baddbmm``: a 1x1
+# projection computed with its residual added in the product (Restormer's token-layout blocks).
+LAYER_OPS = frozenset({"convolution", "_convolution", "addmm", "mm", "linear", "baddbmm"})
 
 
 @dataclass(frozen=True)

@@ -156,18 +156,20 @@ class FeedForward(nn.Module):
         self.project_out = nn.Conv2d(hidden, dim, kernel_size=1, bias=bias)
 
     def _aligned(
-        self,
+        self, device: torch.device
     ) -> tuple[int, torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """The weights with each gate half zero-padded to a multiple of ``_GATE_ALIGN`` channels.
+        """The weights with each gate half zero-padded to a multiple of ``_GATE_ALIGN`` channels (CPU).
 
         Zero rows give zero hidden channels (``gelu(0) * 0 = 0``) and zero columns of ``project_out``
         ignore them, so the result is the official one; gradients reach the real weights through the cat.
+        Other devices (GPU, meta for FLOP counts) run the official widths: the padding is about the
+        CPU's vector kernels, and FLOP counts stay those of the model.
         """
         hidden = self.project_out.weight.shape[1]
         w_in, b_in = _pointwise(self.project_in), self.project_in.bias
         w_dw, b_dw = self.dwconv.weight, self.dwconv.bias
         w_out = _pointwise(self.project_out)
-        pad = -hidden % _GATE_ALIGN
+        pad = -hidden % _GATE_ALIGN if device.type == "cpu" else 0
         if pad == 0:
             return hidden, w_in, b_in, w_dw, b_dw, w_out
 
@@ -182,7 +184,7 @@ class FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor, h: int, w: int, residual: torch.Tensor | None = None) -> torch.Tensor:
         """GDFN of normalised tokens ``x`` ``(b, h*w, c)``, plus ``residual`` when given."""
-        width, w_in, b_in, w_dw, b_dw, w_out = self._aligned()
+        width, w_in, b_in, w_dw, b_dw, w_out = self._aligned(x.device)
         if _onednn_fusable(x):
             gated = self._fused_gate(x, h, w, width, w_in, b_in, w_dw, b_dw)
         else:
