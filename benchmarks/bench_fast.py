@@ -1,8 +1,8 @@
 """The fast path of ``tools/infer.py --fast`` (torch fp32 vs onnxruntime vs bf16 vs compile), and
 irframe vs the released code of Restormer, PromptIR and IPT.
 
-    python benchmarks/bench_fast.py [--sizes 128,256] [--rounds 5] [--threads N] [--no-compile]
-                                    [--models restormer,nafnet,promptir,ipt] [--official-repo PATH]
+    python benchmarks/bench_fast.py [--sizes 128,256] [--rounds 5] [--threads N] [--no-compile] [--no-onnx]
+                                    [--paper] [--models restormer,nafnet,promptir,ipt] [--official-repo PATH]
                                     [--promptir-repo PATH] [--ipt-repo PATH]
                                     [--psnr] [--psnr-images 8] [--shared ../shared]
 
@@ -14,7 +14,7 @@ ratios to ``default`` (torch fp32) is printed beside it, so the ratios come from
 Cases (``--models``; default ``restormer,nafnet``, plus ``promptir`` / ``ipt`` when ``--promptir-repo``
 / ``--ipt-repo`` is given; naming one without its repository runs it without ``official``):
 
-- ``restormer``: Restormer dim 24, blocks 2/2/2/2, refinement 2;
+- ``restormer``: Restormer dim 24, blocks 2/2/2/2, refinement 2 (``--paper``: the paper's size instead);
 - ``nafnet``: NAFNet width 16, encoder blocks 1/1/1/8, 1 middle block;
 - ``promptir``: PromptIR dim 48, blocks 2/2/2/2, refinement 2, the released prompts (widths 64/128/320,
   sizes 64/32/16, 5 components). Depth is cut, not width: the released class builds and runs at dim 48
@@ -260,10 +260,11 @@ def build_variants(
     model = ARCHS.build(cfg, path=name).eval()
     x = torch.rand(1, 3, *shape, generator=torch.Generator().manual_seed(1))
     runs: dict[str, Run] = {"default": lambda: restore(model, x)}
-    start = time.perf_counter()
-    ort_model = onnxruntime_model(model, checkpoint=None, config=cfg, folder=workdir)
-    print(f"  onnxruntime: graph ready in {time.perf_counter() - start:.1f} s (exported once, then from the cache)")
-    runs["onnxruntime"] = lambda: restore(ort_model, x)
+    if not args.no_onnx:
+        start = time.perf_counter()
+        ort_model = onnxruntime_model(model, checkpoint=None, config=cfg, folder=workdir)
+        print(f"  onnxruntime: graph ready in {time.perf_counter() - start:.1f} s (exported once, then from the cache)")
+        runs["onnxruntime"] = lambda: restore(ort_model, x)
     runs["bf16"] = lambda: restore(model, x, precision="bf16")
     if not args.no_compile:
         compiled = compile_model(model)
@@ -355,8 +356,40 @@ def bench_case(name: str, cfg: dict, shape: tuple[int, int], args: argparse.Name
         print(f"  official vs chop (same crops, same stitching): max|diff| {same:.1e} in [0, 1], "
               f"{same * float(cfg.get('rgb_range', 255)):.1e} on the released [0, 255] scale")
     arch = cfg["type"]
+    if arch == "IPT" and args.ipt_repo:
+        ipt_arch_line(cfg, args)
     if "official" not in runs and arch in OFFICIAL_OPTION:
         print(f"  official: skipped (give {OFFICIAL_OPTION[arch]} PATH, a checkout of {OFFICIAL_URL[arch]})")
+
+
+def ipt_arch_line(cfg: dict, args: argparse.Namespace) -> None:
+    """IPT's network alone, no patch scheme: our ``forward_patch`` vs the released ``ipt`` module on
+    the same batch of 8 crops of 48x48 (in [0, 255], as both take it), interleaved rounds."""
+    torch.manual_seed(0)
+    ours: Any = ARCHS.build(cfg, path="ipt").eval()
+    released = _official_ipt(Path(args.ipt_repo), ours).model
+    released.set_scale(0)
+    crops = torch.rand(8, 3, 48, 48, generator=torch.Generator().manual_seed(1)) * float(ours.rgb_range)
+
+    def run_ours() -> torch.Tensor:
+        with torch.inference_mode():
+            return ours.forward_patch(crops, 0)
+
+    def run_released() -> torch.Tensor:
+        with torch.no_grad():
+            return released(crops)
+
+    diff = (run_ours() - run_released()).abs().max().item()
+    times: dict[str, list[float]] = {"ours": [], "released": []}
+    for _ in range(args.rounds):
+        for k, fn in (("ours", run_ours), ("released", run_released)):
+            start = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - start)
+    ratio = statistics.median(a / b for a, b in zip(times["ours"], times["released"], strict=True))
+    print(f"  network only, the same 8 crops in one batch: ours best {min(times['ours']) * 1e3:.1f} ms, released "
+          f"{min(times['released']) * 1e3:.1f} ms, median ratio ours/released {ratio:.2f}x, "
+          f"max|diff| {diff:.1e} on the [0, 255] scale")
 
 
 # -- bf16's PSNR cost on real images ------------------------------------------------------------
@@ -417,6 +450,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant (slow first call)")
+    parser.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime variant (export: ~1 min a case)")
+    parser.add_argument("--paper", action="store_true", help="the Restormer case at the paper's size (26 M parameters)")
     parser.add_argument("--official-repo", default=None, metavar="PATH", help="a checkout of the Restormer repository")
     parser.add_argument("--promptir-repo", default=None, metavar="PATH", help="a checkout of the PromptIR repository")
     parser.add_argument("--ipt-repo", default=None, metavar="PATH", help="a checkout of the Pretrained-IPT repository")
@@ -445,8 +480,12 @@ def main(argv: list[str] | None = None) -> None:
         unknown = wanted - {cfg["type"].lower() for cfg in CASES.values()}
         if unknown:
             parser.error(f"--models: unknown {', '.join(sorted(unknown))} (restormer, nafnet, promptir, ipt)")
+        cases = dict(CASES)
+        if args.paper:
+            del cases["Restormer (dim 24, blocks 2/2/2/2)"]
+            cases = {"Restormer (paper size: dim 48, blocks 4/6/6/8)": {"type": "Restormer"}, **cases}
         with tempfile.TemporaryDirectory(prefix="bench_fast_") as tmp:
-            for name, cfg in CASES.items():
+            for name, cfg in cases.items():
                 if cfg["type"].lower() not in wanted:
                     continue
                 if cfg["type"] not in ARCHS:
