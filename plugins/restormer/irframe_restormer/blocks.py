@@ -11,6 +11,7 @@ CVPR 2022 (https://arxiv.org/abs/2111.09881).
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Sequence
 from typing import Literal
 
@@ -118,11 +119,20 @@ class LayerNorm(nn.Module):
         return self.body(x)
 
 
+# oneDNN's fused CPU kernels (the ops inductor uses) exist in torch's x86 builds; elsewhere the plain path runs.
+_ONEDNN_FUSED = (
+    platform.machine().lower() in ("x86_64", "amd64")
+    and torch.backends.mkldnn.is_available()
+    and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+    and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+)
+
+
 def _onednn_fusable(x: torch.Tensor) -> bool:
     """Whether the fused oneDNN inference kernels may run: float32 CPU tensors, no autograd, no autocast."""
     return (
-        x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
-        and not torch.is_autocast_enabled("cpu") and torch.backends.mkldnn.is_available()
+        _ONEDNN_FUSED and x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
+        and not torch.is_autocast_enabled("cpu")
         and not torch.jit.is_scripting() and not torch.compiler.is_compiling() and not torch.onnx.is_in_onnx_export()
     )
 
