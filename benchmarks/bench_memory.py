@@ -12,6 +12,7 @@ with). Rows:
 - ``official``: the released ``Restormer`` class from a user's own checkout of
   https://github.com/swz30/Restormer (``basicsr/models/archs/restormer_arch.py``) with the same
   weights, under ``torch.no_grad()`` as its test scripts; skipped with a note without ``--official-repo``;
+- ``--plain``: irframe's rows without the fused oneDNN inference kernels (the formulation training uses);
 - ``auto <budget>``: ``restore`` with the tile :func:`irframe.nn.autotile.choose_tile` picks for the
   budget (its choice printed), the measured peak beside the budget.
 
@@ -56,6 +57,10 @@ def child(args: argparse.Namespace) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.plain:  # the formulation autograd uses, without the fused oneDNN inference kernels
+        import irframe_restormer.blocks
+
+        irframe_restormer.blocks._ONEDNN_FUSED = False
     cfg = PAPER if args.paper else REDUCED
     torch.manual_seed(0)
     model = ARCHS.build(cfg, path="bench_memory").eval()
@@ -86,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--official-repo", default=None, metavar="PATH", help="a checkout of the Restormer repository")
     parser.add_argument("--budgets", default="256MB,1GB", help="--tile auto budgets (empty: none)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--plain", action="store_true", help="irframe without its fused oneDNN inference kernels")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, default=512, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -106,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
             cmd += ["--paper"] if args.paper else []
             cmd += ["--official-repo", args.official_repo] if args.official_repo else []
             cmd += ["--threads", str(args.threads)] if args.threads else []
+            cmd += ["--plain"] if args.plain else []
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             r = json.loads(out.strip().splitlines()[-1])
             peaks[row] = r["peak"]
