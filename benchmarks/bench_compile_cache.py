@@ -21,11 +21,9 @@ import sys
 import tempfile
 import time
 
-CASES = {
-    "restormer": {"type": "Restormer", "dim": 24, "num_blocks": [2, 2, 2, 2], "num_refinement_blocks": 2},
-    "nafnet": {"type": "NAFNet", "width": 16, "enc_blk_nums": [1, 1, 1, 8], "middle_blk_num": 1,
-               "dec_blk_nums": [1, 1, 1, 1]},
-}
+from common import REDUCED_NAFNET, REDUCED_RESTORMER
+
+CASES = {"restormer": REDUCED_RESTORMER, "nafnet": REDUCED_NAFNET}
 
 
 def child(model_name: str, size: int, threads: int | None) -> None:

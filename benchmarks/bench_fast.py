@@ -84,10 +84,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import importlib.util
 import io
 import math
-import os
 import statistics
 import sys
 import tempfile
@@ -100,18 +98,15 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from common import REDUCED_NAFNET, REDUCED_RESTORMER, RELEASED, load_line, released_file, released_net
 
 from irframe.nn.inference import compile_model, restore
 from irframe.registry import ARCHS
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES: dict[str, dict[str, Any]] = {
-    "Restormer (dim 24, blocks 2/2/2/2)": {
-        "type": "Restormer", "dim": 24, "num_blocks": [2, 2, 2, 2], "num_refinement_blocks": 2,
-    },
-    "NAFNet (width 16, 1/1/1/8 enc, 1 mid)": {
-        "type": "NAFNet", "width": 16, "enc_blk_nums": [1, 1, 1, 8], "middle_blk_num": 1, "dec_blk_nums": [1, 1, 1, 1],
-    },
+    "Restormer (dim 24, blocks 2/2/2/2)": REDUCED_RESTORMER,
+    "NAFNet (width 16, 1/1/1/8 enc, 1 mid)": REDUCED_NAFNET,
     # The released PromptIR (net/model.py) hard-codes the prompt widths 64/128/320 and the prompt
     # blocks' Linear inputs 96/192/384 (dim*2/4/8 at dim 48), and writes its channel sums for dim 48
     # (reduce_chan_level3 takes dim*2 + 192, noise_level3 dim*4 + 512): it builds and runs at dim 48
@@ -131,13 +126,6 @@ CASES: dict[str, dict[str, Any]] = {
 # Inputs not taken from --sizes: IPT's transformer takes 48x48 only; restore covers 60x84 with 2 x 4 tiles
 # of 48 at its overlap of 36 (rows 0/12, columns 0/12/24/36), i.e. 8 patches.
 FIXED_INPUT: dict[str, tuple[int, int]] = {"IPT": (60, 84)}
-# The --models name of each case's arch and the option holding its released code's checkout.
-OFFICIAL_OPTION = {"Restormer": "--official-repo", "PromptIR": "--promptir-repo", "IPT": "--ipt-repo"}
-OFFICIAL_URL = {
-    "Restormer": "https://github.com/swz30/Restormer",
-    "PromptIR": "https://github.com/va1shn9v/PromptIR",
-    "IPT": "https://github.com/huawei-noah/Pretrained-IPT",
-}
 Run = Callable[[], torch.Tensor]
 
 
@@ -149,47 +137,8 @@ class Variants:
     runs: dict[str, Run]
     # variant -> a module called once per batch of patches (IPT's head), to count them in the first pass
     probes: dict[str, torch.nn.Module] = field(default_factory=dict)
-
-
-def load_line() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
-
-
-def _released_file(repo: Path, rel: str, arch: str) -> Path:
-    file = repo / rel
-    if not file.is_file():
-        raise SystemExit(f"{OFFICIAL_OPTION[arch]} {repo}: {rel} not found (a checkout of {OFFICIAL_URL[arch]}?)")
-    return file
-
-
-def _load_file(file: Path, name: str) -> types.ModuleType:
-    """The Python file ``file`` imported as a module named ``name`` (not added to ``sys.modules``)."""
-    spec = importlib.util.spec_from_file_location(name, file)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _official_restormer(repo: Path, cfg: dict, ours: torch.nn.Module) -> torch.nn.Module:
-    """The released ``Restormer`` class from the user's checkout, with our weights (strict)."""
-    file = _released_file(repo, "basicsr/models/archs/restormer_arch.py", "Restormer")
-    module = _load_file(file, "official_restormer_arch")
-    kwargs = {k: v for k, v in cfg.items() if k != "type"}
-    net = module.Restormer(**kwargs)
-    net.load_state_dict(ours.state_dict(), strict=True)
-    return net.eval()
-
-
-def _official_promptir(repo: Path, cfg: dict, ours: torch.nn.Module) -> torch.nn.Module:
-    """The released ``PromptIR`` class from the user's checkout, with our weights (strict)."""
-    module = _load_file(_released_file(repo, "net/model.py", "PromptIR"), "official_promptir_model")
-    kwargs = {k: v for k, v in cfg.items() if k != "type"}
-    # decoder=True as the released train.py/test.py build it (see CASES for why the sizes match).
-    net = module.PromptIR(decoder=True, **kwargs)
-    net.load_state_dict(ours.state_dict(), strict=True)
-    return net.eval()
+    # IPT with --ipt-repo: our model and the released ``ipt`` module, for the network-only line
+    networks: tuple[Any, Any] | None = None
 
 
 @contextlib.contextmanager
@@ -226,7 +175,7 @@ def _official_ipt(repo: Path, ours: torch.nn.Module) -> torch.nn.Module:
     """The released ``model.Model`` wrapper around the released ``ipt`` from the user's checkout, our
     weights loaded strict; ``wrapper(x_0_255, idx_scale)`` is the released test-time inference."""
     for rel in ("model/__init__.py", "model/ipt.py", "model/common.py"):
-        _released_file(repo, rel, "IPT")
+        released_file("IPT", repo, rel)
     ipt: Any = ours
     cfg = ipt.config  # IPT's build config, under the released option names
     # option.py's defaults, our sizes; --cpu, and resume 0 without pre_train loads nothing from disk.
@@ -282,10 +231,9 @@ def build_variants(
 
         runs["chop"] = run_chop
         variants.probes.update(default=model.get_submodule("head.0"), chop=model.get_submodule("head.0"))
-    repo = getattr(args, OFFICIAL_OPTION[arch].lstrip("-").replace("-", "_"), None) if arch in OFFICIAL_OPTION else None
+    repo = getattr(args, RELEASED[arch].option.lstrip("-").replace("-", "_"), None) if arch in RELEASED else None
     if repo and arch in ("Restormer", "PromptIR"):
-        load = _official_restormer if arch == "Restormer" else _official_promptir
-        official = load(Path(repo), cfg, model)
+        official = released_net(Path(repo), cfg, model).eval()
 
         def run_official() -> torch.Tensor:
             with torch.no_grad():
@@ -294,6 +242,7 @@ def build_variants(
         runs["official"] = run_official
     elif repo and arch == "IPT":
         released = _official_ipt(Path(repo), model)
+        variants.networks = (model, released.model)
         rgb_range = float(model.rgb_range)
         x_released = x * rgb_range  # the released data loader's range
 
@@ -356,18 +305,15 @@ def bench_case(name: str, cfg: dict, shape: tuple[int, int], args: argparse.Name
         print(f"  official vs chop (same crops, same stitching): max|diff| {same:.1e} in [0, 1], "
               f"{same * float(cfg.get('rgb_range', 255)):.1e} on the released [0, 255] scale")
     arch = cfg["type"]
-    if arch == "IPT" and args.ipt_repo:
-        ipt_arch_line(cfg, args)
-    if "official" not in runs and arch in OFFICIAL_OPTION:
-        print(f"  official: skipped (give {OFFICIAL_OPTION[arch]} PATH, a checkout of {OFFICIAL_URL[arch]})")
+    if variants.networks is not None:
+        ipt_arch_line(*variants.networks, args.rounds)
+    if "official" not in runs and arch in RELEASED:
+        print(f"  official: skipped (give {RELEASED[arch].option} PATH, a checkout of {RELEASED[arch].url})")
 
 
-def ipt_arch_line(cfg: dict, args: argparse.Namespace) -> None:
-    """IPT's network alone, no patch scheme: our ``forward_patch`` vs the released ``ipt`` module on
-    the same batch of 8 crops of 48x48 (in [0, 255], as both take it), interleaved rounds."""
-    torch.manual_seed(0)
-    ours: Any = ARCHS.build(cfg, path="ipt").eval()
-    released = _official_ipt(Path(args.ipt_repo), ours).model
+def ipt_arch_line(ours: Any, released: Any, rounds: int) -> None:
+    """IPT's network alone, no patch scheme: our ``forward_patch`` vs the released ``ipt`` module (same
+    weights) on the same batch of 8 crops of 48x48 (in [0, 255], as both take it), interleaved rounds."""
     released.set_scale(0)
     crops = torch.rand(8, 3, 48, 48, generator=torch.Generator().manual_seed(1)) * float(ours.rgb_range)
 
@@ -381,7 +327,7 @@ def ipt_arch_line(cfg: dict, args: argparse.Namespace) -> None:
 
     diff = (run_ours() - run_released()).abs().max().item()
     times: dict[str, list[float]] = {"ours": [], "released": []}
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         for k, fn in (("ours", run_ours), ("released", run_released)):
             start = time.perf_counter()
             fn()

@@ -23,28 +23,14 @@ paper-size model (26 M parameters; 1024x1024 takes minutes per forward on a 2-co
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-REDUCED = {"type": "Restormer", "dim": 24, "num_blocks": [2, 2, 2, 2], "num_refinement_blocks": 2}
+from common import REDUCED_RESTORMER, load_line, released_net
+
 PAPER = {"type": "Restormer"}
-
-
-def _official(repo: Path, cfg: dict, ours):  # type: ignore[no-untyped-def]
-    file = repo / "basicsr" / "models" / "archs" / "restormer_arch.py"
-    if not file.is_file():
-        raise SystemExit(f"--official-repo {repo}: {file.relative_to(repo)} not found (a Restormer checkout?)")
-    spec = importlib.util.spec_from_file_location("official_restormer_arch", file)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    net = module.Restormer(**{k: v for k, v in cfg.items() if k != "type"})
-    net.load_state_dict(ours.state_dict(), strict=True)
-    return net.eval()
 
 
 def child(args: argparse.Namespace) -> None:
@@ -61,7 +47,7 @@ def child(args: argparse.Namespace) -> None:
         import irframe_restormer.blocks
 
         irframe_restormer.blocks._ONEDNN_FUSED = False
-    cfg = PAPER if args.paper else REDUCED
+    cfg = PAPER if args.paper else REDUCED_RESTORMER
     torch.manual_seed(0)
     model = ARCHS.build(cfg, path="bench_memory").eval()
     x = torch.rand(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(1))
@@ -69,7 +55,7 @@ def child(args: argparse.Namespace) -> None:
     if args.child == "irframe":
         result["peak"] = measure_peak(lambda: restore(model, x), "cpu")
     elif args.child == "official":
-        net = _official(Path(args.official_repo), cfg, model)
+        net = released_net(Path(args.official_repo), cfg, model).eval()
 
         def run() -> torch.Tensor:
             with torch.no_grad():
@@ -101,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     from irframe.nn.autotile import format_bytes
 
     model = "paper-size Restormer" if args.paper else "reduced Restormer (dim 24, blocks 2/2/2/2)"
-    print(f"{model}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    print(f"{model}; {load_line()}")
     rows = ["irframe"] + (["official"] if args.official_repo else [])
     rows += [f"auto:{b}" for b in args.budgets.split(",") if b]
     for size in (int(s) for s in args.sizes.split(",")):
@@ -126,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  irframe / official peak: {peaks['irframe'] / peaks['official']:.2f}x")
         else:
             print("  official: skipped (give --official-repo PATH, a checkout of the Restormer repository)")
-    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    print(f"after: {load_line()}")
 
 
 if __name__ == "__main__":

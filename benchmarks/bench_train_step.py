@@ -42,18 +42,15 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
-import os
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from common import make_trainer, reference_step, timed
+from common import REDUCED_RESTORMER, RELEASED, load_line, make_trainer, reference_step, released_net, timed
 
 DEVICE = "cpu"
 GRAD_CLIP = 0.01  # Restormer's train.use_grad_clip: clip_grad_norm_(..., 0.01) in optimize_parameters
@@ -61,45 +58,17 @@ OPTIM = {"type": "AdamW", "lr": 3e-4, "betas": [0.9, 0.999], "weight_decay": 1e-
 GOAL = 0.8
 
 
-@dataclass
-class Case:
-    title: str
-    cfg: dict[str, Any]  # our build options; the same keys (less type) build the official class
-    repo_option: str  # the command-line option that gives the checkout
-    file: str  # the model file inside the checkout
-    cls: str  # the official class name
-    url: str
-
-
-CASES: dict[str, Case] = {
-    "restormer": Case(
+# Reduced configs; each arch's released code comes from the checkout its option names (common.RELEASED).
+CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "restormer": (
         "Restormer (dim 24, blocks [2,2,2,2], refinement 2)",
-        {"type": "Restormer", "dim": 24, "num_blocks": [2, 2, 2, 2], "num_refinement_blocks": 2},
-        "official_repo", "basicsr/models/archs/restormer_arch.py", "Restormer", "https://github.com/swz30/Restormer",
+        REDUCED_RESTORMER,
     ),
-    "promptir": Case(
+    "promptir": (
         "PromptIR (dim 48, blocks [2,2,2,2], refinement 2, prompts 64/128/320)",
         {"type": "PromptIR", "dim": 48, "num_blocks": [2, 2, 2, 2], "num_refinement_blocks": 2, "decoder": True},
-        "promptir_repo", "net/model.py", "PromptIR", "https://github.com/va1shn9v/PromptIR",
     ),
 }
-
-
-def load_line() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
-
-
-def official_net(case: Case, repo: Path, ours: torch.nn.Module) -> torch.nn.Module:
-    """The released class from the user's checkout, built with our options and loaded with our weights (strict)."""
-    file = repo / case.file
-    spec = importlib.util.spec_from_file_location(f"official_{case.cls.lower()}_arch", file)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    net = getattr(module, case.cls)(**{k: v for k, v in case.cfg.items() if k != "type"})
-    net.load_state_dict(ours.state_dict(), strict=True)
-    return net
 
 
 def params_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -112,26 +81,27 @@ def max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     return max((a[k] - b[k]).abs().max().item() for k in a)
 
 
-def bench_model(name: str, case: Case, args: argparse.Namespace, workdir: Path) -> None:
+def bench_model(title: str, cfg: dict[str, Any], args: argparse.Namespace, workdir: Path) -> None:
     from irframe.registry import ARCHS
     from irframe.train.build import _shutdown
 
-    print(f"\n{case.title}:")
-    repo = getattr(args, case.repo_option)
+    print(f"\n{title}:")
+    released = RELEASED[cfg["type"]]
+    repo = getattr(args, released.option.lstrip("-").replace("-", "_"))
     if not repo:
-        print(f"  skipped: give --{case.repo_option.replace('_', '-')} PATH, a checkout of {case.url}")
+        print(f"  skipped: give {released.option} PATH, a checkout of {released.url}")
         return
-    if not (Path(repo) / case.file).is_file():
-        print(f"  skipped: {Path(repo) / case.file} not found (a checkout of {case.url}?)")
+    if not (Path(repo) / released.file).is_file():
+        print(f"  skipped: {Path(repo) / released.file} not found (a checkout of {released.url}?)")
         return
     torch.manual_seed(0)
-    base = ARCHS.build(case.cfg, path="model")
+    base = ARCHS.build(cfg, path="model")
     start_params = params_of(base)
     g = torch.Generator().manual_seed(0)
     gt = torch.rand(args.batch, 3, args.patch, args.patch, generator=g)
     batch = {"lq": gt + 0.1 * torch.randn(gt.shape, generator=g), "gt": gt}
 
-    official = official_net(case, Path(repo), base)
+    official = released_net(Path(repo), cfg, base)
     optimizer = torch.optim.AdamW(official.parameters(), lr=3e-4, betas=(0.9, 0.999), weight_decay=1e-4)
     steps: dict[str, Callable[[], Any]] = {"official": reference_step(official, batch, optimizer, grad_clip=GRAD_CLIP)}
     start = time.perf_counter()
@@ -189,7 +159,7 @@ def bench_model(name: str, case: Case, args: argparse.Namespace, workdir: Path) 
             f"   median ratio to official {statistics.median(ratios):5.3f}x{goal}"
         )
     best = ", ".join(f"{k} {min(ts) / min(times['official']):.3f}x" for k, ts in times.items() if k != "official")
-    print(f"  ({name}: ratio of the best rounds: {best})")
+    print(f"  ({cfg['type'].lower()}: ratio of the best rounds: {best})")
 
 
 def main() -> None:
@@ -213,7 +183,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {load_line()}")
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            bench_model(name, CASES[name], args, Path(tmp))
+            bench_model(*CASES[name], args, Path(tmp))
     print(f"\nafter: {torch.get_num_threads()} threads, {load_line()}")
 
 

@@ -1,5 +1,6 @@
-"""What the benchmarks share: timing with a device sync, irframe's Trainer fed one batch, and the
-hand-written reference training step it is compared with.
+"""What the benchmarks share: timing with a device sync, irframe's Trainer fed one batch, the
+hand-written reference training step it is compared with, and the released model code loaded from
+a user's own checkout (never shipped here).
 
 The scripts of ``benchmarks/`` import it as ``common`` (a script's folder is on ``sys.path``);
 ``benchmarks/gpu/suite.py`` puts ``benchmarks/`` there first.
@@ -9,14 +10,84 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib.util
 import itertools
+import os
 import time
+import types
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+# The reduced configs the CPU speed benchmarks share (bench_fast, bench_train_step, bench_memory,
+# bench_compile_cache): small enough for a 2-core CPU, every kind of block of the paper-size models.
+REDUCED_RESTORMER = {"type": "Restormer", "dim": 24, "num_blocks": [2, 2, 2, 2], "num_refinement_blocks": 2}
+REDUCED_NAFNET = {
+    "type": "NAFNet", "width": 16, "enc_blk_nums": [1, 1, 1, 8], "middle_blk_num": 1, "dec_blk_nums": [1, 1, 1, 1],
+}
+
+
+@dataclass(frozen=True)
+class Released:
+    """Where an arch's released code lives: the option naming the user's checkout, the repository,
+    and the model file inside it."""
+
+    option: str
+    url: str
+    file: str
+
+
+RELEASED = {
+    "Restormer": Released(
+        "--official-repo", "https://github.com/swz30/Restormer", "basicsr/models/archs/restormer_arch.py"
+    ),
+    "PromptIR": Released("--promptir-repo", "https://github.com/va1shn9v/PromptIR", "net/model.py"),
+    "IPT": Released("--ipt-repo", "https://github.com/huawei-noah/Pretrained-IPT", "model/ipt.py"),
+}
+
+
+def load_line() -> str:
+    """The machine's load averages, for the lines printed before and after a benchmark."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
+def released_file(arch: str, repo: Path, rel: str | None = None) -> Path:
+    """``rel`` (default: the arch's model file) inside the user's checkout ``repo``; exits naming the
+    option and the repository when it is not there."""
+    released = RELEASED[arch]
+    rel = released.file if rel is None else rel
+    file = repo / rel
+    if not file.is_file():
+        raise SystemExit(f"{released.option} {repo}: {rel} not found (a checkout of {released.url}?)")
+    return file
+
+
+def load_file(file: Path, name: str) -> types.ModuleType:
+    """The Python file ``file`` imported as a module named ``name`` (not added to ``sys.modules``)."""
+    spec = importlib.util.spec_from_file_location(name, file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def released_net(repo: Path, cfg: dict, ours: torch.nn.Module) -> torch.nn.Module:
+    """The released Restormer or PromptIR class (``cfg["type"]``) from the user's checkout, built
+    with ``cfg``'s options and loaded with ``ours``' weights (strict). PromptIR gets ``decoder=True``
+    unless ``cfg`` says otherwise, as the released train.py/test.py build it."""
+    arch = cfg["type"]
+    module = load_file(released_file(arch, repo), f"official_{arch.lower()}_model")
+    kwargs = {k: v for k, v in cfg.items() if k != "type"}
+    if arch == "PromptIR":
+        kwargs.setdefault("decoder", True)
+    net = getattr(module, arch)(**kwargs)
+    net.load_state_dict(ours.state_dict(), strict=True)
+    return net
 
 
 def sync(device: str) -> None:
