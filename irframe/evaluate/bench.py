@@ -19,7 +19,7 @@ import torch
 
 from irframe.errors import OptionsError
 from irframe.evaluate.leaderboard import MetricInfo, ModelRun, update_leaderboard
-from irframe.evaluate.models import load_for_eval
+from irframe.evaluate.models import backend_model, default_device, load_for_eval
 from irframe.evaluate.runner import EvalSettings, evaluate_dataset, log_line
 from irframe.options import TEST_PATHS, Flag, Options, check_components, load_options
 
@@ -179,14 +179,10 @@ def run_job(
     )
     params = count_params(loaded.model)
     if opts.inference.backend == "onnxruntime":  # the cached graph runs, wrapped like the model (same spec)
-        from irframe.nn.ort import onnxruntime_model
         from irframe.nn.spec import resolve_task
 
         task = resolve_task(loaded.model, opts.inference.task)
-        loaded.model = onnxruntime_model(
-            loaded.model, checkpoint=loaded.checkpoint, config=loaded.config, task=task, device=device,
-            weights_key=key, log=_note,
-        )
+        loaded.model = backend_model(loaded, "onnxruntime", device=device, task=task, weights_key=key, log=_note)
     else:
         _note(f"backend: torch ({device})")
     run = ModelRun(
@@ -292,9 +288,5 @@ def run_benchmarks(
 
 
 def _job_device(opts: Options, device: str | torch.device | None) -> str | torch.device:
-    """The device given, else the CPU for the onnxruntime backend, else cuda if available."""
-    if device is not None:
-        return device
-    if opts.inference.backend == "onnxruntime":
-        return "cpu"
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    """The device given, else the default for the job's backend (:func:`~irframe.evaluate.models.default_device`)."""
+    return device if device is not None else default_device(opts.inference.backend)

@@ -31,9 +31,9 @@ __all__ = ["benchmark_main", "checkpoint_of", "export_main", "infer_main", "stat
 
 
 def _default_device() -> str:
-    import torch
+    from irframe.evaluate.models import default_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return default_device()
 
 
 def _add_set(parser: argparse.ArgumentParser, example: str) -> None:
@@ -113,20 +113,10 @@ def _add_memory_and_precision(parser: argparse.ArgumentParser) -> None:
 
 
 def _backend_device(backend: str, device: str | None) -> str:
-    """The device a tool runs on: ``--device``, else the CPU for onnxruntime, else cuda if available."""
-    return device or ("cpu" if backend == "onnxruntime" else _default_device())
+    """The device a tool runs on: ``--device``, else the default for the backend."""
+    from irframe.evaluate.models import default_device
 
-
-def _run_backend(loaded: typing.Any, backend: str, device: str, task: str | int | None, key: str) -> typing.Any:
-    """The module that runs: the loaded torch model, or its cached onnxruntime graph (which says so)."""
-    if backend != "onnxruntime":
-        return loaded.model
-    from irframe.nn.ort import onnxruntime_model
-
-    return onnxruntime_model(
-        loaded.model, checkpoint=loaded.checkpoint, config=loaded.config, task=task, device=device,
-        weights_key=key, log=lambda msg: print(msg, file=sys.stderr),
-    )
+    return device or default_device(backend)
 
 
 # -- tools/test.py -------------------------------------------------------------------------------
@@ -240,7 +230,7 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
         return report_error(OptionsError("--allow-bf16 only applies with --fast (bf16 by hand: --precision bf16)"))
 
     from irframe.evaluate.infer import check_task, infer_files, match_right_views, plan_outputs
-    from irframe.evaluate.models import load_for_eval
+    from irframe.evaluate.models import backend_model, load_for_eval
     from irframe.evaluate.runner import log_line
     from irframe.options import Flag, load_options
 
@@ -283,7 +273,9 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
             print(choice.line(), file=sys.stderr)
             backend, precision, model = choice.backend, choice.precision, choice.model
         else:
-            model = _run_backend(loaded, backend, device, task, key)
+            model = backend_model(
+                loaded, backend, device=device, task=task, weights_key=key, log=lambda msg: print(msg, file=sys.stderr)
+            )
         result = infer_files(
             model,
             pairs,

@@ -54,6 +54,36 @@ class LoadedModel:
     unexpected: list[str] = field(default_factory=list)
 
 
+def default_device(backend: str = "torch") -> str:
+    """Where a tool runs when ``--device`` is not given: the CPU for the onnxruntime backend, else
+    cuda if torch sees a GPU, else the CPU."""
+    if backend == "onnxruntime":
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def backend_model(
+    loaded: LoadedModel,
+    backend: str,
+    *,
+    device: str | torch.device,
+    task: str | int | None,
+    weights_key: str,
+    log: Callable[[str], object] | None,
+) -> nn.Module:
+    """The module that runs for ``backend`` (``inference.backend``, ``--backend``): ``loaded.model``
+    itself for torch, or its onnxruntime graph (exported once for ``task``, the model's own task name,
+    and cached by checkpoint hash; it says so through ``log``), wrapped with the same spec."""
+    if backend != "onnxruntime":
+        return loaded.model
+    from irframe.nn.ort import onnxruntime_model
+
+    return onnxruntime_model(
+        loaded.model, checkpoint=loaded.checkpoint, config=loaded.config, task=task, device=device,
+        weights_key=weights_key, log=log,
+    )
+
+
 SLUG_MAX_CHARS = 64
 """A slug (a folder or file name under ``images/`` and ``crops/``) has at most this many characters."""
 _HASH_LIKE = re.compile(r"(.*-)?[0-9a-f]{8}")
