@@ -230,3 +230,24 @@ def test_block_equals_the_official_computation_on_every_path(
     assert (inferred_nchw - inferred_cl).abs().max() < 1e-6
     trained.square().mean().backward()  # gradients reach every weight through the padding
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in block.parameters())
+
+
+def test_inference_keeps_padded_weights_only_while_they_are_current() -> None:
+    """Without autograd the padded feed-forward weights are kept between calls; loading other weights,
+    an in-place update (an optimiser or EMA step) or a training call must not reuse stale copies."""
+    from irframe_restormer.blocks import TransformerBlock
+
+    torch.manual_seed(0)
+    block = TransformerBlock(12, 3, 2.66, True, "WithBias")  # hidden 31: padded on the CPU
+    other = TransformerBlock(12, 3, 2.66, True, "WithBias")
+    x = torch.randn(1, 12, 8, 8)
+    with torch.no_grad():
+        first = block(x)
+        assert torch.equal(block(x), first)  # the kept weights give the same output
+        block.load_state_dict(other.state_dict())
+        assert (block(x) - _reference_block(other, x)).abs().max() < 2e-5
+        block.ffn.project_out.weight.mul_(0.5)  # in place, as optimisers and EMA update
+        assert (block(x) - _reference_block(block, x)).abs().max() < 2e-5
+    trained = block(x)  # autograd on: built in the graph, gradients reach the real weights
+    trained.sum().backward()
+    assert block.ffn.project_in.weight.grad is not None and block.ffn.project_in.weight.grad.abs().sum() > 0

@@ -12,7 +12,8 @@ CVPR 2022 (https://arxiv.org/abs/2111.09881).
 from __future__ import annotations
 
 import platform
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
@@ -159,6 +160,29 @@ def _add_out(
     return out if bias is None else out + bias
 
 
+# (hidden width, project_in weight, its bias, dwconv weight, its bias, project_out weight)
+_GateWeights = tuple[int, torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None, torch.Tensor]
+_KEPT: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, _GateWeights]] = weakref.WeakKeyDictionary()
+
+
+def _kept_without_grad(module: nn.Module, device: torch.device, build: Callable[[], _GateWeights]) -> _GateWeights:
+    """``build()``, kept per module while autograd is off and no parameter of ``module`` changed.
+
+    Inference re-ran the weight padding on every call (a copy of the feed-forward weights per block,
+    about 2 % of a 128x128 forward). The key holds each parameter's storage and version counter, so
+    ``load_state_dict``, an optimiser or EMA step (all in place) or ``.to()`` rebuild the entry; with
+    autograd on, the padded weights are built in the graph every time, as gradients need.
+    """
+    if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_scripting():
+        return build()
+    key = (device, *((p.data_ptr(), p._version) for p in module.parameters()))
+    kept = _KEPT.get(module)
+    if kept is None or kept[0] != key:
+        kept = (key, build())
+        _KEPT[module] = kept
+    return kept[1]
+
+
 class FeedForward(nn.Module):
     """GDFN: gated depth-wise convolutional feed-forward network.
 
@@ -173,16 +197,19 @@ class FeedForward(nn.Module):
         self.dwconv = nn.Conv2d(hidden * 2, hidden * 2, kernel_size=3, padding=1, groups=hidden * 2, bias=bias)
         self.project_out = nn.Conv2d(hidden, dim, kernel_size=1, bias=bias)
 
-    def _aligned(
-        self, device: torch.device
-    ) -> tuple[int, torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    def _aligned(self, device: torch.device) -> _GateWeights:
         """The weights with each gate half zero-padded to a multiple of ``_GATE_ALIGN`` channels (CPU).
 
         Zero rows give zero hidden channels (``gelu(0) * 0 = 0``) and zero columns of ``project_out``
         ignore them, so the result is the official one; gradients reach the real weights through the cat.
         Other devices (GPU, meta for FLOP counts) run the official widths: the padding is about the
-        CPU's vector kernels, and FLOP counts stay those of the model.
+        CPU's vector kernels, and FLOP counts stay those of the model. Without autograd the padded
+        copies are kept (:func:`_kept_without_grad`) until a weight changes.
         """
+        return _kept_without_grad(self, device, lambda: self._pad_gate(device))
+
+    def _pad_gate(self, device: torch.device) -> _GateWeights:
+        """:meth:`_aligned`'s weights, built anew."""
         hidden = self.project_out.weight.shape[1]
         w_in, b_in = _pointwise(self.project_in), self.project_in.bias
         w_dw, b_dw = self.dwconv.weight, self.dwconv.bias
