@@ -2,7 +2,18 @@
 
 :func:`choose_tile` = :func:`probe_memory` (run the model on two small square inputs and measure
 the peak memory each forward adds) + :func:`plan_tile` (extrapolate to every legal tile of the
-image and choose among those that fit). :func:`restore` then runs with ``choice.restore_kwargs()``.
+image and choose among those that fit) + :func:`check_tile` (measure the chosen tile's exact
+shape, two forwards in a row as the run meets it, and plan again with that measurement until the
+choice is a measured shape). :func:`restore` then runs with ``choice.restore_kwargs()``.
+
+Why the check: a straight line through two probes does not see what a new shape costs. On the CPU,
+oneDNN's fused inference kernels (Restormer, PromptIR) meet each new input shape with fresh
+per-shape buffers, and sizes whose feature maps are odd at the lowest level took about twice the
+probes' peak per pixel (a reduced Restormer's 152-192 pixel tiles: 12-14 KiB per pixel against 6-10
+at the 128 and 256 probes, ``benchmarks/RESULTS.md``). A measured shape is planned with
+``CHECKED_MARGIN`` (its run-to-run spread) and raises the line for the others
+(:meth:`MemoryProfile.with_check`). Each plan measures at most ``MAX_CHECKS`` shapes, and
+:class:`AutoTiler` keeps them for the next images.
 
 Which tile, among those that fit (``prefer``):
 
@@ -61,6 +72,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import ctypes.util
+import dataclasses
 import functools
 import gc
 import math
@@ -82,6 +94,7 @@ __all__ = [
     "MemoryBudgetError",
     "MemoryProbeError",
     "ProbePoint",
+    "TileCheck",
     "MemoryProfile",
     "TileChoice",
     "available_memory",
@@ -92,6 +105,7 @@ __all__ = [
     "plan_tile",
     "estimate_peak",
     "choose_tile",
+    "check_tile",
     "cpu_pixel_cost",
     "cpu_work",
     "AutoTiler",
@@ -101,6 +115,8 @@ __all__ = [
 CPU_SAFETY = 0.6
 CUDA_SAFETY = 0.85
 DEFAULT_MARGIN = 1.4  # readings vary run to run; tiled CPU runs fragment the heap (benchmarks/RESULTS.md)
+CHECKED_MARGIN = 1.15  # on a peak measured at the tile's own shape (check_tile): run-to-run spread only
+MAX_CHECKS = 4  # tile shapes check_tile measures for one plan
 DEFAULT_PROBE_SIDES = (128, 256)  # big enough that per-pixel costs have settled
 _FLOAT_BYTES = 4  # restore() accumulates and returns float32
 
@@ -295,18 +311,45 @@ class ProbePoint:
 
 
 @dataclass(frozen=True)
+class TileCheck:
+    """A tile size measured before a run (:func:`check_tile`): ``batch`` x ``height`` x ``width``
+    inputs, two forwards in a row, added ``peak_bytes``."""
+
+    batch: int
+    height: int
+    width: int
+    peak_bytes: int
+
+
+@dataclass(frozen=True)
 class MemoryProfile:
-    """A model's measured forward memory: ``peak(P, N) ~ fixed_bytes + bytes_per_pixel * N * P``."""
+    """A model's measured forward memory: ``peak(P, N) ~ fixed_bytes + bytes_per_pixel * N * P``,
+    times ``calibration`` (>= 1: raised when a checked tile needed more than the line says), and the
+    exact measurements of the tile sizes checked so far (:func:`check_tile`)."""
 
     device: torch.device
     spec: ModelSpec
     probes: tuple[ProbePoint, ...]
     fixed_bytes: float
     bytes_per_pixel: float
+    checks: tuple[TileCheck, ...] = ()
+    calibration: float = 1.0
 
     def forward_peak(self, pixels: int, batch: int = 1) -> float:
         """Estimated peak of one forward on ``batch`` inputs of ``pixels`` pixels (no margin)."""
-        return self.fixed_bytes + self.bytes_per_pixel * batch * pixels
+        return self.calibration * (self.fixed_bytes + self.bytes_per_pixel * batch * pixels)
+
+    def checked_peak(self, batch: int, height: int, width: int) -> int | None:
+        """The measured peak of this exact tile shape, if :func:`check_tile` measured it."""
+        return next(
+            (c.peak_bytes for c in self.checks if (c.batch, c.height, c.width) == (batch, height, width)), None
+        )
+
+    def with_check(self, check: TileCheck) -> MemoryProfile:
+        """This profile plus ``check``, its line scaled up if the check needed more than it says."""
+        line = self.fixed_bytes + self.bytes_per_pixel * check.batch * check.height * check.width
+        calibration = max(self.calibration, check.peak_bytes / line) if line > 0 else self.calibration
+        return dataclasses.replace(self, checks=(*self.checks, check), calibration=calibration)
 
 
 def _fit(points: Sequence[ProbePoint]) -> tuple[float, float]:
@@ -321,6 +364,38 @@ def _fit(points: Sequence[ProbePoint]) -> tuple[float, float]:
         return 0.0, proportional
     intercept = max(p.peak_bytes - slope * p.pixels for p in points)  # the line lies above all points
     return max(intercept, 0.0), slope
+
+
+def _warm_up_side(spec: ModelSpec, sides: Sequence[int]) -> tuple[int, int]:
+    """A legal input size (h, w) that none of the probe ``sides`` uses (the fixed size if the model
+    has one): half the smallest probe, rounded to ``spec.size_multiple``, else one step below it."""
+    if spec.fixed_size is not None:
+        return spec.fixed_size, spec.fixed_size
+    m = spec.size_multiple
+    side = max(m, m * round(min(sides) / 2 / m))
+    while side in sides:
+        side += m
+    return side, side
+
+
+def _forward_fn(
+    model: nn.Module, device: torch.device, precision: Precision, task: str | int | None
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.dtype]:
+    """The forward the probes measure (as :func:`~irframe.nn.inference.restore` runs it), and the
+    model's floating-point dtype for its inputs."""
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), autocast_context(device, precision):
+            return model(x) if task is None else model(x, task=task)
+
+    return forward, dtype
+
+
+def _repeat(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, times: int) -> None:
+    """``forward(x)`` ``times`` times in a row, each output dropped before the next call (as tiles run)."""
+    for _ in range(times):
+        forward(x)
 
 
 def probe_memory(
@@ -358,26 +433,93 @@ def probe_memory(
         if not given or any(int(s) < 1 for s in given):
             raise ValueError(f"probe_sides must be positive sizes, got {list(given)}")
         sides = sorted({m * math.ceil(int(s) / m) for s in given})
-    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), autocast_context(device, precision):
-            return model(x) if task is None else model(x, task=task)
-
+    forward, dtype = _forward_fn(model, device, precision, task)
     was_training = model.training
     model.eval()
     points: list[ProbePoint] = []
     try:
         gen = torch.Generator().manual_seed(0)
         inputs = [torch.rand(1, spec.in_channels, s, s, generator=gen).to(device, dtype) for s in sides]
-        forward(inputs[0])  # warm-up: lazy kernel/thread-pool set-up is not part of the tile's cost
-        for x in inputs:
-            peak = max(measure_peak(lambda x=x: forward(x), device) for _ in range(repeats))  # type: ignore[misc]
-            points.append(ProbePoint(x.shape[-2], x.shape[-1], peak))
+        # Warm-up (lazy kernel and thread-pool set-up is not part of a tile's cost) at a size no probe
+        # uses, so that each probe's first forward meets its shapes cold, as the first tile of a run
+        # does: oneDNN keeps per-shape kernels and buffers in a cache (the CPU's fused inference
+        # path: up to 2x a warm forward's peak at a new shape, benchmarks/RESULTS.md).
+        forward(torch.rand(1, spec.in_channels, *_warm_up_side(spec, sides), generator=gen).to(device, dtype))
+        for x in reversed(inputs):
+            peak = measure_peak(lambda x=x: _repeat(forward, x, repeats), device)  # type: ignore[misc]
+            points.insert(0, ProbePoint(x.shape[-2], x.shape[-1], peak))
     finally:
         model.train(was_training)
     fixed, slope = _fit(points)
-    return MemoryProfile(device, spec, tuple(points), fixed, slope)
+    checks = tuple(TileCheck(1, p.height, p.width, p.peak_bytes) for p in points) if repeats >= 2 else ()
+    return MemoryProfile(device, spec, tuple(points), fixed, slope, checks)
+
+
+def check_tile(
+    model: nn.Module,
+    profile: MemoryProfile,
+    batch: int,
+    height: int,
+    width: int,
+    *,
+    task: str | int | None = None,
+    precision: Precision = "fp32",
+) -> MemoryProfile:
+    """Measure two forwards in a row on ``batch`` x ``height`` x ``width`` inputs (a planned tile's
+    exact shape, as the run will meet it: the first time, then again) and return ``profile`` with
+    that measurement (:meth:`MemoryProfile.with_check`).
+
+    Why: the probes' straight line does not know what a new shape costs. On the CPU, oneDNN's fused
+    inference kernels meet every new shape with fresh per-shape buffers and the heap fragments
+    from tile to tile; a reduced Restormer's tiles of 152-192 pixels took 2x the peak per pixel of
+    the 128 and 256 probes (benchmarks/RESULTS.md), which the 1.4x margin did not cover.
+    """
+    model = unwrap_model(model)
+    forward, dtype = _forward_fn(model, profile.device, precision, task)
+    x = torch.rand(batch, profile.spec.in_channels, height, width, generator=torch.Generator().manual_seed(0))
+    x = x.to(profile.device, dtype)
+    was_training = model.training
+    model.eval()
+    try:
+        peak = measure_peak(lambda: _repeat(forward, x, 2), profile.device)
+    finally:
+        model.train(was_training)
+    return profile.with_check(TileCheck(batch, height, width, peak))
+
+
+def _plan_checked(
+    model: nn.Module,
+    profile: MemoryProfile,
+    image_shape: Sequence[int],
+    budget: int,
+    *,
+    task: str | int | None,
+    precision: Precision,
+    overlap: int | None,
+    self_ensemble: bool,
+    image_device: torch.device | str | None,
+    margin: float | None,
+    prefer: Preference,
+) -> tuple[MemoryProfile, TileChoice]:
+    """:func:`plan_tile`, then measure the chosen tile's shape (:func:`check_tile`) and plan again
+    until the choice is a measured shape (at most ``MAX_CHECKS`` measurements). The whole image is
+    not re-measured: the line overstates large inputs (module docstring)."""
+
+    def plan(p: MemoryProfile) -> TileChoice:
+        return plan_tile(p, image_shape, budget, overlap=overlap, self_ensemble=self_ensemble,
+                         image_device=image_device, margin=margin, prefer=prefer)
+
+    choice = plan(profile)
+    for _ in range(MAX_CHECKS):
+        if choice.tile is None:
+            break
+        est = _estimates(profile, image_shape, overlap, self_ensemble, image_device, margin)
+        batch, (height, width) = est.shape[0], est.tile_shape(choice.tile)
+        if profile.checked_peak(batch, height, width) is not None:
+            break
+        profile = check_tile(model, profile, batch, height, width, task=task, precision=precision)
+        choice = plan(profile)
+    return profile, choice
 
 
 # -- planning ------------------------------------------------------------------------------------
@@ -478,9 +620,19 @@ class _Estimates:
         n, s = self.shape[0], self.profile.spec.scale
         return n * self.profile.spec.out_channels * pixels * s * s * _FLOAT_BYTES
 
-    def _forward(self, pixels: int) -> float:
+    def _forward(self, height: int, width: int) -> float:
+        """One forward on a ``height`` x ``width`` input: measured (:func:`check_tile`) times
+        ``CHECKED_MARGIN``, else extrapolated times the margin; plus the self-ensemble's buffers."""
+        pixels = height * width
         extra = 2 * self._tile_out(pixels) if self.self_ensemble else 0  # the running sum and one output
+        checked = self.profile.checked_peak(self.shape[0], height, width)
+        if checked is not None:
+            return CHECKED_MARGIN * checked + extra
         return self.margin * self.profile.forward_peak(pixels, self.shape[0]) + extra
+
+    def tile_shape(self, tile: int) -> tuple[int, int]:
+        """The input size of each tile of side ``tile`` (tiles never exceed the padded image)."""
+        return min(tile, self.padded[0]), min(tile, self.padded[1])
 
     def peak(self, tile: int | None) -> float:
         """Estimated peak of restoring the image in ``tile`` tiles (``None``: whole)."""
@@ -489,13 +641,14 @@ class _Estimates:
         pad_copy = n * c * hp * wp * _FLOAT_BYTES if (hp, wp) != (h, w) else 0
         if tile is None:
             moved = 0 if self.same_device else n * c * h * w * _FLOAT_BYTES  # x copied to the model's device
-            return pad_copy + moved + self._forward(hp * wp)
-        pixels = min(tile, hp) * min(tile, wp)
+            return pad_copy + moved + self._forward(hp, wp)
+        th, tw = self.tile_shape(tile)
+        pixels = th * tw
         if not self.same_device:  # only the tile travels; accumulators stay with the image
-            return n * c * pixels * _FLOAT_BYTES + self._forward(pixels)
+            return n * c * pixels * _FLOAT_BYTES + self._forward(th, tw)
         s = self.profile.spec.scale
         accumulators = self._tile_out(hp * wp) + hp * wp * s * s * _FLOAT_BYTES  # output and weight map
-        return pad_copy + accumulators + 2 * self._tile_out(pixels) + self._forward(pixels)  # y*mask, mask
+        return pad_copy + accumulators + 2 * self._tile_out(pixels) + self._forward(th, tw)  # y*mask, mask
 
 
 def _estimates(
@@ -651,9 +804,9 @@ def choose_tile(
         raise ValueError(f"max_memory_bytes must be positive, got {max_memory_bytes}")
     budget = int(max_memory_bytes) if max_memory_bytes is not None else _default_budget(model_device)
     profile = probe_memory(model, task=task, precision=precision, probe_sides=probe_sides)
-    choice = plan_tile(
-        profile, image_shape, budget, overlap=overlap, self_ensemble=self_ensemble,
-        image_device=image_device, margin=margin, prefer=prefer,
+    _, choice = _plan_checked(
+        model, profile, image_shape, budget, task=task, precision=precision, overlap=overlap,
+        self_ensemble=self_ensemble, image_device=image_device, margin=margin, prefer=prefer,
     )
     if log is not None:
         log(choice.message())
@@ -730,9 +883,10 @@ class AutoTiler:
             )
         profile = self._profiles[task]
         budget = self.max_memory_bytes if self.max_memory_bytes is not None else _default_budget(profile.device)
-        choice = plan_tile(
-            profile, shape, budget, overlap=self.overlap, self_ensemble=self.self_ensemble,
-            image_device=image_device, margin=self.margin, prefer=self.prefer,
+        # the checked tile shapes are kept for the next images
+        self._profiles[task], choice = _plan_checked(
+            self.model, profile, shape, budget, task=task, precision=self.precision, overlap=self.overlap,
+            self_ensemble=self.self_ensemble, image_device=image_device, margin=self.margin, prefer=self.prefer,
         )
         if self.log is not None and (choice.tile, choice.overlap) != self._last:
             self.log(choice.message())
