@@ -14,7 +14,8 @@ with). Rows:
   weights, under ``torch.no_grad()`` as its test scripts; skipped with a note without ``--official-repo``;
 - ``--plain``: irframe's rows without the fused oneDNN inference kernels (the formulation training uses);
 - ``auto <budget>``: ``restore`` with the tile :func:`irframe.nn.autotile.choose_tile` picks for the
-  budget (its choice printed), the measured peak beside the budget.
+  budget (its choice printed), the measured peak beside the budget, and the time of planning (the
+  probes and the checks of the chosen shape) and of the tiled restoration.
 
 Default model: the reduced Restormer of ``bench_fast.py`` (dim 24, blocks 2/2/2/2); ``--paper``: the
 paper-size model (26 M parameters; 1024x1024 takes minutes per forward on a 2-core CPU).
@@ -26,6 +27,7 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from common import REDUCED_RESTORMER, load_line, released_net
@@ -64,9 +66,12 @@ def child(args: argparse.Namespace) -> None:
         result["peak"] = measure_peak(run, "cpu")
     else:  # "auto:<budget>"
         budget = parse_memory(args.child.split(":", 1)[1])
+        start = time.perf_counter()
         choice = choose_tile(model, tuple(x.shape), budget, "cpu", log=None)
+        planned = time.perf_counter()
         result.update(tile=choice.tile, tiles=choice.tiles, estimate=choice.estimated_peak_bytes, budget=budget)
         result["peak"] = measure_peak(lambda: restore(model, x, tile=choice.tile, tile_overlap=choice.overlap), "cpu")
+        result.update(plan_s=planned - start, run_s=time.perf_counter() - planned)
     print(json.dumps(result))
 
 
@@ -107,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
                 tile = "whole image" if r["tile"] is None else f"tile {r['tile']} ({r['tiles']} tiles)"
                 fits = "fits" if r["peak"] <= r["budget"] else "OVER BUDGET"
                 line += f"  budget {format_bytes(r['budget'])}: {tile}, estimate {format_bytes(r['estimate'])}, {fits}"
+                line += f" (planning {r['plan_s']:.1f} s, restoring {r['run_s']:.1f} s)"
             print(line)
         if "official" in peaks:
             print(f"  irframe / official peak: {peaks['irframe'] / peaks['official']:.2f}x")
