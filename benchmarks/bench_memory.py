@@ -46,9 +46,9 @@ def child(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.plain:  # the formulation autograd uses, without the fused oneDNN inference kernels
-        import irframe_restormer.blocks
+        import irframe.nn.onednn
 
-        irframe_restormer.blocks._ONEDNN_FUSED = False
+        irframe.nn.onednn.ENABLED = False
     cfg = PAPER if args.paper else REDUCED_RESTORMER
     torch.manual_seed(0)
     model = ARCHS.build(cfg, path="bench_memory").eval()

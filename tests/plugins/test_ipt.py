@@ -178,6 +178,35 @@ def test_variants_run(flag: str) -> None:
         assert all(not p.requires_grad for n, p in model.named_parameters() if ".norm" in n)
 
 
+@pytest.mark.parametrize(
+    "options", [{}, {"pos_every": True}, {"no_pos": True}, {"no_mlp": True}, {"no_norm": True}, {"post_norm": True}]
+)
+def test_fused_inference_path_equals_the_plain_one(options: dict[str, object], monkeypatch) -> None:
+    """Under no_grad on the CPU the transformer runs on oneDNN's matmuls (q and k in one product, SDPA,
+    ReLU and residuals as post-ops); it must give the plain formulation's output (autograd on, and
+    with the fused kernels switched off)."""
+    import irframe_ipt.transformer as transformer
+
+    from irframe.nn import onednn
+
+    model = tiny(scale=[2], **options)
+    x = torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(0)) * 255
+    calls: list[int] = []
+    real = transformer._attention_add
+    monkeypatch.setattr(transformer, "_attention_add", lambda *a: calls.append(1) or real(*a))
+    with torch.no_grad():
+        fused = model.forward_patch(x, 0)
+    ran_fused = bool(calls)
+    assert ran_fused == (onednn.AVAILABLE and not options.get("post_norm"))
+    trained = model.forward_patch(x, 0).detach()  # autograd on: the plain formulation
+    monkeypatch.setattr(onednn, "ENABLED", False)
+    calls.clear()
+    with torch.no_grad():
+        plain = model.forward_patch(x, 0)
+    assert not calls
+    assert (fused - plain).abs().max() < 2e-3 and (trained - plain).abs().max() < 2e-3  # of 255
+
+
 # -- chop inference ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("mode", ["official", "mean"])
 def test_chop_on_patch_size_is_identity(mode: str) -> None:

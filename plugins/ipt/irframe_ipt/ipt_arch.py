@@ -251,11 +251,22 @@ class IPT(nn.Module):
 
     # -- forward ---------------------------------------------------------------------------------
     def forward_patch(self, x: Tensor, task: int, return_features: bool = False) -> Tensor | tuple[Tensor, Tensor]:
-        """The official computation: ``x`` in ``[0, rgb_range]``, exactly ``patch_size``, task index ``task``."""
+        """The official computation: ``x`` in ``[0, rgb_range]``, exactly ``patch_size``, task index ``task``.
+
+        On the CPU the head and tail convolutions run on channels-last memory (oneDNN's 3x3 and 5x5
+        convolutions took 0.6-0.7x of their NCHW time here, benchmarks/RESULTS.md); the transformer
+        body reads its patches from either layout.
+        """
+        cpu = x.device.type == "cpu"
+        if cpu:
+            x = x.contiguous(memory_format=torch.channels_last)
         x = self.head[task](self.sub_mean(x))
         body = self.body(x, self._query_index(task), return_features=return_features)
         res, feats = body if return_features else (body, None)
-        out = self.add_mean(self.tail[task](res + x))
+        res = res + x
+        if cpu:
+            res = res.contiguous(memory_format=torch.channels_last)
+        out = self.add_mean(self.tail[task](res))
         return (out, feats) if return_features else out  # type: ignore[return-value]  # feats is set when asked for
 
     def forward(

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from irframe.nn import onednn
+
 
 def _with_pos(t: Tensor, pos: Tensor | None) -> Tensor:
     return t if pos is None else t + pos
@@ -21,6 +23,57 @@ def _with_pos(t: Tensor, pos: Tensor | None) -> Tensor:
 
 def _norm(dim: int, no_norm: bool) -> nn.Module:
     return nn.Identity() if no_norm else nn.LayerNorm(dim)
+
+
+def _fused(layer: nn.Module, x: Tensor) -> bool:
+    """Whether ``layer`` may run oneDNN's fused inference kernels on ``x`` (:func:`irframe.nn.onednn.fusable`,
+    in eval mode: dropout is then the identity)."""
+    return not layer.training and onednn.fusable(x)
+
+
+def _ffn_add(linear1: nn.Linear, linear2: nn.Linear, x: Tensor, residual: Tensor) -> Tensor:
+    """``residual + linear2(relu(linear1(x)))`` with the ReLU and the addition inside oneDNN's matmuls
+    (the inference path of the FFNs and of the MLP head)."""
+    hidden = onednn.linear(x, linear1.weight, linear1.bias, "relu")
+    return onednn.linear_add(hidden, residual, linear2.weight, linear2.bias)
+
+
+def _attention_add(attn: nn.MultiheadAttention, query: Tensor, key: Tensor, value: Tensor, residual: Tensor) -> Tensor:
+    """``residual + attn(query, key, value)[0]`` on oneDNN's matmuls (inference path).
+
+    The same computation as ``nn.MultiheadAttention`` with ``need_weights=False``: the in-projections
+    (one product for q and k when they are the same tensor, as in IPT's self-attention), scaled
+    dot-product attention per head, then ``out_proj`` with the residual added inside the product.
+    Sequence-first tensors ``(L, N, D)``.
+    """
+    length, n, d = query.shape
+    heads = attn.num_heads
+    w, b = attn.in_proj_weight, attn.in_proj_bias
+
+    def part(i: int, j: int) -> tuple[Tensor, Tensor | None]:
+        return w[i * d : j * d], None if b is None else b[i * d : j * d]
+
+    if key is query:
+        qk = onednn.linear(query, *part(0, 2))
+        q, k = qk[..., :d], qk[..., d:]
+    else:
+        q, k = onednn.linear(query, *part(0, 1)), onednn.linear(key, *part(1, 2))
+    v = onednn.linear(value, *part(2, 3))
+
+    def split(t: Tensor) -> Tensor:  # (L, N, D) -> (N, heads, L, D / heads)
+        return t.unflatten(-1, (heads, d // heads)).permute(1, 2, 0, 3)
+
+    out = F.scaled_dot_product_attention(split(q), split(k), split(v))
+    out = out.permute(2, 0, 1, 3).reshape(length, n, d)
+    return onednn.linear_add(out, residual, attn.out_proj.weight, attn.out_proj.bias)
+
+
+def _plain_mha(attn: nn.MultiheadAttention) -> bool:
+    """``attn`` has none of the options :func:`_attention_add` does not reproduce."""
+    return (
+        attn.batch_first is False and attn.bias_k is None and attn.bias_v is None and not attn.add_zero_attn
+        and attn.in_proj_weight is not None and attn._qkv_same_embed_dim
+    )
 
 
 class TransformerEncoderLayer(nn.Module):
@@ -58,6 +111,9 @@ class TransformerEncoderLayer(nn.Module):
             return self.norm2(src + self.dropout2(self._ffn(src)))
         src2 = self.norm1(src)
         qk = _with_pos(src2, pos)
+        if _fused(self, src) and _plain_mha(self.self_attn):
+            src = _attention_add(self.self_attn, qk, qk, src2, src)
+            return _ffn_add(self.linear1, self.linear2, self.norm2(src), src)
         src = src + self.dropout1(self.self_attn(qk, qk, src2, need_weights=False)[0])
         return src + self.dropout2(self._ffn(self.norm2(src)))
 
@@ -105,6 +161,11 @@ class TransformerDecoderLayer(nn.Module):
             return self.norm3(tgt + self.dropout3(self._ffn(tgt)))
         tgt2 = self.norm1(tgt)
         qk = _with_pos(tgt2, query_pos)
+        if _fused(self, tgt) and _plain_mha(self.self_attn) and _plain_mha(self.multihead_attn):
+            tgt = _attention_add(self.self_attn, qk, qk, tgt2, tgt)
+            tgt2 = self.norm2(tgt)
+            tgt = _attention_add(self.multihead_attn, _with_pos(tgt2, query_pos), _with_pos(memory, pos), memory, tgt)
+            return _ffn_add(self.linear1, self.linear2, self.norm3(tgt), tgt)
         tgt = tgt + self.dropout1(self.self_attn(qk, qk, tgt2, need_weights=False)[0])
         tgt = tgt + self.dropout2(self._attend(self.norm2(tgt), memory, pos, query_pos))
         return tgt + self.dropout3(self._ffn(self.norm3(tgt)))
@@ -246,8 +307,12 @@ class VisionTransformer(nn.Module):
         tokens = F.unfold(x, p, stride=p).permute(2, 0, 1)  # (L, N, C*p*p)
 
         query_pos = None
+        fused = _fused(self, tokens)
         if not self.no_mlp:
-            tokens = self.dropout_layer1(self.linear_encoding(tokens)) + tokens
+            if fused:
+                tokens = onednn.linear_add(tokens, tokens, self.linear_encoding.weight, self.linear_encoding.bias)
+            else:
+                tokens = self.dropout_layer1(self.linear_encoding(tokens)) + tokens
             query_pos = self.query_embed.weight[query_idx].view(-1, 1, self.embedding_dim).expand(-1, n, -1)
 
         pos = None if self.no_pos else self.position_encoding().transpose(0, 1)  # (L, 1, D)
@@ -259,7 +324,10 @@ class VisionTransformer(nn.Module):
             tokens = self.decoder(tokens, tokens, query_pos=query_pos)
 
         if not self.no_mlp:
-            tokens = self.mlp_head(tokens) + tokens
+            if fused:
+                tokens = _ffn_add(self.mlp_head[0], self.mlp_head[3], tokens, tokens)  # type: ignore[arg-type]
+            else:
+                tokens = self.mlp_head(tokens) + tokens
 
         feats = tokens.transpose(0, 1).reshape(n, -1, self.flatten_dim)  # (N, L, C*p*p)
         out = F.fold(feats.transpose(1, 2), self.img_dim, p, stride=p)

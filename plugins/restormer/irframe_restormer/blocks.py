@@ -11,7 +11,6 @@ CVPR 2022 (https://arxiv.org/abs/2111.09881).
 
 from __future__ import annotations
 
-import platform
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Literal
@@ -21,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from irframe.errors import OptionsError
+from irframe.nn import onednn
 
 LayerNormType = Literal["WithBias", "BiasFree"]
 
@@ -120,32 +120,6 @@ class LayerNorm(nn.Module):
         return self.body(x)
 
 
-# oneDNN's fused CPU kernels (the ops inductor uses) exist in torch's x86 builds; elsewhere the plain path runs.
-_ONEDNN_FUSED = (
-    platform.machine().lower() in ("x86_64", "amd64")
-    and torch.backends.mkldnn.is_available()
-    and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
-    and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-)
-
-
-def _onednn_fusable(x: torch.Tensor) -> bool:
-    """Whether the fused oneDNN inference kernels may run: float32 CPU tensors, no autograd, no autocast."""
-    return (
-        _ONEDNN_FUSED and x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
-        and not torch.is_autocast_enabled("cpu")
-        and not torch.jit.is_scripting() and not torch.compiler.is_compiling() and not torch.onnx.is_in_onnx_export()
-    )
-
-
-def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``F.linear``; under :func:`_onednn_fusable`, oneDNN's matmul (5-20 % faster here than MKL's on
-    these tall, narrow products: benchmarks/RESULTS.md)."""
-    if _onednn_fusable(x):
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
-    return F.linear(x, weight, bias)
-
-
 def _add_out(
     residual: torch.Tensor | None, a: torch.Tensor, w_t: torch.Tensor, bias: torch.Tensor | None
 ) -> torch.Tensor:
@@ -230,10 +204,10 @@ class FeedForward(nn.Module):
     def forward(self, x: torch.Tensor, h: int, w: int, residual: torch.Tensor | None = None) -> torch.Tensor:
         """GDFN of normalised tokens ``x`` ``(b, h*w, c)``, plus ``residual`` when given."""
         width, w_in, b_in, w_dw, b_dw, w_out = self._aligned(x.device)
-        if _onednn_fusable(x):
+        if onednn.fusable(x):
             gated = self._fused_gate(x, h, w, width, w_in, b_in, w_dw, b_dw)
             if residual is not None:  # project_out with the residual added inside oneDNN's matmul
-                return torch.ops.mkldnn._linear_pointwise.binary(gated, residual, w_out, self.project_out.bias, "add")
+                return onednn.linear_add(gated, residual, w_out, self.project_out.bias)
         else:
             u = _dwconv_tokens(F.linear(x, w_in, b_in), h, w, w_dw, b_dw)
             gated = F.gelu(u[..., :width]) * u[..., width:]
@@ -249,7 +223,7 @@ class FeedForward(nn.Module):
         passes over the hidden tensor less than the unfused ops.
         """
         halves = [slice(0, width), slice(width, 2 * width)]
-        u1, u2 = (from_tokens(_linear(x, w_in[s], None if b_in is None else b_in[s]), h, w) for s in halves)
+        u1, u2 = (from_tokens(onednn.linear(x, w_in[s], None if b_in is None else b_in[s]), h, w) for s in halves)
         b1, b2 = (None, None) if b_dw is None else (b_dw[halves[0]], b_dw[halves[1]])
         ops = torch.ops.mkldnn._convolution_pointwise
         one = [1, 1]
@@ -285,7 +259,7 @@ class Attention(nn.Module):
         """MDTA of normalised tokens ``x`` ``(b, h*w, c)``, plus ``residual`` when given."""
         b, n, c = x.shape
         heads, cp = self.num_heads, c // self.num_heads
-        qkv = _linear(x, _pointwise(self.qkv), self.qkv.bias)
+        qkv = onednn.linear(x, _pointwise(self.qkv), self.qkv.bias)
         qkv = _dwconv_tokens(qkv, h, w, self.qkv_dwconv.weight, self.qkv_dwconv.bias)
         q, k, v = qkv[..., :c], qkv[..., c : 2 * c], qkv[..., 2 * c :]
         # per head: q_h^T k_h over the pixels, (b, heads, c', c'); the channel index is head * c' + i
