@@ -251,3 +251,7 @@ def test_inference_keeps_padded_weights_only_while_they_are_current() -> None:
     trained = block(x)  # autograd on: built in the graph, gradients reach the real weights
     trained.sum().backward()
     assert block.ffn.project_in.weight.grad is not None and block.ffn.project_in.weight.grad.abs().sum() > 0
+    with torch.inference_mode():  # a block made under inference_mode has no version counters: not kept
+        made_there = TransformerBlock(12, 3, 2.66, True, "WithBias").eval()
+        made_there.load_state_dict(other.state_dict())
+        assert (made_there(x) - _reference_block(other, x)).abs().max() < 2e-5

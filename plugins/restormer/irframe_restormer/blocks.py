@@ -147,9 +147,12 @@ def _kept_without_grad(module: nn.Module, device: torch.device, build: Callable[
     ``load_state_dict``, an optimiser or EMA step (all in place) or ``.to()`` rebuild the entry; with
     autograd on, the padded weights are built in the graph every time, as gradients need.
     """
+    params = list(module.parameters())
     if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_scripting():
         return build()
-    key = (device, *((p.data_ptr(), p._version) for p in module.parameters()))
+    if any(p.is_inference() for p in params):  # made under inference_mode: no version counter to key on
+        return build()
+    key = (device, *((p.data_ptr(), p._version) for p in params))
     kept = _KEPT.get(module)
     if kept is None or kept[0] != key:
         kept = (key, build())
