@@ -266,27 +266,29 @@ class ShapeHungry(Widening):
 
 
 def test_choose_tile_measures_the_chosen_shape(cpu_probe_works) -> None:
-    """The probes' line picks a tile size needing 4x its estimate; measuring the chosen shape before the
-    run (check_tile) recalibrates the plan: the final tile is a measured shape, and restoring with it
-    peaks far lower than with the line's tile."""
-    from dataclasses import replace
-
+    """The probes' line picks a tile size needing 4x what it says; measuring the chosen shape before the run
+    (check_tile) recalibrates the plan, so the final estimate covers what the chosen tile's forwards take."""
     model = ShapeHungry(width=64)
     x = torch.rand(1, 3, 512, 512)
     budget = 12 * MiB
-    profile = probe_memory(model, probe_sides=(64, 128))
-    line_only = plan_tile(replace(profile, checks=()), x.shape, budget, overlap=8)
-    assert line_only.tile is not None and line_only.tile % 64  # the unchecked plan: a hungry size
+
+    def tile_forwards(tile: int) -> int:  # two forwards in a row on one tile, as a tiled run meets them
+        t = torch.rand(1, 3, tile, tile)
+        with torch.inference_mode():
+            return measure_peak(lambda: [model(t) for _ in range(2)], "cpu")
+
+    line_only = plan_tile(probe_memory(model, probe_sides=(64, 128)), x.shape, budget, overlap=8)
+    assert line_only.tile is not None and line_only.tile % 64  # the probes' line alone: a hungry size
+    # ... whose forwards it underestimates (by 2-4x; 0.75: two readings of one shape differ by up to 2x with
+    # the heap's state, as glibc serves a buffer freshly mapped or from its heap)
+    assert line_only.estimated_peak_bytes < 0.75 * tile_forwards(line_only.tile)
     lines: list[str] = []
     choice = choose_tile(model, x.shape, budget, overlap=8, probe_sides=(64, 128), log=lines.append)
-    assert choice.tile is not None and choice.tile % 64 == 0 and choice.estimated_peak_bytes <= budget
-    assert f"tile {choice.tile}" in lines[0]
-    measured = measure_peak(lambda: restore(model, x, **choice.restore_kwargs()), "cpu")
-    hungry = measure_peak(lambda: restore(model, x, tile=line_only.tile, tile_overlap=8), "cpu")
-    # Not compared with the budget: this toy's few large buffers fragment glibc's heap from tile to tile
-    # (the resident peak grows 2-2.4x over the first tiles, whichever the tile), a growth that the margins
-    # cover for real networks (test_choose_tile_estimate_within_factor_of_measured_peak, RESULTS.md).
-    assert hungry > 1.5 * measured and hungry > budget, (format_bytes(hungry), format_bytes(measured))
+    assert choice.tile is not None and choice.estimated_peak_bytes <= budget and f"tile {choice.tile}" in lines[0]
+    assert choice.estimated_peak_bytes >= 0.75 * tile_forwards(choice.tile), choice.message()
+    out: list[torch.Tensor] = []
+    measure_peak(lambda: out.append(restore(model, x, **choice.restore_kwargs())), "cpu")
+    assert out[0].shape == x.shape
 
 
 def test_checks_are_kept_and_raise_the_line() -> None:
