@@ -451,7 +451,9 @@ def probe_memory(
     finally:
         model.train(was_training)
     fixed, slope = _fit(points)
-    return MemoryProfile(device, spec, tuple(points), fixed, slope)
+    # A probe's shape is a measured shape too (with repeats, the worst reading of it)
+    checks = tuple(TileCheck(1, p.height, p.width, p.peak_bytes) for p in points) if repeats >= 2 else ()
+    return MemoryProfile(device, spec, tuple(points), fixed, slope, checks)
 
 
 def check_tile(
