@@ -312,8 +312,8 @@ class ProbePoint:
 
 @dataclass(frozen=True)
 class TileCheck:
-    """A tile size measured before a run (:func:`check_tile`): ``batch`` x ``height`` x ``width``
-    inputs, two forwards in a row, added ``peak_bytes``."""
+    """A measured input shape: ``batch`` x ``height`` x ``width`` inputs added ``peak_bytes``, over two
+    forwards in a row (:func:`check_tile`, before a run) or in the worst single forward (a probe)."""
 
     batch: int
     height: int
@@ -368,7 +368,7 @@ def _fit(points: Sequence[ProbePoint]) -> tuple[float, float]:
 
 def _warm_up_side(spec: ModelSpec, sides: Sequence[int]) -> tuple[int, int]:
     """A legal input size (h, w) that none of the probe ``sides`` uses (the fixed size if the model
-    has one): half the smallest probe, rounded to ``spec.size_multiple``, else one step below it."""
+    has one): half the smallest probe, rounded to ``spec.size_multiple``, stepped up past any probe."""
     if spec.fixed_size is not None:
         return spec.fixed_size, spec.fixed_size
     m = spec.size_multiple
