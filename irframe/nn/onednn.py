@@ -6,9 +6,11 @@ operation applied before the result is written (a "post-op"), so a ReLU, a GELU 
 addition costs no extra pass over memory. On this project's CPU oneDNN's matmul also ran the tall,
 narrow products of these models 5-35 % faster than MKL's ``addmm`` (``benchmarks/RESULTS.md``).
 
-They take no autograd, no autocast and no tracing: archs call :func:`fusable` and keep their plain
-formulation (the one training uses, tested to give the same output) for every other case. Set
-:data:`ENABLED` to ``False`` to run the plain formulation everywhere (benchmarks compare both).
+They take no autograd and no tracing: archs call :func:`fusable` and keep their plain formulation (the
+one training uses, tested to give the same output) for every other case. Under CPU autocast to bfloat16
+(``inference.precision: bf16``) they run in bfloat16 where autocast would run the products (the inputs
+and weights cast as autocast casts them; a float32 residual stays float32). Set :data:`ENABLED` to
+``False`` to run the plain formulation everywhere (benchmarks compare both).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import platform
 import torch
 import torch.nn.functional as F
 
-__all__ = ["AVAILABLE", "ENABLED", "fusable", "linear", "linear_add"]
+__all__ = ["AVAILABLE", "ENABLED", "cast", "fused_dtype", "fusable", "linear", "linear_add"]
 
 # The fused ops exist in torch's x86 builds with oneDNN; elsewhere the plain path runs.
 AVAILABLE: bool = (
@@ -30,14 +32,29 @@ AVAILABLE: bool = (
 ENABLED: bool = True
 
 
-def fusable(x: torch.Tensor) -> bool:
-    """Whether the fused kernels may run on ``x``: a float32 CPU tensor, autograd off, no autocast,
-    not scripting, compiling or exporting (those see the plain formulation)."""
-    return (
-        AVAILABLE and ENABLED and x.device.type == "cpu" and x.dtype == torch.float32
-        and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")
+def fused_dtype(x: torch.Tensor) -> torch.dtype | None:
+    """The dtype the fused kernels run in for ``x`` (``None``: they may not run): float32 for a float32
+    CPU tensor, bfloat16 under CPU autocast to bfloat16 (what autocast would run the products in);
+    never with autograd, scripting, compiling or exporting (those see the plain formulation)."""
+    if not (
+        AVAILABLE and ENABLED and x.device.type == "cpu" and not torch.is_grad_enabled()
         and not torch.jit.is_scripting() and not torch.compiler.is_compiling() and not torch.onnx.is_in_onnx_export()
-    )
+    ):
+        return None
+    if torch.is_autocast_enabled("cpu"):
+        bf16 = torch.get_autocast_dtype("cpu") == torch.bfloat16 and x.dtype in (torch.float32, torch.bfloat16)
+        return torch.bfloat16 if bf16 else None
+    return torch.float32 if x.dtype == torch.float32 else None
+
+
+def fusable(x: torch.Tensor) -> bool:
+    """Whether the fused kernels may run on ``x`` (:func:`fused_dtype` is not ``None``)."""
+    return fused_dtype(x) is not None
+
+
+def cast(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """``t`` in ``dtype`` (``None`` stays ``None``)."""
+    return None if t is None else t.to(dtype)
 
 
 def linear(
@@ -45,9 +62,12 @@ def linear(
 ) -> torch.Tensor:
     """``act(F.linear(x, weight, bias))`` for ``activation`` ``"none"``, ``"relu"`` or ``"gelu"`` (erf):
     oneDNN's matmul with the activation as a post-op when :func:`fusable`, else the plain ops."""
-    if fusable(x):
+    dtype = fused_dtype(x)
+    if dtype is not None:
         algorithm = "none" if activation == "gelu" else ""  # GELU's exact (erf) form, as F.gelu
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, activation, [], algorithm)
+        return torch.ops.mkldnn._linear_pointwise(
+            x.to(dtype), weight.to(dtype), cast(bias, dtype), activation, [], algorithm
+        )
     y = F.linear(x, weight, bias)
     if activation == "relu":
         return F.relu(y)
@@ -62,7 +82,11 @@ def linear_add(
     x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 ) -> torch.Tensor:
     """``residual + F.linear(x, weight, bias)``, the addition inside oneDNN's matmul when :func:`fusable`
-    (``residual`` must have the output's shape)."""
-    if fusable(x) and residual.shape[:-1] == x.shape[:-1] and residual.dtype == x.dtype:
-        return torch.ops.mkldnn._linear_pointwise.binary(x, residual, weight, bias, "add")
+    and ``residual`` is in the kernels' dtype (it must have the output's shape)."""
+    dtype = fused_dtype(x)
+    if dtype is not None and residual.shape[:-1] == x.shape[:-1]:
+        if residual.dtype != dtype:  # autocast: a float32 residual stream stays float32, as `residual + linear`
+            return residual + linear(x, weight, bias)
+        w, b = weight.to(dtype), cast(bias, dtype)
+        return torch.ops.mkldnn._linear_pointwise.binary(x.to(dtype), residual, w, b, "add")
     return residual + F.linear(x, weight, bias)

@@ -205,6 +205,13 @@ def test_fused_inference_path_equals_the_plain_one(options: dict[str, object], m
         plain = model.forward_patch(x, 0)
     assert not calls
     assert (fused - plain).abs().max() < 2e-3 and (trained - plain).abs().max() < 2e-3  # of 255
+    # bf16 autocast (inference.precision: bf16) runs the fused path in bfloat16, as autocast's plain one
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        plain_bf16 = model.forward_patch(x, 0).float()
+        monkeypatch.setattr(onednn, "ENABLED", True)
+        fused_bf16 = model.forward_patch(x, 0).float()
+    assert bool(calls) == ran_fused
+    assert (fused_bf16 - plain).abs().max() < 10 and (plain_bf16 - plain).abs().max() < 10  # of 255 (obs. 4)
 
 
 # -- chop inference ------------------------------------------------------------------------------------

@@ -255,3 +255,28 @@ def test_inference_keeps_padded_weights_only_while_they_are_current() -> None:
         made_there = TransformerBlock(12, 3, 2.66, True, "WithBias").eval()
         made_there.load_state_dict(other.state_dict())
         assert (made_there(x) - _reference_block(other, x)).abs().max() < 2e-5
+
+
+def test_bf16_autocast_runs_the_fused_kernels_in_bfloat16(monkeypatch) -> None:
+    """``inference.precision: bf16`` (CPU autocast) takes the fused oneDNN path in bfloat16; its output
+    agrees with autocast's plain formulation to bfloat16 accuracy."""
+    from irframe_restormer.blocks import FeedForward, TransformerBlock
+
+    from irframe.nn import onednn
+
+    if not onednn.AVAILABLE:
+        pytest.skip("no oneDNN fused kernels on this platform")
+    torch.manual_seed(0)
+    block = TransformerBlock(24, 2, 2.66, False, "WithBias").eval()
+    x = torch.randn(1, 24, 16, 16)
+    calls: list[int] = []
+    real = FeedForward._fused_gate
+    monkeypatch.setattr(FeedForward, "_fused_gate", staticmethod(lambda *a: calls.append(1) or real(*a)))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        fused = block(x)
+        monkeypatch.setattr(onednn, "ENABLED", False)
+        plain = block(x)
+    assert calls == [1] and fused.dtype == plain.dtype
+    ref = _reference_block(block, x).detach()
+    assert (fused.float() - plain.float()).abs().max() < 0.01 * ref.abs().max()  # observed 0.004
+    assert (fused.float() - ref).abs().max() < 0.01 * ref.abs().max()  # as plain bf16 (observed 0.005)

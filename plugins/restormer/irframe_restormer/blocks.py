@@ -227,7 +227,8 @@ class FeedForward(nn.Module):
         """
         halves = [slice(0, width), slice(width, 2 * width)]
         u1, u2 = (from_tokens(onednn.linear(x, w_in[s], None if b_in is None else b_in[s]), h, w) for s in halves)
-        b1, b2 = (None, None) if b_dw is None else (b_dw[halves[0]], b_dw[halves[1]])
+        w_dw = w_dw.to(u1.dtype)  # bfloat16 under autocast, as the products
+        b1, b2 = (None, None) if b_dw is None else (b_dw[halves[0]].to(u1.dtype), b_dw[halves[1]].to(u1.dtype))
         ops = torch.ops.mkldnn._convolution_pointwise
         one = [1, 1]
         g = ops(u1, w_dw[halves[0]], b1, one, one, one, width, "gelu", [], "none")
