@@ -256,17 +256,18 @@ def test_choose_tile_estimate_within_factor_of_measured_peak(cpu_probe_works, ca
 
 
 class ShapeHungry(Widening):
-    """4x the memory per pixel on sizes that are not multiples of 64: what the probes (64, 128) cannot
-    see, as oneDNN's fused kernels on new shapes and odd feature-map sizes (benchmarks/RESULTS.md)."""
+    """16x the memory per pixel on sizes that are not multiples of 64: what the probes (64, 128) cannot
+    see, as oneDNN's fused kernels on new shapes and odd feature-map sizes (2x there, benchmarks/RESULTS.md;
+    16x here so that no reading noise hides it)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         hungry = x.shape[-1] % 64 or x.shape[-2] % 64
-        wide = x.new_empty(x.shape[0], self.width * (4 if hungry else 1), *x.shape[-2:]).fill_(1.0)
+        wide = x.new_empty(x.shape[0], self.width * (16 if hungry else 1), *x.shape[-2:]).fill_(1.0)
         return x * self.scale + wide[:, :3] * 0
 
 
 def test_choose_tile_measures_the_chosen_shape(cpu_probe_works) -> None:
-    """The probes' line picks a tile size needing 4x what it says; measuring the chosen shape before the run
+    """The probes' line picks a tile size needing many times what it says; measuring the chosen shape before the run
     (check_tile) recalibrates the plan, so the final estimate covers what the chosen tile's forwards take."""
     model = ShapeHungry(width=64)
     x = torch.rand(1, 3, 512, 512)
@@ -279,9 +280,9 @@ def test_choose_tile_measures_the_chosen_shape(cpu_probe_works) -> None:
 
     line_only = plan_tile(probe_memory(model, probe_sides=(64, 128)), x.shape, budget, overlap=8)
     assert line_only.tile is not None and line_only.tile % 64  # the probes' line alone: a hungry size
-    # ... whose forwards it underestimates (by 2-4x; 0.75: two readings of one shape differ by up to 2x with
-    # the heap's state, as glibc serves a buffer freshly mapped or from its heap)
-    assert line_only.estimated_peak_bytes < 0.75 * tile_forwards(line_only.tile)
+    # ... whose forwards it underestimates several times (0.75 below: two readings of one shape can differ
+    # by up to 2x with the heap's state, as glibc serves a buffer freshly mapped or from its heap)
+    assert line_only.estimated_peak_bytes < 0.5 * tile_forwards(line_only.tile)
     lines: list[str] = []
     choice = choose_tile(model, x.shape, budget, overlap=8, probe_sides=(64, 128), log=lines.append)
     assert choice.tile is not None and choice.estimated_peak_bytes <= budget and f"tile {choice.tile}" in lines[0]
