@@ -4,7 +4,7 @@ irframe vs the released code of Restormer, PromptIR and IPT.
     python benchmarks/bench_fast.py [--sizes 128,256] [--rounds 5] [--threads N] [--no-compile] [--no-onnx]
                                     [--paper] [--models restormer,nafnet,promptir,ipt] [--official-repo PATH]
                                     [--promptir-repo PATH] [--ipt-repo PATH]
-                                    [--psnr] [--psnr-images 8] [--shared ../shared]
+                                    [--faults] [--psnr] [--psnr-images 8] [--shared ../shared]
 
 Speed: reduced models (random weights, fixed seed), one input per size, each variant through
 :func:`irframe.nn.inference.restore` (padding, ``inference_mode``) unless said otherwise, rounds of
@@ -86,6 +86,7 @@ import contextlib
 import importlib
 import io
 import math
+import resource
 import statistics
 import sys
 import tempfile
@@ -275,6 +276,19 @@ def _first_pass(variants: Variants) -> tuple[dict[str, torch.Tensor], dict[str, 
     return outs, batches
 
 
+def _faults(fn: Callable[[], object]) -> str:
+    """Minor page faults and system time of one ``fn()`` (after the timed rounds: warm), as text.
+
+    A forward whose large temporaries glibc maps and unmaps on every call pays page faults in the
+    kernel; their cost follows the machine's page handling, which moves between runs on a VM.
+    """
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    fn()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    faults = after.ru_minflt - before.ru_minflt
+    return f"{faults} minor faults, {(after.ru_stime - before.ru_stime) * 1e3:.0f} ms system time"
+
+
 def bench_case(name: str, cfg: dict, shape: tuple[int, int], args: argparse.Namespace, workdir: Path) -> None:
     fixed = " (a fixed input: --sizes does not apply)" if cfg["type"] in FIXED_INPUT else ""
     print(f"{name} at {shape[0]}x{shape[1]}{fixed}:")
@@ -300,6 +314,8 @@ def bench_case(name: str, cfg: dict, shape: tuple[int, int], args: argparse.Name
             f"  {k:<12} best {min(times[k]) * 1e3:8.1f} ms   median ratio to default {statistics.median(ratios):5.2f}x"
             f"   max|diff| {diffs[k]:.1e}"
         )
+    if args.faults:
+        print("  one call each, getrusage: " + "; ".join(f"{k} {_faults(fn)}" for k, fn in runs.items()))
     if "official" in outs and "chop" in outs:
         same = (outs["official"] - outs["chop"]).abs().max().item()
         print(f"  official vs chop (same crops, same stitching): max|diff| {same:.1e} in [0, 1], "
@@ -406,6 +422,8 @@ def main(argv: list[str] | None = None) -> None:
         help="which cases (restormer, nafnet, promptir, ipt; default restormer,nafnet plus promptir/ipt when "
              "--promptir-repo/--ipt-repo is given)",
     )
+    parser.add_argument("--faults", action="store_true",
+                        help="also print each variant's page faults and system time of one call (getrusage)")
     parser.add_argument("--psnr", action="store_true", help="also measure bf16's PSNR cost on BSD68/Kodak24")
     parser.add_argument("--psnr-only", action="store_true", help="only the PSNR measurement")
     parser.add_argument("--psnr-images", type=int, default=8)
