@@ -381,13 +381,19 @@ def _warm_up_side(spec: ModelSpec, sides: Sequence[int]) -> tuple[int, int]:
 def _forward_fn(
     model: nn.Module, device: torch.device, precision: Precision, task: str | int | None
 ) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.dtype]:
-    """The forward the probes measure (as :func:`~irframe.nn.inference.restore` runs it), and the
+    """The forward the probes measure (as :func:`~irframe.nn.inference.restore` runs it: eval mode,
+    ``inference_mode``, the precision's autocast; the model's mode restored after each call), and the
     model's floating-point dtype for its inputs."""
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
 
     def forward(x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), autocast_context(device, precision):
-            return model(x) if task is None else model(x, task=task)
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.inference_mode(), autocast_context(device, precision):
+                return model(x) if task is None else model(x, task=task)
+        finally:
+            model.train(was_training)
 
     return forward, dtype
 
@@ -434,22 +440,17 @@ def probe_memory(
             raise ValueError(f"probe_sides must be positive sizes, got {list(given)}")
         sides = sorted({m * math.ceil(int(s) / m) for s in given})
     forward, dtype = _forward_fn(model, device, precision, task)
-    was_training = model.training
-    model.eval()
     points: list[ProbePoint] = []
-    try:
-        gen = torch.Generator().manual_seed(0)
-        inputs = [torch.rand(1, spec.in_channels, s, s, generator=gen).to(device, dtype) for s in sides]
-        # Warm-up (lazy kernel and thread-pool set-up is not part of a tile's cost) at a size no probe
-        # uses, so that each probe's first forward meets its shapes cold, as the first tile of a run
-        # does: oneDNN keeps per-shape kernels and buffers in a cache (the CPU's fused inference
-        # path: up to 2x a warm forward's peak at a new shape, benchmarks/RESULTS.md).
-        forward(torch.rand(1, spec.in_channels, *_warm_up_side(spec, sides), generator=gen).to(device, dtype))
-        for x in reversed(inputs):
-            peak = max(measure_peak(lambda x=x: forward(x), device) for _ in range(repeats))  # type: ignore[misc]
-            points.insert(0, ProbePoint(x.shape[-2], x.shape[-1], peak))
-    finally:
-        model.train(was_training)
+    gen = torch.Generator().manual_seed(0)
+    inputs = [torch.rand(1, spec.in_channels, s, s, generator=gen).to(device, dtype) for s in sides]
+    # Warm-up (lazy kernel and thread-pool set-up is not part of a tile's cost) at a size no probe
+    # uses, so that each probe's first forward meets its shapes cold, as the first tile of a run
+    # does: oneDNN keeps per-shape kernels and buffers in a cache (the CPU's fused inference
+    # path: up to 2x a warm forward's peak at a new shape, benchmarks/RESULTS.md).
+    forward(torch.rand(1, spec.in_channels, *_warm_up_side(spec, sides), generator=gen).to(device, dtype))
+    for x in reversed(inputs):
+        peak = max(measure_peak(lambda x=x: forward(x), device) for _ in range(repeats))  # type: ignore[misc]
+        points.insert(0, ProbePoint(x.shape[-2], x.shape[-1], peak))
     fixed, slope = _fit(points)
     # A probe's shape is a measured shape too (with repeats, the worst reading of it)
     checks = tuple(TileCheck(1, p.height, p.width, p.peak_bytes) for p in points) if repeats >= 2 else ()
@@ -479,12 +480,7 @@ def check_tile(
     forward, dtype = _forward_fn(model, profile.device, precision, task)
     x = torch.rand(batch, profile.spec.in_channels, height, width, generator=torch.Generator().manual_seed(0))
     x = x.to(profile.device, dtype)
-    was_training = model.training
-    model.eval()
-    try:
-        peak = measure_peak(lambda: _repeat(forward, x, 2), profile.device)
-    finally:
-        model.train(was_training)
+    peak = measure_peak(lambda: _repeat(forward, x, 2), profile.device)
     return profile.with_check(TileCheck(batch, height, width, peak))
 
 

@@ -147,9 +147,9 @@ def _kept_without_grad(module: nn.Module, device: torch.device, build: Callable[
     ``load_state_dict``, an optimiser or EMA step (all in place) or ``.to()`` rebuild the entry; with
     autograd on, the padded weights are built in the graph every time, as gradients need.
     """
-    params = list(module.parameters())
     if torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_scripting():
         return build()
+    params = list(module.parameters())
     if any(p.is_inference() for p in params):  # made under inference_mode: no version counter to key on
         return build()
     key = (device, *((p.data_ptr(), p._version) for p in params))
@@ -227,8 +227,8 @@ class FeedForward(nn.Module):
         """
         halves = [slice(0, width), slice(width, 2 * width)]
         u1, u2 = (from_tokens(onednn.linear(x, w_in[s], None if b_in is None else b_in[s]), h, w) for s in halves)
-        w_dw = w_dw.to(u1.dtype)  # bfloat16 under autocast, as the products
-        b1, b2 = (None, None) if b_dw is None else (b_dw[halves[0]].to(u1.dtype), b_dw[halves[1]].to(u1.dtype))
+        w_dw, b_dw = w_dw.to(u1.dtype), onednn.cast(b_dw, u1.dtype)  # bfloat16 under autocast, as the products
+        b1, b2 = (None, None) if b_dw is None else (b_dw[halves[0]], b_dw[halves[1]])
         ops = torch.ops.mkldnn._convolution_pointwise
         one = [1, 1]
         g = ops(u1, w_dw[halves[0]], b1, one, one, one, width, "gelu", [], "none")
