@@ -87,6 +87,7 @@ import torch.nn as nn
 
 from irframe.errors import IrframeError
 from irframe.nn.inference import Precision, _model_device, autocast_context
+from irframe.nn.modes import eval_mode
 from irframe.nn.spec import ModelSpec, spec_for_task
 from irframe.nn.weights import unwrap_model
 
@@ -387,13 +388,8 @@ def _forward_fn(
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
 
     def forward(x: torch.Tensor) -> torch.Tensor:
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.inference_mode(), autocast_context(device, precision):
-                return model(x) if task is None else model(x, task=task)
-        finally:
-            model.train(was_training)
+        with eval_mode(model), torch.inference_mode(), autocast_context(device, precision):
+            return model(x) if task is None else model(x, task=task)
 
     return forward, dtype
 

@@ -41,6 +41,7 @@ import torch
 import torch.nn as nn
 
 from irframe.errors import IrframeError
+from irframe.nn.modes import eval_mode
 from irframe.nn.spec import ModelSpec, get_spec, resolve_task
 
 __all__ = [
@@ -263,9 +264,7 @@ def export_onnx(
         _check_input_size(size, spec, f"{arch}: sample_size")
 
     wrapper = _Forward(model, task).eval()
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         program, sample, dynamic_batch = _torch_export(wrapper, spec, size, arch, dynamic_batch, device)
         with torch.inference_mode():
@@ -279,8 +278,6 @@ def export_onnx(
             raise ExportError(
                 f"{arch}: conversion to ONNX (opset {opset}) failed: {type(exc).__name__}: {exc}"
             ) from exc
-    finally:
-        model.train(was_training)
 
     if onnx_program is None:  # only the legacy (dynamo=False) exporter returns None
         raise ExportError(f"{arch}: the ONNX exporter returned no program (opset {opset})")
@@ -452,10 +449,8 @@ def check_onnx(
     if not batch:
         raise ExportError("check_onnx: no inputs given")
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    was_training = model.training
-    model.eval()
     worst = 0.0
-    try:
+    with eval_mode(model):
         for x in batch:
             got = runner(x)
             with torch.inference_mode():
@@ -467,6 +462,4 @@ def check_onnx(
                     f"for input {tuple(x.shape)}"
                 )
             worst = max(worst, (got - want).abs().max().item())
-    finally:
-        model.train(was_training)
     return worst

@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from irframe.nn.modes import eval_mode
 from irframe.nn.spec import ModelSpec, get_spec, resolve_task, spec_for_task
 
 __all__ = [
@@ -385,21 +386,16 @@ def restore(
         return y if precision == "fp32" else y.float()
 
     run: Forward = (lambda t: _ensemble_x8(forward, t)) if self_ensemble else forward
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            if tile is not None:
-                overlap = tile_overlap
-                if overlap is None:  # the model's own default, unless it does not fit this tile
-                    overlap = spec.tile_overlap if spec.tile_overlap < tile else tile // 2
-                y = tiled_forward(
-                    run, x, tile, overlap, spec=spec, blend=blend, device=device, out_device=out_device
-                )
-            else:
-                xp, size = pad_to_multiple(x.to(device), spec.size_multiple)
-                y = crop_to(_run_checked(run, xp, spec.scale), size, spec.scale)
-            y = y.to(out_device, x.dtype)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.inference_mode():
+        if tile is not None:
+            overlap = tile_overlap
+            if overlap is None:  # the model's own default, unless it does not fit this tile
+                overlap = spec.tile_overlap if spec.tile_overlap < tile else tile // 2
+            y = tiled_forward(
+                run, x, tile, overlap, spec=spec, blend=blend, device=device, out_device=out_device
+            )
+        else:
+            xp, size = pad_to_multiple(x.to(device), spec.size_multiple)
+            y = crop_to(_run_checked(run, xp, spec.scale), size, spec.scale)
+        y = y.to(out_device, x.dtype)
     return y.squeeze(0) if unbatched else y

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from irframe.nn.modes import eval_mode
 from irframe.nn.spec import get_spec
 
 __all__ = ["FlopCount", "count_flops", "count_params"]
@@ -84,13 +85,8 @@ def count_flops(
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
     x = torch.zeros(shape, device=device, dtype=dtype)
     counter = FlopCounterMode(display=False)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), counter:
-            model(x) if task is None else model(x, task=task)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad(), counter:
+        model(x) if task is None else model(x, task=task)
     totals = counter.get_flop_counts().get("Global", {})
     by_op = {str(getattr(op, "__name__", op)): int(n) for op, n in totals.items()}
     return FlopCount(int(counter.get_total_flops()), shape, by_op)

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from irframe.data.datasets.base import EvalSamples, collate_good
 from irframe.errors import OptionsError
+from irframe.nn.modes import eval_mode
 from irframe.train.trackers import preview
 
 # (per-process list of records) -> records of all processes
@@ -155,10 +156,8 @@ class Validator:
             progress: ``progress(total, desc)`` -> a bar (``update``, ``close``) for each set.
             on_dataset: called with ``(name, result so far)`` as soon as a set is scored.
         """
-        was_training = model.training
-        model.eval()
         result = ValResult()
-        try:
+        with eval_mode(model):
             for name, dataset in self.datasets.items():
                 records = self._run_dataset(model, name, dataset, iteration, progress)
                 records = sorted(self.gather(records), key=lambda r: r["index"])
@@ -172,8 +171,6 @@ class Validator:
                     result.baseline[name] = self._baseline[name]
                 if on_dataset is not None:
                     on_dataset(name, result)
-        finally:
-            model.train(was_training)
         return result
 
     def _run_dataset(

@@ -205,12 +205,14 @@ def _reference_block(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("layer_norm", ["WithBias", "BiasFree"])
 @pytest.mark.parametrize("dim, heads, factor, bias", [(8, 2, 2.66, True), (16, 4, 2.0, True), (12, 3, 2.66, False)])
+@pytest.mark.parametrize("size", [(12, 16), (2, 3)])  # more pixels than channels (folded attention), and fewer
 def test_block_equals_the_official_computation_on_every_path(
-    layer_norm: str, dim: int, heads: int, factor: float, bias: bool
+    layer_norm: str, dim: int, heads: int, factor: float, bias: bool, size: tuple[int, int]
 ) -> None:
     """The token-layout block (padded gate halves when the hidden width is not a multiple of 16, the
-    attention folded into project_out, the fused oneDNN gate under no_grad) against the official
-    formulation, with autograd on (the training path) and off (the inference path)."""
+    attention folded into project_out where pixels outnumber channels, the fused oneDNN gate under
+    no_grad) against the official formulation, with autograd on (the training path) and off (the
+    inference path)."""
     from irframe_restormer.blocks import TransformerBlock
 
     torch.manual_seed(0)
@@ -218,7 +220,7 @@ def test_block_equals_the_official_computation_on_every_path(
     with torch.no_grad():
         for p in block.parameters():
             p.add_(torch.randn_like(p) * 0.1)  # non-trivial norms, biases and temperatures
-    x = torch.randn(2, dim, 12, 16)
+    x = torch.randn(2, dim, *size)
     ref = _reference_block(block, x).detach()
     trained = block(x)  # autograd on
     with torch.no_grad():

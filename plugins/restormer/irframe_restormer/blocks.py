@@ -246,7 +246,8 @@ class Attention(nn.Module):
     Computed on tokens ``(b, h*w, c)``: the normalisation divides the small ``q k^T`` map by the
     norms instead of dividing q and k, and the attention map is folded into ``project_out``
     (``Wo @ blockdiag(attn)`` is ``c x c``), so ``attn @ v`` and ``project_out`` are one product
-    over the pixels. The same sums in another order: outputs equal the official ones to ~1e-6.
+    over the pixels, wherever there are more pixels than channels (else ``attn @ v`` first, as the
+    official code). The same sums in another order: outputs equal the official ones to ~1e-6.
     """
 
     def __init__(self, dim: int, num_heads: int, bias: bool = False) -> None:
@@ -272,6 +273,10 @@ class Attention(nn.Module):
         norms = qkv[..., : 2 * c].square().sum(dim=1).sqrt().clamp_min(1e-12)
         logits = logits / (norms[:, :c].reshape(b, heads, cp, 1) * norms[:, c:].reshape(b, heads, 1, cp))
         attn = (logits * self.temperature).softmax(dim=-1)
+        if n <= c:  # few pixels (the latent level): folding costs c*c*c' products, attn @ v only n*c*c'
+            out = torch.matmul(v.view(b, n, heads, cp).transpose(1, 2), attn.transpose(-1, -2))
+            return _add_out(residual, out.transpose(1, 2).reshape(b, n, c), _pointwise(self.project_out).t(),
+                            self.project_out.bias)
         # out = v @ (Wo blockdiag(attn))^T: mix[b, o, head, i] = sum_j Wo[o, head*c'+j] attn[b, head, j, i]
         mix = torch.einsum("ohj,bhji->bohi", _pointwise(self.project_out).view(c, heads, cp), attn).reshape(b, c, c)
         return _add_out(residual, v, mix.transpose(1, 2), self.project_out.bias)
