@@ -4,6 +4,7 @@ irframe vs the released code of Restormer, PromptIR and IPT.
     python benchmarks/bench_fast.py [--sizes 128,256] [--rounds 5] [--threads N] [--no-compile] [--no-onnx]
                                     [--paper] [--models restormer,nafnet,promptir,ipt] [--official-repo PATH]
                                     [--promptir-repo PATH] [--ipt-repo PATH]
+                                    [--isolated] [--heap default|keep|tools]
                                     [--faults] [--psnr] [--psnr-images 8] [--shared ../shared]
 
 Speed: reduced models (random weights, fixed seed), one input per size, each variant through
@@ -67,6 +68,20 @@ IPT's patch schemes (the line ``patches:`` prints the counts of the run). All th
 So ``official`` and ``chop`` compute the same output: their max|diff| is printed after the table
 (~1e-6 in [0, 1]). ``default`` blends differently and a random-weight IPT's crops disagree where they
 overlap, so the max|diff| of both to ``default`` is large (~0.3) and says nothing about correctness.
+
+Processes and the allocator. By default every variant runs in this one process, with glibc's default
+``malloc``, which maps and unmaps large blocks: a forward's big temporaries then cost page faults on every
+call, and how many depends on what else the process allocated, so the released code's time moves with
+the variants run beside it (``--faults`` counts them). Two options make the comparison say what it means:
+
+- ``--isolated``: each variant runs in a process of its own (spawned; rounds still interleaved, one
+  variant at a time), as a user runs either code. With it ``--heap`` defaults to ``tools``: irframe's
+  variants keep freed memory for reuse (:mod:`irframe.heap`), as ``tools/infer.py`` and ``tools/test.py``
+  set it, while the released code runs with glibc's default, as its test scripts do. IPT's network-only
+  line is not printed in this mode.
+- ``--heap keep``: every variant keeps freed memory, the released code's too: both codes run without
+  page faults on blocks up to glibc's 32 MiB limit, so the ratio is that of the computations themselves.
+  ``--heap default`` leaves glibc's default everywhere.
 
 The max abs difference of each variant's output to ``default`` is printed too. The machine's load
 (``os.getloadavg()``) is printed before and after: other processes only add time.
@@ -201,22 +216,40 @@ def _official_ipt(repo: Path, ours: torch.nn.Module) -> torch.nn.Module:
     return wrapper.eval()
 
 
+def variant_names(cfg: dict, args: argparse.Namespace) -> list[str]:
+    """The variants a case runs, in the order of its rounds (``default`` first)."""
+    arch = cfg["type"]
+    names = ["default"] + ["onnxruntime"] * (not args.no_onnx) + ["bf16"] + ["compile"] * (not args.no_compile)
+    names += ["chop"] * (arch == "IPT")
+    return names + ["official"] * bool(_released_repo(arch, args))
+
+
+def _released_repo(arch: str, args: argparse.Namespace) -> str | None:
+    """The user's checkout of ``arch``'s released code (its ``--*-repo`` option), if given."""
+    return getattr(args, RELEASED[arch].option.lstrip("-").replace("-", "_"), None) if arch in RELEASED else None
+
+
 def build_variants(
-    name: str, cfg: dict, shape: tuple[int, int], args: argparse.Namespace, workdir: Path
+    name: str, cfg: dict, shape: tuple[int, int], args: argparse.Namespace, workdir: Path, only: str | None = None
 ) -> Variants:
+    """The case's variants (``only``: ``default`` and that one, for a worker of ``--isolated``)."""
     from irframe.nn.ort import onnxruntime_model
+
+    def wanted(variant: str) -> bool:
+        return only is None or only == variant
 
     torch.manual_seed(0)
     model = ARCHS.build(cfg, path=name).eval()
     x = torch.rand(1, 3, *shape, generator=torch.Generator().manual_seed(1))
     runs: dict[str, Run] = {"default": lambda: restore(model, x)}
-    if not args.no_onnx:
+    if not args.no_onnx and wanted("onnxruntime"):
         start = time.perf_counter()
         ort_model = onnxruntime_model(model, checkpoint=None, config=cfg, folder=workdir)
         print(f"  onnxruntime: graph ready in {time.perf_counter() - start:.1f} s (exported once, then from the cache)")
         runs["onnxruntime"] = lambda: restore(ort_model, x)
-    runs["bf16"] = lambda: restore(model, x, precision="bf16")
-    if not args.no_compile:
+    if wanted("bf16"):
+        runs["bf16"] = lambda: restore(model, x, precision="bf16")
+    if not args.no_compile and wanted("compile"):
         compiled = compile_model(model)
         start = time.perf_counter()
         restore(compiled, x)
@@ -224,7 +257,7 @@ def build_variants(
         runs["compile"] = lambda: restore(compiled, x)
     variants = Variants(x, runs)
     arch = cfg["type"]
-    if arch == "IPT":
+    if arch == "IPT" and wanted("chop"):
 
         def run_chop() -> torch.Tensor:
             with torch.inference_mode():
@@ -232,7 +265,7 @@ def build_variants(
 
         runs["chop"] = run_chop
         variants.probes.update(default=model.get_submodule("head.0"), chop=model.get_submodule("head.0"))
-    repo = getattr(args, RELEASED[arch].option.lstrip("-").replace("-", "_"), None) if arch in RELEASED else None
+    repo = _released_repo(arch, args) if wanted("official") else None
     if repo and arch in ("Restormer", "PromptIR"):
         official = released_net(Path(repo), cfg, model).eval()
 
@@ -324,6 +357,79 @@ def bench_case(name: str, cfg: dict, shape: tuple[int, int], args: argparse.Name
     if variants.networks is not None:
         ipt_arch_line(*variants.networks, args.rounds)
     if "official" not in runs and arch in RELEASED:
+        print(f"  official: skipped (give {RELEASED[arch].option} PATH, a checkout of {RELEASED[arch].url})")
+
+
+# -- --isolated: each variant in a process of its own ----------------------------------------------
+def _keeps_heap(variant: str, heap: str) -> bool:
+    """Whether ``variant``'s process keeps freed memory (:mod:`irframe.heap`) under ``--heap``."""
+    return heap == "keep" or (heap == "tools" and variant != "official")
+
+
+def _worker(conn: Any, name: str, cfg: dict, shape: tuple[int, int], args: argparse.Namespace, workdir: Path,
+            variant: str) -> None:
+    """One variant, in this process: its output first, then a time per ``"run"``, faults per ``"faults"``."""
+    from irframe.heap import keep_freed_memory
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    kept = keep_freed_memory() if _keeps_heap(variant, args.heap) else "glibc's default"
+    fn = build_variants(name, cfg, shape, args, workdir, only=variant).runs[variant]
+    conn.send((fn(), kept))
+    while (cmd := conn.recv()) != "stop":
+        if cmd == "run":
+            start = time.perf_counter()
+            fn()
+            conn.send(time.perf_counter() - start)
+        else:
+            conn.send(_faults(fn))
+
+
+def bench_case_isolated(name: str, cfg: dict, shape: tuple[int, int], args: argparse.Namespace, workdir: Path) -> None:
+    """:func:`bench_case` with each variant in a process of its own, rounds interleaved across them."""
+    import multiprocessing
+
+    print(f"{name} at {shape[0]}x{shape[1]} (each variant in its own process):")
+    ctx = multiprocessing.get_context("spawn")
+    conns: dict[str, Any] = {}
+    procs = []
+    outs: dict[str, torch.Tensor] = {}
+    heaps: dict[str, str] = {}
+    try:
+        for k in variant_names(cfg, args):  # one at a time: a worker builds while the others wait
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(child, name, cfg, shape, args, workdir, k), daemon=True)
+            proc.start()
+            procs.append(proc)
+            conns[k] = parent
+            outs[k], heaps[k] = parent.recv()
+        times: dict[str, list[float]] = {k: [] for k in conns}
+        for _ in range(args.rounds):
+            for k, conn in conns.items():
+                conn.send("run")
+                times[k].append(conn.recv())
+        faults = {}
+        if args.faults:
+            for k, conn in conns.items():
+                conn.send("faults")
+                faults[k] = conn.recv()
+    finally:
+        for conn in conns.values():
+            with contextlib.suppress(OSError, BrokenPipeError):
+                conn.send("stop")
+        for proc in procs:
+            proc.join(timeout=30)
+    ref = outs["default"]
+    for k in conns:
+        ratios = [t / b for t, b in zip(times[k], times["default"], strict=True)]
+        print(
+            f"  {k:<12} best {min(times[k]) * 1e3:8.1f} ms   median ratio to default {statistics.median(ratios):5.2f}x"
+            f"   max|diff| {(outs[k] - ref).abs().max().item():.1e}   heap: {heaps[k]}"
+        )
+    if faults:
+        print("  one call each, getrusage: " + "; ".join(f"{k} {f}" for k, f in faults.items()))
+    arch = cfg["type"]
+    if "official" not in conns and arch in RELEASED:
         print(f"  official: skipped (give {RELEASED[arch].option} PATH, a checkout of {RELEASED[arch].url})")
 
 
@@ -422,6 +528,18 @@ def main(argv: list[str] | None = None) -> None:
         help="which cases (restormer, nafnet, promptir, ipt; default restormer,nafnet plus promptir/ipt when "
              "--promptir-repo/--ipt-repo is given)",
     )
+    parser.add_argument(
+        "--isolated", action="store_true",
+        help="each variant in a process of its own (spawned), rounds interleaved across them; without IPT's "
+             "network-only line",
+    )
+    parser.add_argument(
+        "--heap", choices=("default", "keep", "tools"), default=None,
+        help="glibc's malloc: 'default' for every variant; 'keep' freed memory for reuse in every variant "
+             "(irframe.heap, the released code's too); 'tools' (--isolated only, its default): irframe's "
+             "variants keep it as tools/infer.py does, the released code runs with glibc's default as its "
+             "scripts do",
+    )
     parser.add_argument("--faults", action="store_true",
                         help="also print each variant's page faults and system time of one call (getrusage)")
     parser.add_argument("--psnr", action="store_true", help="also measure bf16's PSNR cost on BSD68/Kodak24")
@@ -429,12 +547,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--psnr-images", type=int, default=8)
     parser.add_argument("--shared", default=str(ROOT.parent / "shared"), help="folder holding data/ (BSD68, Kodak24)")
     args = parser.parse_args(argv)
+    if args.heap is None:
+        args.heap = "tools" if args.isolated else "default"
+    if args.heap == "tools" and not args.isolated:
+        parser.error("--heap tools needs --isolated (one process cannot run two malloc settings)")
     if args.threads:
         torch.set_num_threads(args.threads)
+    from irframe.heap import keep_freed_memory
     from irframe.nn.ort import cpu_bf16_flags
 
+    heap = {
+        "default": "glibc's default in every variant",
+        "keep": "every variant keeps freed memory (irframe.heap)",
+        "tools": "irframe's variants keep freed memory as tools/infer.py does, the released code has glibc's default",
+    }[args.heap]
+    if args.heap == "keep" and not args.isolated:
+        heap += ": " + keep_freed_memory()
+
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU bf16 flags: "
-          f"{', '.join(sorted(cpu_bf16_flags())) or 'none'}; {load_line()}")
+          f"{', '.join(sorted(cpu_bf16_flags())) or 'none'}; malloc: {heap}; {load_line()}")
     print("command: python benchmarks/bench_fast.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     if not args.psnr_only:
         if args.models is None:
@@ -458,7 +589,7 @@ def main(argv: list[str] | None = None) -> None:
                 fixed = FIXED_INPUT.get(cfg["type"])
                 shapes = [fixed] if fixed else [(int(s), int(s)) for s in args.sizes.split(",")]
                 for shape in shapes:
-                    bench_case(name, cfg, shape, args, Path(tmp))
+                    (bench_case_isolated if args.isolated else bench_case)(name, cfg, shape, args, Path(tmp))
     if args.psnr or args.psnr_only:
         psnr_cost(Path(args.shared), args.psnr_images)
     print(load_line())

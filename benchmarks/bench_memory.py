@@ -13,6 +13,8 @@ with). Rows:
   https://github.com/swz30/Restormer (``basicsr/models/archs/restormer_arch.py``) with the same
   weights, under ``torch.no_grad()`` as its test scripts; skipped with a note without ``--official-repo``;
 - ``--plain``: irframe's rows without the fused oneDNN inference kernels (the formulation training uses);
+- ``--keep-heap``: irframe's rows with the allocator setting of the inference tools (:mod:`irframe.heap`:
+  freed memory kept for reuse), the released row with glibc's default, as its scripts run;
 - ``auto <budget>``: ``restore`` with the tile :func:`irframe.nn.autotile.choose_tile` picks for the
   budget (its choice printed), the measured peak beside the budget, and the time of planning (the
   probes and the checks of the chosen shape) and of the tiled restoration.
@@ -45,6 +47,10 @@ def child(args: argparse.Namespace) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.keep_heap and args.child != "official":  # as tools/infer.py sets it; the released code as its scripts
+        from irframe.heap import keep_freed_memory
+
+        keep_freed_memory()
     if args.plain:  # the formulation autograd uses, without the fused oneDNN inference kernels
         import irframe.nn.onednn
 
@@ -83,6 +89,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budgets", default="256MB,1GB", help="--tile auto budgets (empty: none)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--plain", action="store_true", help="irframe without its fused oneDNN inference kernels")
+    parser.add_argument(
+        "--keep-heap", action="store_true",
+        help="irframe's rows keep freed memory for reuse (irframe.heap), as tools/infer.py and tools/test.py set it",
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, default=512, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -92,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     from irframe.nn.autotile import format_bytes
 
     model = "paper-size Restormer" if args.paper else "reduced Restormer (dim 24, blocks 2/2/2/2)"
-    print(f"{model}; {load_line()}")
+    heap = "irframe's rows keep freed memory (irframe.heap)" if args.keep_heap else "glibc's default"
+    print(f"{model}; malloc: {heap}; {load_line()}")
     rows = ["irframe"] + (["official"] if args.official_repo else [])
     rows += [f"auto:{b}" for b in args.budgets.split(",") if b]
     for size in (int(s) for s in args.sizes.split(",")):
@@ -104,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
             cmd += ["--official-repo", args.official_repo] if args.official_repo else []
             cmd += ["--threads", str(args.threads)] if args.threads else []
             cmd += ["--plain"] if args.plain else []
+            cmd += ["--keep-heap"] if args.keep_heap else []
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             r = json.loads(out.strip().splitlines()[-1])
             peaks[row] = r["peak"]

@@ -184,6 +184,7 @@ def _cmd_app(args: argparse.Namespace) -> int:
     """Serve the web app (irframe.app) until Ctrl-C."""
     from irframe.app import DEFAULT_MAX_PIXELS, default_models, serve
     from irframe.errors import OptionsError
+    from irframe.heap import keep_freed_memory
     from irframe.nn.autotile import parse_memory, tile_arg
     from irframe.threads import configure_threads
 
@@ -193,6 +194,7 @@ def _cmd_app(args: argparse.Namespace) -> int:
     except (argparse.ArgumentTypeError, ValueError) as exc:
         raise OptionsError(f"--tile/--max-memory: {exc}") from None
     configure_threads(args.threads)
+    keep_freed_memory()  # each request reuses the last one's pages (irframe.heap)
     models = default_models(args.checkpoint or [], zoo=args.zoo)
     serve(models, host=args.host, port=args.port, device=args.device, tile=tile, max_memory=max_memory,
           max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from irframe.errors import IrframeError, OptionsError, report_error
+from irframe.heap import keep_freed_memory
 from irframe.options_schema import InferenceOptions
 from irframe.threads import add_threads_argument, configure_threads
 
@@ -145,6 +146,7 @@ def benchmark_main(argv: Sequence[str] | None = None) -> int:
 
     from irframe.evaluate.bench import run_benchmarks
 
+    keep_freed_memory()  # the next image reuses this one's pages (irframe.heap)
     try:
         paths = run_benchmarks(
             args.opts, args.checkpoint, args.overrides, args.out,
@@ -255,6 +257,7 @@ def infer_main(argv: Sequence[str] | None = None) -> int:
         inference, test, checkpoint = opts.inference, opts.test, checkpoint_of(opts)
         device = _backend_device(inference.backend, args.device)
         configure_threads(opts.threads, log=lambda msg: log_line(msg, sys.stdout))
+        keep_freed_memory()  # the next image reuses this one's pages (irframe.heap)
         key = test.param_key if test is not None else "auto"
         loaded = load_for_eval(
             opts.model, checkpoint, device=device, source=args.opt or "checkpoint",

@@ -70,10 +70,7 @@ and the allocator fragments).
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import dataclasses
-import functools
 import gc
 import math
 import re
@@ -86,6 +83,7 @@ import torch
 import torch.nn as nn
 
 from irframe.errors import IrframeError
+from irframe.heap import malloc_trim
 from irframe.nn.inference import Precision, _model_device, autocast_context
 from irframe.nn.modes import eval_mode
 from irframe.nn.spec import ModelSpec, spec_for_task
@@ -244,22 +242,6 @@ def _status_bytes(field: str) -> int:
     return int(match.group(1)) * 1024
 
 
-@functools.lru_cache(maxsize=1)
-def _malloc_trim_function() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim`` (looked up once: ``find_library`` may run ``ldconfig``), or ``None``."""
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
-    except (OSError, AttributeError, TypeError):
-        return None
-
-
-def _malloc_trim() -> None:
-    """Give freed heap pages back to the system (glibc); a no-op elsewhere."""
-    trim = _malloc_trim_function()
-    if trim is not None:
-        trim(0)
-
-
 def measure_peak(fn: Callable[[], object], device: torch.device | str) -> int:
     """Peak memory (bytes) that ``fn()`` adds on ``device``, beyond what is allocated before it.
 
@@ -282,7 +264,7 @@ def measure_peak(fn: Callable[[], object], device: torch.device | str) -> int:
         return max(int(peak), 0)
     if device.type != "cpu":
         raise MemoryProbeError(f"cannot measure peak memory on device {device}; pass the tile size explicitly")
-    _malloc_trim()
+    malloc_trim()
     try:
         Path("/proc/self/clear_refs").write_text("5")  # Linux: reset VmHWM to the current RSS
         base = _status_bytes("VmRSS")

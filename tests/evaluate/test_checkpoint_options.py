@@ -195,3 +195,18 @@ def test_basicsr_param_key_picks_the_file_of_a_checkpoint_folder(tmp_path):
     for key, expected in (("params_ema", ema), ("params", raw)):
         loaded = load_for_eval(cfg, folder, key=key).model
         assert torch.equal(loaded.output.weight, expected.output.weight), key
+
+
+def test_infer_and_test_keep_freed_memory(both, paired_set: Path, tmp_path: Path, monkeypatch) -> None:
+    """tools/infer.py and tools/test.py set glibc to keep freed memory (irframe.heap), once per run."""
+    import irframe.evaluate.cli as cli
+
+    calls: list[str] = []
+    monkeypatch.setattr(cli, "keep_freed_memory", lambda: calls.append("kept") or "kept")
+    _plain, _ema, ckpt = both
+    src = paired_set / "lq" / "im0.png"
+    argv = ["--checkpoint", str(ckpt), "--input", str(src), "--device", "cpu", "--no-progress"]
+    assert infer_main([*argv, "--output", str(tmp_path / "a")]) == 0
+    assert calls == ["kept"]
+    assert bench(tmp_path / "board", "-opt", str(tmp_path / "missing.yml")) == 2  # set before the options are read
+    assert calls == ["kept", "kept"]
