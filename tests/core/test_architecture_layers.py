@@ -20,7 +20,9 @@ PACKAGE = ROOT / "irframe"
 # longest name below that is the module itself or one of its packages; a module of no layer fails
 # test_every_module_has_a_layer (place a new top-level module or package here deliberately).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", ("irframe.errors", "irframe.text", "irframe.utils", "irframe.threads", "irframe.launch")),
+    ("foundation", (
+        "irframe.errors", "irframe.text", "irframe.utils", "irframe.threads", "irframe.heap", "irframe.launch",
+    )),
     ("registry", ("irframe.registry",)),
     ("components", ("irframe.data", "irframe.nn", "irframe.metrics", "irframe.losses")),
     ("options", ("irframe.options_yaml", "irframe.options_schema", "irframe.options_checks", "irframe.compat",
