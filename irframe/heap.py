@@ -3,8 +3,8 @@
 A forward on the CPU allocates and frees feature maps of several MB each. glibc's ``malloc`` hands
 large blocks back to the kernel when they are freed (``munmap``, or trimming the top of the heap),
 so the next call of the same forward asks the kernel for them again and pays a page fault per 4 KiB
-page: for the paper-size Restormer at 128x128, 17-25 thousand faults and 40-60 ms of system time a
-call (about 7 % of it) on the 2-core VM of ``benchmarks/RESULTS.md``. Told to keep what it frees
+page: for the paper-size Restormer at 128x128, about 17 thousand faults and 44 ms of system time a
+call on the 2-core VM of ``benchmarks/RESULTS.md`` (``bench_fast.py --faults``). Told to keep what it frees
 (``M_TRIM_THRESHOLD`` high, ``M_MMAP_THRESHOLD`` at its 32 MiB maximum, which also fixes glibc's
 otherwise moving threshold), ``malloc`` reuses the same pages: no faults after the first call.
 
@@ -14,9 +14,9 @@ allocator does on the GPU. Blocks above 32 MiB are still mapped per call (glibc'
 ``malloc_trim`` (as ``--tile auto``'s probes call before measuring) still releases everything.
 
 ``tools/infer.py``, ``tools/test.py`` and ``irframe app`` call :func:`keep_freed_memory` once at start;
-:func:`malloc_trim` is the explicit release.
-The user's own ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` (glibc's environment tunables)
-win: with either set, nothing is changed. Training does not call it: a training step measured the same
+:func:`malloc_trim` is the explicit release. The user's own ``MALLOC_MMAP_THRESHOLD_`` /
+``MALLOC_TRIM_THRESHOLD_`` or a malloc setting in ``GLIBC_TUNABLES`` (glibc's environment tunables)
+win: with any of them set, nothing is changed. Training does not call it: a training step measured the same
 with and without (``benchmarks/RESULTS.md``).
 """
 
