@@ -78,7 +78,7 @@ the variants run beside it (``--faults`` counts them). Two options make the comp
   variant at a time), as a user runs either code. With it ``--heap`` defaults to ``tools``: irframe's
   variants keep freed memory for reuse (:mod:`irframe.heap`), as ``tools/infer.py`` and ``tools/test.py``
   set it, while the released code runs with glibc's default, as its test scripts do. IPT's network-only
-  line is not printed in this mode.
+  pair runs the same way, in two more processes.
 - ``--heap keep``: every variant keeps freed memory, the released code's too: both codes run without
   page faults on blocks up to glibc's 32 MiB limit, so the ratio is that of the computations themselves.
   ``--heap default`` leaves glibc's default everywhere.
@@ -361,9 +361,13 @@ def bench_case(name: str, cfg: dict, shape: tuple[int, int], args: argparse.Name
 
 
 # -- --isolated: each variant in a process of its own ----------------------------------------------
+# IPT's network-only pair under --isolated: worker variant -> key of ipt_network_runs
+NETWORK = {"network:ours": "ours", "network:released": "released"}
+
+
 def _keeps_heap(variant: str, heap: str) -> bool:
     """Whether ``variant``'s process keeps freed memory (:mod:`irframe.heap`) under ``--heap``."""
-    return heap == "keep" or (heap == "tools" and variant != "official")
+    return heap == "keep" or (heap == "tools" and variant not in ("official", "network:released"))
 
 
 def _worker(conn: Any, name: str, cfg: dict, shape: tuple[int, int], args: argparse.Namespace, workdir: Path,
@@ -374,7 +378,12 @@ def _worker(conn: Any, name: str, cfg: dict, shape: tuple[int, int], args: argpa
     if args.threads:
         torch.set_num_threads(args.threads)
     kept = keep_freed_memory() if _keeps_heap(variant, args.heap) else "glibc's default"
-    fn = build_variants(name, cfg, shape, args, workdir, only=variant).runs[variant]
+    if variant in NETWORK:
+        networks = build_variants(name, cfg, shape, args, workdir, only="official").networks
+        assert networks is not None  # IPT with --ipt-repo
+        fn = ipt_network_runs(*networks)[NETWORK[variant]]
+    else:
+        fn = build_variants(name, cfg, shape, args, workdir, only=variant).runs[variant]
     conn.send((fn(), kept))
     while (cmd := conn.recv()) != "stop":
         if cmd == "run":
@@ -385,30 +394,32 @@ def _worker(conn: Any, name: str, cfg: dict, shape: tuple[int, int], args: argpa
             conn.send(_faults(fn))
 
 
-def bench_case_isolated(name: str, cfg: dict, shape: tuple[int, int], args: argparse.Namespace, workdir: Path) -> None:
-    """:func:`bench_case` with each variant in a process of its own, rounds interleaved across them."""
+def _isolated_rounds(
+    name: str, cfg: dict, shape: tuple[int, int], args: argparse.Namespace, workdir: Path, variants: list[str]
+) -> tuple[dict[str, torch.Tensor], dict[str, str], dict[str, list[float]], dict[str, str]]:
+    """Each of ``variants`` in a spawned process of its own, rounds interleaved across them: their outputs,
+    heap settings, times per round and (``--faults``) one call's page faults."""
     import multiprocessing
 
-    print(f"{name} at {shape[0]}x{shape[1]} (each variant in its own process):")
     ctx = multiprocessing.get_context("spawn")
     conns: dict[str, Any] = {}
     procs = []
     outs: dict[str, torch.Tensor] = {}
     heaps: dict[str, str] = {}
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    faults: dict[str, str] = {}
     try:
-        for k in variant_names(cfg, args):  # one at a time: a worker builds while the others wait
+        for k in variants:  # one at a time: a worker builds while the others wait
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=_worker, args=(child, name, cfg, shape, args, workdir, k), daemon=True)
             proc.start()
             procs.append(proc)
             conns[k] = parent
             outs[k], heaps[k] = parent.recv()
-        times: dict[str, list[float]] = {k: [] for k in conns}
         for _ in range(args.rounds):
             for k, conn in conns.items():
                 conn.send("run")
                 times[k].append(conn.recv())
-        faults = {}
         if args.faults:
             for k, conn in conns.items():
                 conn.send("faults")
@@ -419,8 +430,17 @@ def bench_case_isolated(name: str, cfg: dict, shape: tuple[int, int], args: argp
                 conn.send("stop")
         for proc in procs:
             proc.join(timeout=30)
+    return outs, heaps, times, faults
+
+
+def bench_case_isolated(name: str, cfg: dict, shape: tuple[int, int], args: argparse.Namespace, workdir: Path) -> None:
+    """:func:`bench_case` with each variant in a process of its own, rounds interleaved across them (and,
+    for IPT with ``--ipt-repo``, the network-only pair the same way)."""
+    print(f"{name} at {shape[0]}x{shape[1]} (each variant in its own process):")
+    names = variant_names(cfg, args)
+    outs, heaps, times, faults = _isolated_rounds(name, cfg, shape, args, workdir, names)
     ref = outs["default"]
-    for k in conns:
+    for k in names:
         ratios = [t / b for t, b in zip(times[k], times["default"], strict=True)]
         print(
             f"  {k:<12} best {min(times[k]) * 1e3:8.1f} ms   median ratio to default {statistics.median(ratios):5.2f}x"
@@ -429,13 +449,20 @@ def bench_case_isolated(name: str, cfg: dict, shape: tuple[int, int], args: argp
     if faults:
         print("  one call each, getrusage: " + "; ".join(f"{k} {f}" for k, f in faults.items()))
     arch = cfg["type"]
-    if "official" not in conns and arch in RELEASED:
+    if arch == "IPT" and "official" in names:
+        outs, heaps, times, faults = _isolated_rounds(name, cfg, shape, args, workdir, list(NETWORK))
+        keyed = {NETWORK[k]: v for k, v in outs.items()}
+        line = _network_line(keyed, {NETWORK[k]: v for k, v in times.items()})
+        print(line + f"; heap: ours {heaps['network:ours']}, released {heaps['network:released']}")
+        if faults:
+            print("  network only, one call each, getrusage: " + "; ".join(f"{k} {f}" for k, f in faults.items()))
+    if "official" not in names and arch in RELEASED:
         print(f"  official: skipped (give {RELEASED[arch].option} PATH, a checkout of {RELEASED[arch].url})")
 
 
-def ipt_arch_line(ours: Any, released: Any, rounds: int) -> None:
-    """IPT's network alone, no patch scheme: our ``forward_patch`` vs the released ``ipt`` module (same
-    weights) on the same batch of 8 crops of 48x48 (in [0, 255], as both take it), interleaved rounds."""
+def ipt_network_runs(ours: Any, released: Any) -> dict[str, Run]:
+    """IPT's network alone, no patch scheme: our ``forward_patch`` (``ours``) and the released ``ipt``
+    module (``released``, same weights) on the same batch of 8 crops of 48x48 (in [0, 255], as both take it)."""
     released.set_scale(0)
     crops = torch.rand(8, 3, 48, 48, generator=torch.Generator().manual_seed(1)) * float(ours.rgb_range)
 
@@ -447,17 +474,28 @@ def ipt_arch_line(ours: Any, released: Any, rounds: int) -> None:
         with torch.no_grad():
             return released(crops)
 
-    diff = (run_ours() - run_released()).abs().max().item()
-    times: dict[str, list[float]] = {"ours": [], "released": []}
+    return {"ours": run_ours, "released": run_released}
+
+
+def _network_line(outs: dict[str, torch.Tensor], times: dict[str, list[float]]) -> str:
+    diff = (outs["ours"] - outs["released"]).abs().max().item()
+    ratio = statistics.median(a / b for a, b in zip(times["ours"], times["released"], strict=True))
+    return (f"  network only, the same 8 crops in one batch: ours best {min(times['ours']) * 1e3:.1f} ms, released "
+            f"{min(times['released']) * 1e3:.1f} ms, median ratio ours/released {ratio:.2f}x, "
+            f"max|diff| {diff:.1e} on the [0, 255] scale")
+
+
+def ipt_arch_line(ours: Any, released: Any, rounds: int) -> None:
+    """:func:`ipt_network_runs` in interleaved rounds in this process, printed as one line."""
+    runs = ipt_network_runs(ours, released)
+    outs = {k: fn() for k, fn in runs.items()}
+    times: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(rounds):
-        for k, fn in (("ours", run_ours), ("released", run_released)):
+        for k, fn in runs.items():
             start = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - start)
-    ratio = statistics.median(a / b for a, b in zip(times["ours"], times["released"], strict=True))
-    print(f"  network only, the same 8 crops in one batch: ours best {min(times['ours']) * 1e3:.1f} ms, released "
-          f"{min(times['released']) * 1e3:.1f} ms, median ratio ours/released {ratio:.2f}x, "
-          f"max|diff| {diff:.1e} on the [0, 255] scale")
+    print(_network_line(outs, times))
 
 
 # -- bf16's PSNR cost on real images ------------------------------------------------------------
@@ -530,8 +568,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--isolated", action="store_true",
-        help="each variant in a process of its own (spawned), rounds interleaved across them; without IPT's "
-             "network-only line",
+        help="each variant in a process of its own (spawned), rounds interleaved across them (IPT's "
+             "network-only pair too)",
     )
     parser.add_argument(
         "--heap", choices=("default", "keep", "tools"), default=None,
