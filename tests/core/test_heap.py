@@ -35,7 +35,7 @@ _ROUNDS = textwrap.dedent("""
 
 
 def _late_faults(mode: str) -> int:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
     out = subprocess.run([sys.executable, "-c", _ROUNDS, mode], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     return sum(ast.literal_eval(out.stdout.strip().splitlines()[-1])[-3:])
