@@ -32,12 +32,20 @@ if [ ${#released[@]} -gt 0 ] || [ -n "${IPT_REPO:-}" ]; then
     ipt=()
     [ -n "${IPT_REPO:-}" ] && ipt=(--ipt-repo "$IPT_REPO")
     run benchmarks/bench_fast.py --no-compile --models restormer,promptir,ipt "${released[@]}" "${ipt[@]}"
+    # as each code is run (a process each, each with its own tools' allocator setting), then with the same
+    # allocator for both (the computations alone): RESULTS.md, "Which process, which allocator"
+    for heap in --isolated "--heap keep"; do
+        # shellcheck disable=SC2086
+        run benchmarks/bench_fast.py --no-compile --no-onnx --paper --models restormer,promptir,ipt \
+            "${released[@]}" "${ipt[@]}" --sizes 128,256 --rounds 5 --faults $heap
+    done
 fi
 if [ ${#released[@]} -gt 0 ]; then
     run benchmarks/bench_train_step.py "${released[@]}"
 fi
 if [ -n "${RESTORMER_REPO:-}" ]; then
     run benchmarks/bench_memory.py --official-repo "$RESTORMER_REPO"
+    run benchmarks/bench_memory.py --official-repo "$RESTORMER_REPO" --keep-heap
 fi
 run benchmarks/bench_compile_cache.py
 run benchmarks/bench_tiling.py
