@@ -6,7 +6,8 @@ so the next call of the same forward asks the kernel for them again and pays a p
 page: for the paper-size Restormer at 128x128, about 17 thousand faults and 44 ms of system time a
 call on the 2-core VM of ``benchmarks/RESULTS.md`` (``bench_fast.py --faults``). Told to keep what it frees
 (``M_TRIM_THRESHOLD`` high, ``M_MMAP_THRESHOLD`` at its 32 MiB maximum, which also fixes glibc's
-otherwise moving threshold), ``malloc`` reuses the same pages: no faults after the first call.
+otherwise moving threshold), ``malloc`` reuses the same pages: blocks up to 32 MiB fault no more
+after the first call.
 
 The cost: the process keeps its peak heap resident between calls instead of returning it, which is
 what a restoring process wants (the next image needs the same memory) and what PyTorch's GPU
