@@ -69,11 +69,20 @@ def keep_freed_memory(environ: Mapping[str, str] | None = None) -> str:
     libc = glibc()
     if libc is None:
         return "left as is (not glibc)"
-    mallopt = libc.mallopt
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    if mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) != 1 or mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) != 1:
+    if not (mallopt(libc, M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(libc, M_TRIM_THRESHOLD, TRIM_THRESHOLD)):
         return "left as is (mallopt refused)"
     return "kept"
+
+
+def mallopt(libc: ctypes.CDLL, param: int, value: int) -> bool:
+    """glibc's ``mallopt(param, value)`` for this whole process; ``True`` when glibc took it.
+
+    The one place the process's allocator is changed (the test suite replaces it: a pytest worker
+    runs many tests in one process, and their memory readings must not depend on which ran first).
+    """
+    call = libc.mallopt
+    call.argtypes, call.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return call(param, value) == 1
 
 
 def malloc_trim() -> None:

@@ -20,6 +20,17 @@ SHARED = Path(os.environ.get("IRFRAME_SHARED", ROOT.parent / "shared"))
 FIXTURES = ROOT / "tests" / "fixtures"
 
 
+@pytest.fixture(autouse=True)
+def _process_allocator_untouched(monkeypatch):
+    """Tools run in this process (``infer_main``, ``test_main``, ``irframe app``) would set glibc to keep
+    freed memory for the rest of the pytest worker (irframe.heap), so that later tests' memory readings
+    (``--tile auto``'s estimates) depended on which tests ran before them in the worker. Here they only
+    report "kept"; the allocator itself is tested in subprocesses (tests/core/test_heap.py)."""
+    import irframe.heap
+
+    monkeypatch.setattr(irframe.heap, "mallopt", lambda libc, param, value: True)
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One torch thread for a module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``):
