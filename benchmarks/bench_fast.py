@@ -114,7 +114,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from common import REDUCED_NAFNET, REDUCED_RESTORMER, RELEASED, load_line, released_file, released_net
+from common import REDUCED_NAFNET, REDUCED_RESTORMER, RELEASED, cpu_line, load_line, released_file, released_net
 
 from irframe.nn.inference import compile_model, restore
 from irframe.registry import ARCHS
@@ -602,7 +602,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.heap == "keep" and not args.isolated:
         heap += ": " + keep_freed_memory()
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU bf16 flags: "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_line()}, bf16 flags: "
           f"{', '.join(sorted(cpu_bf16_flags())) or 'none'}; malloc: {heap}; {load_line()}")
     print("command: python benchmarks/bench_fast.py " + " ".join(argv if argv is not None else sys.argv[1:]))
     if not args.psnr_only:

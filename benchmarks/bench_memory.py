@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import REDUCED_RESTORMER, load_line, released_net
+from common import REDUCED_RESTORMER, cpu_line, load_line, released_net
 
 PAPER = {"type": "Restormer"}
 
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
 
     model = "paper-size Restormer" if args.paper else "reduced Restormer (dim 24, blocks 2/2/2/2)"
     heap = "irframe's rows keep freed memory (irframe.heap)" if args.keep_heap else "glibc's default"
-    print(f"{model}; malloc: {heap}; {load_line()}")
+    print(f"{model}; {cpu_line()}; malloc: {heap}; {load_line()}")
     rows = ["irframe"] + (["official"] if args.official_repo else [])
     rows += [f"auto:{b}" for b in args.budgets.split(",") if b]
     for size in (int(s) for s in args.sizes.split(",")):

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from common import REDUCED_RESTORMER, RELEASED, load_line, make_trainer, reference_step, released_net, timed
+from common import REDUCED_RESTORMER, RELEASED, cpu_line, load_line, make_trainer, reference_step, released_net, timed
 
 DEVICE = "cpu"
 GRAD_CLIP = 0.01  # Restormer's train.use_grad_clip: clip_grad_norm_(..., 0.01) in optimize_parameters
@@ -180,7 +180,7 @@ def main() -> None:
         parser.error(f"--models: unknown {unknown}; choose from {list(CASES)}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {load_line()}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_line()}, {load_line()}")
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             bench_model(*CASES[name], args, Path(tmp))

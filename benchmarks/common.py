@@ -13,6 +13,7 @@ import copy
 import importlib.util
 import itertools
 import os
+import platform
 import time
 import types
 from collections.abc import Callable
@@ -54,6 +55,24 @@ def load_line() -> str:
     """The machine's load averages, for the lines printed before and after a benchmark."""
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
+def cpu_line() -> str:
+    """Which CPU ran the figures: its model name with the vendor's family/model numbers from
+    ``/proc/cpuinfo`` (machines that print the same name, "AMD EPYC", differ: the ratios against the
+    released code moved by 0.1-0.2 between two such VMs, benchmarks/RESULTS.md), or ``platform``'s answer."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            key, sep, value = line.partition(":")
+            if not sep:
+                break  # the first processor's block ends at its blank line
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return f"CPU {platform.processor() or platform.machine()}"
+    ids = ", ".join(f"{k} {fields[k]}" for k in ("cpu family", "model", "stepping") if k in fields)
+    name = fields.get("model name", platform.machine())
+    return f"CPU {name} ({ids})" if ids else f"CPU {name}"
 
 
 def released_file(arch: str, repo: Path, rel: str | None = None) -> Path:
