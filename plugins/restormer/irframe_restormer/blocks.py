@@ -219,11 +219,13 @@ class FeedForward(nn.Module):
     @staticmethod
     def _fused_gate(x: torch.Tensor, h: int, w: int, width: int, w_in: torch.Tensor, b_in: torch.Tensor | None,
                     w_dw: torch.Tensor, b_dw: torch.Tensor | None) -> torch.Tensor:
-        """``gelu(dw(x W1)) * dw(x W2)`` with the GELU and the product inside oneDNN's depth-wise convs.
+        """``gelu(dw(x W1)) * dw(x W2)`` with the GELU inside oneDNN's first depth-wise conv.
 
         Each half gets its own 1x1 product (contiguous), the first conv applies GELU (erf, as
-        ``F.gelu``) as a post-op and the second multiplies by the first's output as a post-op: two
-        passes over the hidden tensor less than the unfused ops.
+        ``F.gelu``) as a post-op: one pass over the hidden tensor less than the unfused ops. The product
+        goes through ``_convolution_pointwise.binary``, which torch 2.14 runs as the conv and an in-place
+        multiply for grouped (depth-wise) convs, not as a post-op (profiled: ``aten::mul_``); a torch
+        that fuses it gains the second pass without a change here.
         """
         halves = [slice(0, width), slice(width, 2 * width)]
         u1, u2 = (from_tokens(onednn.linear(x, w_in[s], None if b_in is None else b_in[s]), h, w) for s in halves)
