@@ -148,13 +148,16 @@ def make_trainer(
     from accelerate.utils import TorchDynamoPlugin
 
     from irframe.options import TrainOptions
+    from irframe.train.build import training_compile_options
     from irframe.train.ema import ModelEMA
     from irframe.train.logger import TrainLogger
     from irframe.train.step import StepContext, SupervisedStep
     from irframe.train.trainer import LoopSettings, Trainer
     from irframe.train.training_state import Checkpointer
 
-    extra = {"dynamo_plugin": TorchDynamoPlugin(backend=compile_backend)} if compile_backend else {}
+    # the inductor options train.compile passes (channels-last backward graphs on the CPU)
+    options = training_compile_options(device == "cpu") if compile_backend == "inductor" else None
+    extra = {"dynamo_plugin": TorchDynamoPlugin(backend=compile_backend, options=options)} if compile_backend else {}
     accelerator = Accelerator(
         cpu=device == "cpu", mixed_precision=mixed_precision, step_scheduler_with_optimizer=False, **extra
     )

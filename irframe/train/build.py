@@ -100,6 +100,19 @@ def needs_unused_parameters(model: nn.Module, opts: Options, step: TrainStep | N
     return declared or len(get_spec(model).tasks) > 1
 
 
+def training_compile_options(on_cpu: bool) -> dict[str, Any] | None:
+    """Inductor options for ``train.compile`` (``torch.compile(options=...)``), ``None`` for its defaults.
+
+    On the CPU, channels-last layouts in the backward graph too: inductor decides its layout
+    optimisation per graph from the ``convolution`` nodes it holds, and a backward graph holds only
+    ``convolution_backward``, so its gradients of the depth-wise convolutions were laid out NCHW and
+    oneDNN's backward ran 3.6x slower on them (45 ms against 12.6 ms per call in a PromptIR step,
+    which made the compiled step slower than eager: ``benchmarks/RESULTS.md``). GPUs keep inductor's
+    own heuristics (not measured there).
+    """
+    return {"force_layout_optimization": True} if on_cpu else None
+
+
 def make_accelerator(opts: Options, find_unused: bool) -> Any:
     """The :class:`accelerate.Accelerator` for this run (device, DDP settings, mixed precision)."""
     from accelerate import Accelerator
@@ -115,7 +128,8 @@ def make_accelerator(opts: Options, find_unused: bool) -> Any:
         use_compile_cache()  # a resumed or repeated run reuses the kernels compiled before
         # prepare() wraps the (DDP) model in torch.compile; without the option, accelerate's own
         # configuration (`accelerate launch --dynamo_backend ...`) still decides.
-        extra["dynamo_plugin"] = TorchDynamoPlugin(backend="inductor")
+        on_cpu = _cpu_only_distributed() or not torch.cuda.is_available()
+        extra["dynamo_plugin"] = TorchDynamoPlugin(backend="inductor", options=training_compile_options(on_cpu))
     timeout = datetime.timedelta(seconds=opts.dist.timeout_s)
     init_elastic_process_group(timeout)
     return Accelerator(

@@ -30,6 +30,7 @@ def compile_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         calls.append(dict(kwargs))
         kwargs["backend"] = "aot_eager"
         kwargs.pop("mode", None)  # aot_eager takes no mode
+        kwargs.pop("options", None)  # nor inductor's options
         return real(model, **kwargs)
 
     monkeypatch.setattr(torch, "compile", fake)
@@ -42,6 +43,8 @@ def test_train_compile_trains_like_eager_and_saves_plain_keys(toys, make_options
     assert compile_calls == []  # default off
     compiled = run_training(make_options(name="compiled", train={"total_iter": 2, "compile": True}, val=None))
     assert len(compile_calls) == 1 and compile_calls[0]["backend"] == "inductor"
+    if not torch.cuda.is_available():  # channels-last backward graphs on the CPU (training_compile_options)
+        assert compile_calls[0]["options"] == {"force_layout_optimization": True}
     assert "torch.compile" in (compiled.experiment / "train.log").read_text()
     a, b = eager.last_checkpoint, compiled.last_checkpoint
     assert a is not None and b is not None
