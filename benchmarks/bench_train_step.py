@@ -2,6 +2,7 @@
 
     python benchmarks/bench_train_step.py --official-repo PATH --promptir-repo PATH \\
         [--models restormer,promptir] [--batch 4] [--patch 64] [--steps 5] [--rounds 5] [--threads N] [--no-compile]
+        [--isolated] [--heap default|keep|tools]
 
 One training step (forward, L1, backward, gradient clipping at 0.01, AdamW with Restormer's option-file
 settings: lr 3e-4, betas (0.9, 0.999), weight decay 1e-4) on a reduced Restormer and a reduced PromptIR,
@@ -36,13 +37,24 @@ variants, interleaved: each variant's best round (ms/step; other load only adds 
 of its per-round ratios to ``official`` (below 1: faster than the official step). The goal is
 ``irframe+compile`` <= 0.8x on the CPU. The load average (``os.getloadavg()``) is printed before
 and after; a model whose checkout is not given is skipped with a note.
+
+``--isolated`` runs each variant in a spawned process of its own (rounds still interleaved, driven
+through a pipe). In one process the released step's time moved by a quarter between runs (1143-1466 ms
+median for PromptIR on one day) with what the other variants had left in glibc's heap; in its own
+process each step meets only its own allocations, as a user's training does. ``--heap`` says which
+allocator setting each variant runs with: ``tools`` (the ``--isolated`` default) as each tool runs,
+irframe's variants keeping freed memory as ``tools/train.py`` does (:mod:`irframe.heap`) and the released
+step with glibc's default as BasicSR runs; ``keep`` for every variant (the computations alone);
+``default`` (the in-process default) glibc's default for all.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -81,76 +93,122 @@ def max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     return max((a[k] - b[k]).abs().max().item() for k in a)
 
 
-def bench_model(title: str, cfg: dict[str, Any], args: argparse.Namespace, workdir: Path) -> None:
-    from irframe.registry import ARCHS
-    from irframe.train.build import _shutdown
-
-    print(f"\n{title}:")
+def _released_repo(cfg: dict[str, Any], args: argparse.Namespace) -> Path | None:
+    """The user's checkout of ``cfg``'s released code, or ``None`` (a note printed) when not given or not one."""
     released = RELEASED[cfg["type"]]
     repo = getattr(args, released.option.lstrip("-").replace("-", "_"))
     if not repo:
         print(f"  skipped: give {released.option} PATH, a checkout of {released.url}")
-        return
+        return None
     if not (Path(repo) / released.file).is_file():
         print(f"  skipped: {Path(repo) / released.file} not found (a checkout of {released.url}?)")
-        return
+        return None
+    return Path(repo)
+
+
+def _start(cfg: dict[str, Any], args: argparse.Namespace) -> tuple[torch.nn.Module, dict[str, torch.Tensor], dict]:
+    """The seeded initial model, its parameters and the batch: the same in every variant and process."""
+    from irframe.registry import ARCHS
+
     torch.manual_seed(0)
     base = ARCHS.build(cfg, path="model")
-    start_params = params_of(base)
     g = torch.Generator().manual_seed(0)
     gt = torch.rand(args.batch, 3, args.patch, args.patch, generator=g)
-    batch = {"lq": gt + 0.1 * torch.randn(gt.shape, generator=g), "gt": gt}
+    return base, params_of(base), {"lq": gt + 0.1 * torch.randn(gt.shape, generator=g), "gt": gt}
 
-    official = released_net(Path(repo), cfg, base)
-    optimizer = torch.optim.AdamW(official.parameters(), lr=3e-4, betas=(0.9, 0.999), weight_decay=1e-4)
-    steps: dict[str, Callable[[], Any]] = {"official": reference_step(official, batch, optimizer, grad_clip=GRAD_CLIP)}
-    start = time.perf_counter()
-    steps["official"]()
-    first = {"official": time.perf_counter() - start}
-    after = {"official": params_of(official)}
 
-    trainers: list[Any] = []
-    variants = [("irframe", None)] + ([] if args.no_compile else [("irframe+compile", "inductor")])
-    for variant, backend in variants:
-        if trainers:  # accelerate keeps process-wide settings: forget them before another dynamo plugin
-            _shutdown(trainers[-1].accelerator)
-        trainer = make_trainer(
-            copy.deepcopy(base), batch, DEVICE, workdir / variant, grad_clip=GRAD_CLIP, optim=OPTIM,
-            compile_backend=backend,
-        )
-        trainer.model.train()
-        trainers.append(trainer)
-        steps[variant] = trainer.run_iteration
+class Variant:
+    """One variant, built and stepped once (its first step timed; compiled ones a second step too).
+
+    ``step`` runs one training step; ``first`` (s) and ``note`` describe the untimed steps; ``after``
+    holds the parameters after the first step (the agreement check); ``close()`` ends a Trainer's run.
+    """
+
+    def __init__(self, variant: str, cfg: dict[str, Any], repo: Path, args: argparse.Namespace, workdir: Path,
+                 base: torch.nn.Module, batch: dict) -> None:
+        self.trainer: Any = None
+        if variant == "official":
+            model = released_net(repo, cfg, base)
+            optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.999), weight_decay=1e-4)
+            self.step: Callable[[], Any] = reference_step(model, batch, optimizer, grad_clip=GRAD_CLIP)
+        else:
+            backend = "inductor" if variant == "irframe+compile" else None
+            self.trainer = make_trainer(copy.deepcopy(base), batch, DEVICE, workdir / variant, grad_clip=GRAD_CLIP,
+                                        optim=OPTIM, compile_backend=backend)
+            self.trainer.model.train()
+            model, self.step = self.trainer.model, self.trainer.run_iteration
         start = time.perf_counter()
-        trainer.run_iteration()
-        first[variant] = time.perf_counter() - start
-        after[variant] = params_of(trainer.model)
-        if backend:
+        self.step()
+        self.first = time.perf_counter() - start
+        self.after = params_of(model)
+        self.note = ""
+        if variant == "irframe+compile":
             start = time.perf_counter()
-            trainer.run_iteration()  # a backward or optimizer graph may only compile on the second step
+            self.step()  # a backward or optimizer graph may only compile on the second step
             second = time.perf_counter() - start
-            print(f"  {variant}: first step (compiles) {first[variant]:.1f} s, second {second:.2f} s (both excluded)")
+            self.note = f"first step (compiles) {self.first:.1f} s, second {second:.2f} s (both excluded)"
 
+    def close(self) -> None:
+        if self.trainer is not None:
+            from irframe.train.build import _shutdown
+
+            self.trainer.logger.close()
+            _shutdown(self.trainer.accelerator)
+
+
+def _variants(args: argparse.Namespace) -> list[str]:
+    return ["official", "irframe"] + ([] if args.no_compile else ["irframe+compile"])
+
+
+def bench_model(title: str, cfg: dict[str, Any], args: argparse.Namespace, workdir: Path) -> None:
+    """All variants in this process, rounds interleaved (``--isolated``: :func:`_isolated_rounds` instead)."""
+    print(f"\n{title}:")
+    repo = _released_repo(cfg, args)
+    if repo is None:
+        return
+    if args.isolated:
+        first, notes, after, times, start_params = _isolated_rounds(cfg, repo, args, workdir)
+    else:
+        from irframe.train.build import _shutdown
+
+        base, start_params, batch = _start(cfg, args)
+        built: dict[str, Variant] = {}
+        for variant in _variants(args):
+            trainers = [v.trainer for v in built.values() if v.trainer is not None]
+            if trainers:  # accelerate keeps process-wide settings: forget them before another dynamo plugin
+                _shutdown(trainers[-1].accelerator)
+            built[variant] = Variant(variant, cfg, repo, args, workdir, base, batch)
+        first = {k: v.first for k, v in built.items()}
+        notes = {k: v.note for k, v in built.items()}
+        after = {k: v.after for k, v in built.items()}
+        for v in built.values():  # one more untimed step each
+            v.step()
+        times: dict[str, list[float]] = {k: [] for k in built}
+        for _ in range(args.rounds):
+            for k, v in built.items():
+                times[k].append(timed(v.step, args.steps, DEVICE))
+        trainers = [v.trainer for v in built.values() if v.trainer is not None]
+        for trainer in trainers:
+            trainer.logger.close()
+        _shutdown(trainers[-1].accelerator)
+        torch._dynamo.reset()
+    _report(cfg, args, first, notes, after, times, start_params)
+
+
+def _report(cfg: dict[str, Any], args: argparse.Namespace, first: dict[str, float], notes: dict[str, str],
+            after: dict[str, dict], times: dict[str, list[float]], start_params: dict) -> None:
+    for variant, note in notes.items():
+        if note:
+            print(f"  {variant}: {note}")
     update = max_diff(after["official"], start_params)
     print(f"  one step from the same weights (first step: official {first['official']:.2f} s, irframe "
           f"{first['irframe']:.2f} s); largest parameter update {update:.2e}:")
-    for variant in steps:
+    for variant in after:
         if variant != "official":
             diff = max_diff(after[variant], after["official"])
             print(f"    {variant:<16} max|diff| of the updated parameters to official {diff:.2e}")
-
-    for fn in steps.values():  # one more untimed step each
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in steps}
-    for _ in range(args.rounds):
-        for k, fn in steps.items():
-            times[k].append(timed(fn, args.steps, DEVICE))
-    for trainer in trainers:
-        trainer.logger.close()
-    _shutdown(trainers[-1].accelerator)
-    torch._dynamo.reset()
-
-    print(f"  {args.rounds} rounds of {args.steps} steps, batch {args.batch}x3x{args.patch}x{args.patch}:")
+    where = " (each variant in its own process)" if args.isolated else ""
+    print(f"  {args.rounds} rounds of {args.steps} steps, batch {args.batch}x3x{args.patch}x{args.patch}{where}:")
     for k, ts in times.items():
         ratios = [t / o for t, o in zip(ts, times["official"])]
         goal = f"   (goal <= {GOAL}x)" if k == "irframe+compile" else ""
@@ -160,6 +218,61 @@ def bench_model(title: str, cfg: dict[str, Any], args: argparse.Namespace, workd
         )
     best = ", ".join(f"{k} {min(ts) / min(times['official']):.3f}x" for k, ts in times.items() if k != "official")
     print(f"  ({cfg['type'].lower()}: ratio of the best rounds: {best})")
+
+
+def _worker(conn: Any, cfg: dict[str, Any], repo: Path, args: argparse.Namespace, workdir: Path, variant: str) -> None:
+    """One variant in this (spawned) process: its first-step report, then a round's time per ``"run"``."""
+    from irframe.heap import keep_freed_memory
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.heap == "keep" or (args.heap == "tools" and variant != "official"):
+        keep_freed_memory()
+    base, start_params, batch = _start(cfg, args)
+    v = Variant(variant, cfg, repo, args, workdir, base, batch)
+    v.step()  # one more untimed step, as in one process
+    conn.send((v.first, v.note, v.after, start_params))
+    try:
+        while conn.recv() == "run":
+            conn.send(timed(v.step, args.steps, DEVICE))
+    finally:
+        v.close()
+
+
+def _isolated_rounds(
+    cfg: dict[str, Any], repo: Path, args: argparse.Namespace, workdir: Path
+) -> tuple[dict[str, float], dict[str, str], dict[str, dict], dict[str, list[float]], dict]:
+    """Each variant in a spawned process of its own (none sees the others' heap, threads or compiled
+    state), rounds interleaved across them: first-step times, notes, parameters after one step, times."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    conns: dict[str, Any] = {}
+    procs = []
+    first: dict[str, float] = {}
+    notes: dict[str, str] = {}
+    after: dict[str, dict] = {}
+    start_params: dict = {}
+    times: dict[str, list[float]] = {k: [] for k in _variants(args)}
+    try:
+        for k in times:  # one at a time: a worker builds (and compiles) while the others wait
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(child, cfg, repo, args, workdir, k), daemon=True)
+            proc.start()
+            procs.append(proc)
+            conns[k] = parent
+            first[k], notes[k], after[k], start_params = parent.recv()
+        for _ in range(args.rounds):
+            for k, conn in conns.items():
+                conn.send("run")
+                times[k].append(conn.recv())
+    finally:
+        for conn in conns.values():
+            with contextlib.suppress(OSError, BrokenPipeError):
+                conn.send("stop")
+        for proc in procs:
+            proc.join(timeout=60)
+    return first, notes, after, times, start_params
 
 
 def main() -> None:
@@ -173,14 +286,37 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--no-compile", action="store_true", help="leave out irframe+compile")
+    parser.add_argument("--isolated", action="store_true",
+                        help="each variant in a process of its own (rounds still interleaved): no variant's heap, "
+                             "threads or compiled state touches another's timing")
+    parser.add_argument(
+        "--heap", choices=("default", "keep", "tools"), default=None,
+        help="glibc's malloc: 'default' for every variant; 'keep' freed memory for reuse in every variant "
+             "(irframe.heap, the released step's too); 'tools' (--isolated only, its default): irframe's variants "
+             "keep it as tools/train.py does, the released step runs with glibc's default as BasicSR does",
+    )
     args = parser.parse_args()
+    if args.heap is None:
+        args.heap = "tools" if args.isolated else "default"
+    if args.heap == "tools" and not args.isolated:
+        parser.error("--heap tools needs --isolated (one process has one allocator setting)")
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in names if m not in CASES]
     if unknown:
         parser.error(f"--models: unknown {unknown}; choose from {list(CASES)}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_line()}, {load_line()}")
+    heap = {
+        "default": "glibc's default in every variant",
+        "keep": "every variant keeps freed memory (irframe.heap)",
+        "tools": "irframe's variants keep freed memory as tools/train.py does, the released step has glibc's default",
+    }[args.heap]
+    if args.heap == "keep" and not args.isolated:
+        from irframe.heap import keep_freed_memory
+
+        heap += ": " + keep_freed_memory()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_line()}; malloc: {heap}; {load_line()}")
+    print("command: python benchmarks/bench_train_step.py " + " ".join(sys.argv[1:]))
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             bench_model(*CASES[name], args, Path(tmp))

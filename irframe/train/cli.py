@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from irframe.errors import IrframeError, report_error
+from irframe.heap import keep_freed_memory
 from irframe.threads import add_threads_argument, configure_threads
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from irframe.train.build import run_training
 
         configure_threads(opts.threads, workers=train_workers(opts))
+        keep_freed_memory()  # each step reuses the last one's pages (irframe.heap; 19-24 % a step on the CPU)
         result = run_training(opts)  # resumes as path.resume says (--resume sets it)
     except IrframeError as exc:
         return report_error(exc)  # once, also under accelerate launch (irframe.launch.error_stream)

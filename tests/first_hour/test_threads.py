@@ -142,12 +142,16 @@ def test_train_tool_applies_threads_and_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv(threads.CHOSEN_ENV, "")
     seen: list[int] = []
+    kept: list[str] = []
 
     def fake_run(opts, resume=None):  # the thread count training would run with
         seen.append(torch.get_num_threads())
         return TrainResult(tmp_path / "exp", 0, None, None)
 
     monkeypatch.setattr("irframe.train.build.run_training", fake_run)
+    # the tool keeps freed memory for the steps to reuse (irframe.heap), once, before training
+    monkeypatch.setattr("irframe.train.cli.keep_freed_memory",
+                        lambda: kept.append(f"before {len(seen)} runs") or "kept")
     before = torch.get_num_threads()
     options = Path(__file__).resolve().parents[2] / "options" / "demo.yml"
     try:
@@ -156,5 +160,6 @@ def test_train_tool_applies_threads_and_says_so(tmp_path, monkeypatch, capsys):
     finally:
         torch.set_num_threads(before)
     assert status == 0 and seen == [2]
+    assert kept == ["before 0 runs"]
     assert capsys.readouterr().out.splitlines()[0] == "threads: 2 (set by --threads or the option file's threads)"
 
