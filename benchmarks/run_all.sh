@@ -41,7 +41,9 @@ if [ ${#released[@]} -gt 0 ] || [ -n "${IPT_REPO:-}" ]; then
     done
 fi
 if [ ${#released[@]} -gt 0 ]; then
-    run benchmarks/bench_train_step.py "${released[@]}"
+    # as each tool runs (irframe keeps freed memory, the released step glibc's default), then the same allocator
+    run benchmarks/bench_train_step.py "${released[@]}" --isolated
+    run benchmarks/bench_train_step.py "${released[@]}" --isolated --heap keep
 fi
 if [ -n "${RESTORMER_REPO:-}" ]; then
     run benchmarks/bench_memory.py --official-repo "$RESTORMER_REPO"
