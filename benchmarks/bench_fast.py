@@ -114,7 +114,18 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from common import REDUCED_NAFNET, REDUCED_RESTORMER, RELEASED, cpu_line, load_line, released_file, released_net
+from common import (
+    REDUCED_NAFNET,
+    REDUCED_RESTORMER,
+    RELEASED,
+    add_heap_argument,
+    cpu_line,
+    heap_setting,
+    keeps_heap,
+    load_line,
+    released_file,
+    released_net,
+)
 
 from irframe.nn.inference import compile_model, restore
 from irframe.registry import ARCHS
@@ -365,11 +376,6 @@ def bench_case(name: str, cfg: dict, shape: tuple[int, int], args: argparse.Name
 NETWORK = {"network:ours": "ours", "network:released": "released"}
 
 
-def _keeps_heap(variant: str, heap: str) -> bool:
-    """Whether ``variant``'s process keeps freed memory (:mod:`irframe.heap`) under ``--heap``."""
-    return heap == "keep" or (heap == "tools" and variant not in ("official", "network:released"))
-
-
 def _worker(conn: Any, name: str, cfg: dict, shape: tuple[int, int], args: argparse.Namespace, workdir: Path,
             variant: str) -> None:
     """One variant, in this process: its output first, then a time per ``"run"``, faults per ``"faults"``."""
@@ -377,7 +383,7 @@ def _worker(conn: Any, name: str, cfg: dict, shape: tuple[int, int], args: argpa
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    kept = keep_freed_memory() if _keeps_heap(variant, args.heap) else "glibc's default"
+    kept = keep_freed_memory() if keeps_heap(variant, args.heap) else "glibc's default"
     if variant in NETWORK:
         networks = build_variants(name, cfg, shape, args, workdir, only="official").networks
         assert networks is not None  # IPT with --ipt-repo
@@ -571,13 +577,7 @@ def main(argv: list[str] | None = None) -> None:
         help="each variant in a process of its own (spawned), rounds interleaved across them (IPT's "
              "network-only pair too)",
     )
-    parser.add_argument(
-        "--heap", choices=("default", "keep", "tools"), default=None,
-        help="glibc's malloc: 'default' for every variant; 'keep' freed memory for reuse in every variant "
-             "(irframe.heap, the released code's too); 'tools' (--isolated only, its default): irframe's "
-             "variants keep it as tools/infer.py does, the released code runs with glibc's default as its "
-             "scripts do",
-    )
+    add_heap_argument(parser, "tools/infer.py")
     parser.add_argument("--faults", action="store_true",
                         help="also print each variant's page faults and system time of one call (getrusage)")
     parser.add_argument("--psnr", action="store_true", help="also measure bf16's PSNR cost on BSD68/Kodak24")
@@ -585,22 +585,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--psnr-images", type=int, default=8)
     parser.add_argument("--shared", default=str(ROOT.parent / "shared"), help="folder holding data/ (BSD68, Kodak24)")
     args = parser.parse_args(argv)
-    if args.heap is None:
-        args.heap = "tools" if args.isolated else "default"
-    if args.heap == "tools" and not args.isolated:
-        parser.error("--heap tools needs --isolated (one process cannot run two malloc settings)")
+    heap = heap_setting(parser, args, "tools/infer.py")
     if args.threads:
         torch.set_num_threads(args.threads)
-    from irframe.heap import keep_freed_memory
     from irframe.nn.ort import cpu_bf16_flags
-
-    heap = {
-        "default": "glibc's default in every variant",
-        "keep": "every variant keeps freed memory (irframe.heap)",
-        "tools": "irframe's variants keep freed memory as tools/infer.py does, the released code has glibc's default",
-    }[args.heap]
-    if args.heap == "keep" and not args.isolated:
-        heap += ": " + keep_freed_memory()
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_line()}, bf16 flags: "
           f"{', '.join(sorted(cpu_bf16_flags())) or 'none'}; malloc: {heap}; {load_line()}")

@@ -62,7 +62,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from common import REDUCED_RESTORMER, RELEASED, cpu_line, load_line, make_trainer, reference_step, released_net, timed
+from common import (
+    REDUCED_RESTORMER,
+    RELEASED,
+    add_heap_argument,
+    cpu_line,
+    heap_setting,
+    keeps_heap,
+    load_line,
+    make_trainer,
+    reference_step,
+    released_net,
+    timed,
+)
 
 DEVICE = "cpu"
 GRAD_CLIP = 0.01  # Restormer's train.use_grad_clip: clip_grad_norm_(..., 0.01) in optimize_parameters
@@ -226,7 +238,7 @@ def _worker(conn: Any, cfg: dict[str, Any], repo: Path, args: argparse.Namespace
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.heap == "keep" or (args.heap == "tools" and variant != "official"):
+    if keeps_heap(variant, args.heap):
         keep_freed_memory()
     base, start_params, batch = _start(cfg, args)
     v = Variant(variant, cfg, repo, args, workdir, base, batch)
@@ -289,32 +301,15 @@ def main() -> None:
     parser.add_argument("--isolated", action="store_true",
                         help="each variant in a process of its own (rounds still interleaved): no variant's heap, "
                              "threads or compiled state touches another's timing")
-    parser.add_argument(
-        "--heap", choices=("default", "keep", "tools"), default=None,
-        help="glibc's malloc: 'default' for every variant; 'keep' freed memory for reuse in every variant "
-             "(irframe.heap, the released step's too); 'tools' (--isolated only, its default): irframe's variants "
-             "keep it as tools/train.py does, the released step runs with glibc's default as BasicSR does",
-    )
+    add_heap_argument(parser, "tools/train.py")
     args = parser.parse_args()
-    if args.heap is None:
-        args.heap = "tools" if args.isolated else "default"
-    if args.heap == "tools" and not args.isolated:
-        parser.error("--heap tools needs --isolated (one process has one allocator setting)")
+    heap = heap_setting(parser, args, "tools/train.py")
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in names if m not in CASES]
     if unknown:
         parser.error(f"--models: unknown {unknown}; choose from {list(CASES)}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    heap = {
-        "default": "glibc's default in every variant",
-        "keep": "every variant keeps freed memory (irframe.heap)",
-        "tools": "irframe's variants keep freed memory as tools/train.py does, the released step has glibc's default",
-    }[args.heap]
-    if args.heap == "keep" and not args.isolated:
-        from irframe.heap import keep_freed_memory
-
-        heap += ": " + keep_freed_memory()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_line()}; malloc: {heap}; {load_line()}")
     print("command: python benchmarks/bench_train_step.py " + " ".join(sys.argv[1:]))
     with tempfile.TemporaryDirectory() as tmp:

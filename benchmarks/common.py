@@ -8,6 +8,7 @@ The scripts of ``benchmarks/`` import it as ``common`` (a script's folder is on 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import copy
 import importlib.util
@@ -73,6 +74,44 @@ def cpu_line() -> str:
     ids = ", ".join(f"{k} {fields[k]}" for k in ("cpu family", "model", "stepping") if k in fields)
     name = fields.get("model name", platform.machine())
     return f"CPU {name} ({ids})" if ids else f"CPU {name}"
+
+
+RELEASED_VARIANTS = ("official", "network:released")  # the variants that run the released code
+
+
+def add_heap_argument(parser: argparse.ArgumentParser, tool: str) -> None:
+    """``--heap default|keep|tools``: which glibc malloc setting each variant runs with (:mod:`irframe.heap`);
+    ``tool`` names the irframe tool whose setting ``tools`` copies (``tools/infer.py``, ``tools/train.py``)."""
+    parser.add_argument(
+        "--heap", choices=("default", "keep", "tools"), default=None,
+        help="glibc's malloc: 'default' for every variant; 'keep' freed memory for reuse in every variant "
+             "(irframe.heap, the released code's too); 'tools' (--isolated only, its default): irframe's "
+             f"variants keep it as {tool} does, the released code runs with glibc's default as its scripts do",
+    )
+
+
+def heap_setting(parser: argparse.ArgumentParser, args: argparse.Namespace, tool: str) -> str:
+    """Settle ``args.heap`` (default ``tools`` with ``--isolated``, else ``default``), refuse ``tools`` in one
+    process, set ``keep`` for this process when the variants share it, and say the setting for the header."""
+    if args.heap is None:
+        args.heap = "tools" if args.isolated else "default"
+    if args.heap == "tools" and not args.isolated:
+        parser.error("--heap tools needs --isolated (one process cannot run two malloc settings)")
+    said = {
+        "default": "glibc's default in every variant",
+        "keep": "every variant keeps freed memory (irframe.heap)",
+        "tools": f"irframe's variants keep freed memory as {tool} does, the released code has glibc's default",
+    }[args.heap]
+    if args.heap == "keep" and not args.isolated:
+        from irframe.heap import keep_freed_memory
+
+        said += ": " + keep_freed_memory()
+    return said
+
+
+def keeps_heap(variant: str, heap: str) -> bool:
+    """Whether ``variant``'s own process keeps freed memory (:mod:`irframe.heap`) under ``--heap``."""
+    return heap == "keep" or (heap == "tools" and variant not in RELEASED_VARIANTS)
 
 
 def released_file(arch: str, repo: Path, rel: str | None = None) -> Path:
