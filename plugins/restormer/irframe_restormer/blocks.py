@@ -70,11 +70,13 @@ def _dwconv_tokens(t: torch.Tensor, h: int, w: int, weight: torch.Tensor, bias: 
 def _project(t: torch.Tensor, h: int, w: int, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """A 1x1 convolution of tokens ``(b, h*w, c_in)`` with the ``(c_out, c_in)`` matrix ``weight``, tokens out.
 
-    On the CPU it runs as oneDNN's 1x1 convolution of the channels-last map (the tokens' own memory):
-    forward and backward took 0.4-0.6x of ``F.linear``'s GEMM on the AMD CPU of ``benchmarks/RESULTS.md``
-    (the training path; inference without autograd uses oneDNN's matmul, :mod:`irframe.nn.onednn`).
-    Other devices use ``F.linear`` (not measured there).
+    Where the fused kernels may run (CPU inference, :mod:`irframe.nn.onednn`) it is oneDNN's matmul.
+    Elsewhere on the CPU (training, compile, export) it is oneDNN's 1x1 convolution of the channels-last
+    map (the tokens' own memory): forward and backward took 0.4-0.6x of ``F.linear``'s GEMM on the AMD CPU
+    of ``benchmarks/RESULTS.md``. Other devices use ``F.linear`` (not measured there).
     """
+    if onednn.fusable(t):
+        return onednn.linear(t, weight, bias)
     if t.device.type != "cpu":
         return F.linear(t, weight, bias)
     return to_tokens(F.conv2d(from_tokens(t, h, w), weight.view(*weight.shape, 1, 1), bias))
@@ -82,8 +84,9 @@ def _project(t: torch.Tensor, h: int, w: int, weight: torch.Tensor, bias: torch.
 
 def _project_add(residual: torch.Tensor | None, t: torch.Tensor, h: int, w: int, weight: torch.Tensor,
                  bias: torch.Tensor | None) -> torch.Tensor:
-    """``residual + _project(t, ...)`` on the CPU; elsewhere the product with the addition inside it (``baddbmm``)."""
-    if t.device.type != "cpu":
+    """``residual + _project(t, ...)``: the 1x1 convolution and an addition on the CPU outside the fused
+    kernels; elsewhere the product with the addition inside it (``baddbmm``)."""
+    if onednn.fusable(t) or t.device.type != "cpu":
         return _add_out(residual, t, weight.t(), bias)
     out = _project(t, h, w, weight, bias)
     return out if residual is None else residual + out
@@ -287,9 +290,7 @@ class Attention(nn.Module):
         """MDTA of normalised tokens ``x`` ``(b, h*w, c)``, plus ``residual`` when given."""
         b, n, c = x.shape
         heads, cp = self.num_heads, c // self.num_heads
-        fused = onednn.fusable(x)
-        w_qkv = _pointwise(self.qkv)
-        qkv = onednn.linear(x, w_qkv, self.qkv.bias) if fused else _project(x, h, w, w_qkv, self.qkv.bias)
+        qkv = _project(x, h, w, _pointwise(self.qkv), self.qkv.bias)
         qkv = _dwconv_tokens(qkv, h, w, self.qkv_dwconv.weight, self.qkv_dwconv.bias)
         # split, not three slices: in training, each slice's backward filled a zeroed qkv-sized gradient
         # and copied into it (11 % of a PromptIR step); split's backward is one concatenation
@@ -301,11 +302,9 @@ class Attention(nn.Module):
         logits = logits / (q_norm.reshape(b, heads, cp, 1) * k_norm.reshape(b, heads, 1, cp))
         attn = (logits * self.temperature).softmax(dim=-1)
         if n <= c:  # few pixels (the latent level): folding costs c*c*c' products, attn @ v only n*c*c'
-            out = torch.matmul(v.view(b, n, heads, cp).transpose(1, 2), attn.transpose(-1, -2)).transpose(1, 2)
-            out, w_out = out.reshape(b, n, c), _pointwise(self.project_out)
-            if fused:
-                return _add_out(residual, out, w_out.t(), self.project_out.bias)
-            return _project_add(residual, out, h, w, w_out, self.project_out.bias)
+            out = torch.matmul(v.view(b, n, heads, cp).transpose(1, 2), attn.transpose(-1, -2))
+            out = out.transpose(1, 2).reshape(b, n, c)
+            return _project_add(residual, out, h, w, _pointwise(self.project_out), self.project_out.bias)
         # out = v @ (Wo blockdiag(attn))^T: mix[b, o, head, i] = sum_j Wo[o, head*c'+j] attn[b, head, j, i]
         mix = torch.einsum("ohj,bhji->bohi", _pointwise(self.project_out).view(c, heads, cp), attn).reshape(b, c, c)
         return _add_out(residual, v, mix.transpose(1, 2), self.project_out.bias)
